@@ -1,0 +1,64 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Loupe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "loupe", targets: ["loupe"]),
+        .library(name: "CLIP", targets: ["CLIP"]),
+        .library(name: "ImageIO", targets: ["ImageIO"]),
+        .library(name: "ModelHub", targets: ["ModelHub"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // System-library shims: a modulemap and one header each.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Image codecs. libpng reports errors with longjmp, which Swift cannot catch, so its decoder
+        // lives in a small C file; the other libraries return error codes and are called from Swift.
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [
+                .linkedLibrary("turbojpeg"), .linkedLibrary("png16"), .linkedLibrary("webp"),
+                .linkedLibrary("gif"), .linkedLibrary("tiff"),
+            ]
+        ),
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(
+            name: "CLIP",
+            dependencies: ["Tensor", "ImageIO"],
+            resources: [.copy("Resources/text_tables.json")]
+        ),
+        .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
+        .target(
+            name: "ModelHub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "loupe",
+            dependencies: [
+                "CLIP", "ImageIO", "ModelHub",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
+        .testTarget(
+            name: "ModelHubTests",
+            dependencies: ["ModelHub", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        .testTarget(name: "LoupeCLITests", dependencies: ["loupe"]),
+    ]
+)

@@ -1,0 +1,70 @@
+import Foundation
+import ImageIO
+import Tensor
+
+/// A CLIP model loaded from a Hugging Face `CLIPModel` folder: both towers, the tokenizer and the
+/// image preprocessing, giving L2-normalised float32 vectors in one space.
+public final class CLIPModel: @unchecked Sendable {
+    public let configuration: CLIPConfiguration
+    public let tokenizer: CLIPTokenizer
+    public let preprocessor: ImagePreprocessor
+    private let weights: SafeTensors  // keeps the memory mapping alive for the towers' views
+    private let text: TextTower
+    private let vision: VisionTower
+
+    /// The length of every vector this model returns.
+    public var dimension: Int { configuration.projectionDim }
+
+    /// Loads every file from `folder`, verifying each weight: unknown keys, missing keys and shape
+    /// mismatches are errors that name the key.
+    public init(folder: URL) throws {
+        configuration = try CLIPConfiguration.load(from: folder.appendingPathComponent("config.json"))
+        preprocessor = ImagePreprocessor(
+            configuration: try PreprocessorConfiguration.load(from: folder.appendingPathComponent("preprocessor_config.json")))
+        tokenizer = try CLIPTokenizer(folder: folder, contextLength: configuration.textConfig.maxPositionEmbeddings)
+        weights = try SafeTensors(folder: folder)
+        let load = WeightLoader(weights)
+        text = try TextTower(load, configuration.textConfig, projectionDim: configuration.projectionDim)
+        vision = try VisionTower(load, configuration.visionConfig, projectionDim: configuration.projectionDim)
+        _ = try load("logit_scale")
+        try load.verifyAllUsed()
+        let crop = (preprocessor.configuration.cropWidth, preprocessor.configuration.cropHeight)
+        let side = configuration.visionConfig.imageSize
+        guard preprocessor.configuration.doCenterCrop, crop == (side, side) else {
+            throw CLIPError.invalidConfiguration(
+                "preprocessor crop \(crop.0)×\(crop.1) does not give the model's \(side)×\(side) input")
+        }
+    }
+
+    /// Token ids as the model sees them: up to and including the first end-of-text token.
+    public func tokens(for text: String) throws -> [Int] {
+        let ids = try tokenizer.encode(text)
+        guard let end = ids.firstIndex(of: tokenizer.endToken) else { return ids }
+        return Array(ids[...end])
+    }
+
+    public func embed(text: String) throws -> [Float] {
+        let ids = try tokens(for: text)
+        // Only the start and end tokens: nothing to embed (the text was empty or only white space).
+        guard ids.count > 2 else { throw CLIPError.emptyText }
+        guard ids.allSatisfy({ $0 < configuration.textConfig.vocabSize }) else {
+            throw CLIPError.invalidTokenizer("a token id is outside the model's vocabulary of \(configuration.textConfig.vocabSize)")
+        }
+        return self.text(ids)
+    }
+
+    public func embed(texts: [String]) throws -> [[Float]] { try texts.map { try embed(text: $0) } }
+
+    /// The model input for one image: [3, size, size] planes.
+    public func pixelValues(for image: RGBImage) -> [Float] { preprocessor.pixelValues(image) }
+
+    public func embed(images: [RGBImage]) -> [[Float]] {
+        guard !images.isEmpty else { return [] }
+        return vision(images.map(pixelValues))
+    }
+
+    public func embed(image: RGBImage) -> [Float] { embed(images: [image])[0] }
+
+    /// Embeds already preprocessed inputs ([3, size, size] each).
+    public func embed(pixelValues: [[Float]]) -> [[Float]] { vision(pixelValues) }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import ImageIO
+
+/// `preprocessor_config.json`: every number preprocessing uses comes from here.
+public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
+    public var doResize = true
+    public var shortestEdge = 224
+    public var resample = 3
+    public var doCenterCrop = true
+    public var cropHeight = 224
+    public var cropWidth = 224
+    public var doRescale = true
+    public var rescaleFactor = 1.0 / 255.0
+    public var doNormalize = true
+    public var imageMean: [Double] = [0.48145466, 0.4578275, 0.40821073]
+    public var imageStd: [Double] = [0.26862954, 0.26130258, 0.27577711]
+
+    enum CodingKeys: String, CodingKey {
+        case doResize = "do_resize", size, resample, doCenterCrop = "do_center_crop", cropSize = "crop_size"
+        case doRescale = "do_rescale", rescaleFactor = "rescale_factor", doNormalize = "do_normalize"
+        case imageMean = "image_mean", imageStd = "image_std"
+    }
+
+    /// `size` and `crop_size` are a bare number in older files and an object in newer ones.
+    private struct Size: Codable {
+        var shortestEdge: Int?
+        var height: Int?
+        var width: Int?
+        enum CodingKeys: String, CodingKey { case shortestEdge = "shortest_edge", height, width }
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        doResize = try c.decodeIfPresent(Bool.self, forKey: .doResize) ?? doResize
+        if let edge = try? c.decode(Int.self, forKey: .size) {
+            shortestEdge = edge
+        } else if let size = try c.decodeIfPresent(Size.self, forKey: .size) {
+            guard let edge = size.shortestEdge else {
+                throw CLIPError.invalidConfiguration("preprocessor size must give shortest_edge")
+            }
+            shortestEdge = edge
+        }
+        resample = try c.decodeIfPresent(Int.self, forKey: .resample) ?? resample
+        doCenterCrop = try c.decodeIfPresent(Bool.self, forKey: .doCenterCrop) ?? doCenterCrop
+        if let edge = try? c.decode(Int.self, forKey: .cropSize) {
+            (cropHeight, cropWidth) = (edge, edge)
+        } else if let crop = try c.decodeIfPresent(Size.self, forKey: .cropSize) {
+            guard let height = crop.height, let width = crop.width else {
+                throw CLIPError.invalidConfiguration("preprocessor crop_size must give height and width")
+            }
+            (cropHeight, cropWidth) = (height, width)
+        }
+        doRescale = try c.decodeIfPresent(Bool.self, forKey: .doRescale) ?? doRescale
+        rescaleFactor = try c.decodeIfPresent(Double.self, forKey: .rescaleFactor) ?? rescaleFactor
+        doNormalize = try c.decodeIfPresent(Bool.self, forKey: .doNormalize) ?? doNormalize
+        imageMean = try c.decodeIfPresent([Double].self, forKey: .imageMean) ?? imageMean
+        imageStd = try c.decodeIfPresent([Double].self, forKey: .imageStd) ?? imageStd
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(doResize, forKey: .doResize)
+        try c.encode(Size(shortestEdge: shortestEdge), forKey: .size)
+        try c.encode(resample, forKey: .resample)
+        try c.encode(doCenterCrop, forKey: .doCenterCrop)
+        try c.encode(Size(height: cropHeight, width: cropWidth), forKey: .cropSize)
+        try c.encode(doRescale, forKey: .doRescale)
+        try c.encode(rescaleFactor, forKey: .rescaleFactor)
+        try c.encode(doNormalize, forKey: .doNormalize)
+        try c.encode(imageMean, forKey: .imageMean)
+        try c.encode(imageStd, forKey: .imageStd)
+    }
+
+    public static func load(from url: URL) throws -> PreprocessorConfiguration {
+        guard let data = try? Data(contentsOf: url) else { throw CLIPError.missingFile(url.path) }
+        let configuration: PreprocessorConfiguration
+        do {
+            configuration = try JSONDecoder().decode(PreprocessorConfiguration.self, from: data)
+        } catch let error as CLIPError {
+            throw error
+        } catch {
+            throw CLIPError.invalidConfiguration("\(url.lastPathComponent): \(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    func validate() throws {
+        guard shortestEdge > 0, cropWidth > 0, cropHeight > 0 else {
+            throw CLIPError.invalidConfiguration("preprocessor sizes must be positive")
+        }
+        guard resample == 3 else {
+            throw CLIPError.invalidConfiguration("resample \(resample) is not supported; only 3 (bicubic) is")
+        }
+        guard imageMean.count == 3, imageStd.count == 3, imageStd.allSatisfy({ $0 > 0 }) else {
+            throw CLIPError.invalidConfiguration("image_mean and image_std need three values, std positive")
+        }
+    }
+}
+
+/// CLIP image preprocessing as the reference (`CLIPImageProcessor`, Pillow path) does it: bicubic
+/// resize of the shortest edge, center crop, rescale, normalize, channels first.
+public struct ImagePreprocessor: Sendable {
+    public let configuration: PreprocessorConfiguration
+
+    public init(configuration: PreprocessorConfiguration) { self.configuration = configuration }
+
+    /// The size the reference resizes to: the shortest edge becomes `shortestEdge`, the other edge
+    /// is scaled and truncated (not rounded).
+    public func resizedSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        let edge = configuration.shortestEdge
+        if width <= height {
+            return (edge, Int(Double(edge) * Double(height) / Double(width)))
+        }
+        return (Int(Double(edge) * Double(width) / Double(height)), edge)
+    }
+
+    /// Resize and crop, still 8-bit: the part that must equal the reference exactly.
+    public func resizedAndCropped(_ image: RGBImage) -> RGBImage {
+        var image = image
+        if configuration.doResize {
+            let size = resizedSize(width: image.width, height: image.height)
+            image = BicubicResampler.resize(image, width: size.width, height: size.height)
+        }
+        if configuration.doCenterCrop {
+            image = centerCrop(image, width: configuration.cropWidth, height: configuration.cropHeight)
+        }
+        return image
+    }
+
+    /// The model's input: [3, height, width] float planes.
+    public func pixelValues(_ image: RGBImage) -> [Float] {
+        let image = resizedAndCropped(image)
+        let plane = image.width * image.height
+        var out = [Float](repeating: 0, count: 3 * plane)
+        let mean = configuration.imageMean.map { Float($0) }
+        let std = configuration.imageStd.map { Float($0) }
+        for i in 0..<plane {
+            for channel in 0..<3 {
+                // Rescaled in double, stored as float32, then normalised in float32, as the reference.
+                var value = Float(image.pixels[3 * i + channel])
+                if configuration.doRescale { value = Float(Double(image.pixels[3 * i + channel]) * configuration.rescaleFactor) }
+                if configuration.doNormalize { value = (value - mean[channel]) / std[channel] }
+                out[channel * plane + i] = value
+            }
+        }
+        return out
+    }
+
+    /// Crops the centre; a side smaller than the crop is padded with zeros around the image.
+    func centerCrop(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        if image.width == width && image.height == height { return image }
+        let top = (image.height - height) / 2
+        let left = (image.width - width) / 2
+        var out = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            let sourceY = y + top
+            guard sourceY >= 0 && sourceY < image.height else { continue }
+            for x in 0..<width {
+                let sourceX = x + left
+                guard sourceX >= 0 && sourceX < image.width else { continue }
+                for channel in 0..<3 {
+                    out[(y * width + x) * 3 + channel] = image.pixels[(sourceY * image.width + sourceX) * 3 + channel]
+                }
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: out)
+    }
+}

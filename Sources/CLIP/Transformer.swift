@@ -1,0 +1,82 @@
+import Tensor
+
+/// `nn.Linear`: weight [out, in] and an optional bias [out].
+struct Linear {
+    let weight: WeightView
+    let bias: WeightView?
+
+    init(_ load: WeightLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int, bias hasBias: Bool = true) throws {
+        weight = try load("\(prefix).weight", outFeatures, inFeatures)
+        bias = hasBias ? try load("\(prefix).bias", outFeatures) : nil
+    }
+
+    func callAsFunction(_ x: Matrix) -> Matrix { Operations.linear(x, weight: weight, bias: bias) }
+}
+
+struct LayerNorm {
+    let gamma: WeightView
+    let beta: WeightView
+    let epsilon: Float
+
+    init(_ load: WeightLoader, _ prefix: String, width: Int, epsilon: Float) throws {
+        gamma = try load("\(prefix).weight", width)
+        beta = try load("\(prefix).bias", width)
+        self.epsilon = epsilon
+    }
+
+    func callAsFunction(_ x: Matrix) -> Matrix {
+        Operations.layerNorm(x, gamma: gamma, beta: beta, epsilon: epsilon)
+    }
+}
+
+/// One pre-norm transformer block, the same type in both towers (`CLIPEncoderLayer`).
+struct EncoderLayer {
+    let layerNorm1: LayerNorm
+    let query: Linear
+    let key: Linear
+    let value: Linear
+    let output: Linear
+    let layerNorm2: LayerNorm
+    let fc1: Linear
+    let fc2: Linear
+    let heads: Int
+    let activation: Activation
+
+    init(_ load: WeightLoader, _ prefix: String, _ c: EncoderConfiguration) throws {
+        let width = c.hiddenSize
+        layerNorm1 = try LayerNorm(load, "\(prefix).layer_norm1", width: width, epsilon: c.layerNormEps)
+        query = try Linear(load, "\(prefix).self_attn.q_proj", in: width, out: width)
+        key = try Linear(load, "\(prefix).self_attn.k_proj", in: width, out: width)
+        value = try Linear(load, "\(prefix).self_attn.v_proj", in: width, out: width)
+        output = try Linear(load, "\(prefix).self_attn.out_proj", in: width, out: width)
+        layerNorm2 = try LayerNorm(load, "\(prefix).layer_norm2", width: width, epsilon: c.layerNormEps)
+        fc1 = try Linear(load, "\(prefix).mlp.fc1", in: width, out: c.intermediateSize)
+        fc2 = try Linear(load, "\(prefix).mlp.fc2", in: c.intermediateSize, out: width)
+        heads = c.numAttentionHeads
+        guard let activation = c.activation else { throw CLIPError.invalidConfiguration("unknown hidden_act \(c.hiddenAct)") }
+        self.activation = activation
+    }
+
+    /// x: [batch · length, width] → same shape.
+    func callAsFunction(_ x: Matrix, batch: Int, length: Int, causal: Bool) -> Matrix {
+        let normed = layerNorm1(x)                                   // [batch·length, width]
+        let attended = Operations.attention(
+            query: query(normed), key: key(normed), value: value(normed),
+            batch: batch, length: length, heads: heads, causal: causal)  // [batch·length, width]
+        let h = Operations.add(x, output(attended))                  // [batch·length, width]
+        let hidden = Operations.apply(activation, to: fc1(layerNorm2(h)))  // [batch·length, intermediate]
+        return Operations.add(h, fc2(hidden))                        // [batch·length, width]
+    }
+}
+
+struct TransformerEncoder {
+    let layers: [EncoderLayer]
+
+    init(_ load: WeightLoader, _ prefix: String, _ c: EncoderConfiguration) throws {
+        layers = try (0..<c.numHiddenLayers).map { try EncoderLayer(load, "\(prefix).layers.\($0)", c) }
+    }
+
+    func callAsFunction(_ x: Matrix, batch: Int, length: Int, causal: Bool) -> Matrix {
+        layers.reduce(x) { $1($0, batch: batch, length: length, causal: causal) }
+    }
+}

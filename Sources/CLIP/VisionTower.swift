@@ -1,0 +1,76 @@
+import Tensor
+
+/// `CLIPVisionTransformer` plus `visual_projection`.
+struct VisionTower {
+    let classEmbedding: WeightView     // [width]
+    let patchEmbedding: WeightView     // [width, channels · patch · patch], a stride-`patch` convolution
+    let positionEmbedding: WeightView  // [patches + 1, width]
+    let preLayerNorm: LayerNorm
+    let encoder: TransformerEncoder
+    let postLayerNorm: LayerNorm
+    let projection: Linear             // [projection, width], no bias
+    let configuration: VisionConfiguration
+
+    var patchesPerSide: Int { configuration.imageSize / configuration.patchSize }
+    var tokens: Int { patchesPerSide * patchesPerSide + 1 }
+
+    init(_ load: WeightLoader, _ c: VisionConfiguration, projectionDim: Int) throws {
+        let width = c.encoder.hiddenSize
+        let side = c.imageSize / c.patchSize
+        classEmbedding = try load("vision_model.embeddings.class_embedding", width)
+        let kernel = try load("vision_model.embeddings.patch_embedding.weight", width, c.numChannels, c.patchSize, c.patchSize)
+        patchEmbedding = WeightView(base: kernel.base, shape: [width, c.numChannels * c.patchSize * c.patchSize])
+        positionEmbedding = try load("vision_model.embeddings.position_embedding.weight", side * side + 1, width)
+        preLayerNorm = try LayerNorm(load, "vision_model.pre_layrnorm", width: width, epsilon: c.encoder.layerNormEps)
+        encoder = try TransformerEncoder(load, "vision_model.encoder", c.encoder)
+        postLayerNorm = try LayerNorm(load, "vision_model.post_layernorm", width: width, epsilon: c.encoder.layerNormEps)
+        projection = try Linear(load, "visual_projection", in: width, out: projectionDim, bias: false)
+        configuration = c
+    }
+
+    /// Embeds a batch of preprocessed images, each [channels, size, size] planes.
+    func callAsFunction(_ images: [[Float]]) -> [[Float]] {
+        let width = configuration.encoder.hiddenSize
+        let patch = configuration.patchSize
+        let size = configuration.imageSize
+        let side = patchesPerSide
+        let patchLength = configuration.numChannels * patch * patch
+        let batch = images.count
+
+        // im2col: one row per patch, ordered (channel, row, column) like the convolution kernel.
+        var columns = Matrix(zeros: batch * side * side, patchLength)  // [batch·patches, channels·patch²]
+        for (item, pixels) in images.enumerated() {
+            for py in 0..<side {
+                for px in 0..<side {
+                    let row = (item * side + py) * side + px
+                    var column = 0
+                    for channel in 0..<configuration.numChannels {
+                        for y in 0..<patch {
+                            let source = (channel * size + py * patch + y) * size + px * patch
+                            for x in 0..<patch {
+                                columns[row, column] = pixels[source + x]
+                                column += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let patches = Operations.linear(columns, weight: patchEmbedding, bias: nil)  // [batch·patches, width]
+
+        var x = Matrix(zeros: batch * tokens, width)              // [batch·tokens, width]
+        for item in 0..<batch {
+            for token in 0..<tokens {
+                let row = item * tokens + token
+                for i in 0..<width {
+                    let content = token == 0 ? classEmbedding.base[i] : patches[item * (tokens - 1) + token - 1, i]
+                    x[row, i] = content + positionEmbedding.base[token * width + i]
+                }
+            }
+        }
+        let encoded = encoder(preLayerNorm(x), batch: batch, length: tokens, causal: false)
+        let pooled = postLayerNorm(encoded.gatherRows((0..<batch).map { $0 * tokens }))  // [batch, width]
+        let projected = projection(pooled)                         // [batch, projection]
+        return (0..<batch).map { Operations.l2Normalized(projected.row($0)) }
+    }
+}

@@ -1,0 +1,199 @@
+import CImageCodecs
+import Foundation
+
+/// Decodes JPEG, PNG, WebP, GIF (first frame), BMP and TIFF into 8-bit pixels, upright (EXIF
+/// orientation applied). Sizes are checked from the header before any pixel is decoded.
+public struct ImageDecoder: Sendable {
+    public let limits: ImageLimits
+
+    public init(limits: ImageLimits = .azure) { self.limits = limits }
+
+    /// Reads and decodes a file; its byte size is checked before it is read.
+    public func decode(fileAt path: String) throws -> RasterImage {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw ImageError.fileNotFound(path) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw ImageError.unreadable("\(path) is not a regular file") }
+        try checkByteCount(Int(status.st_size))
+        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError.unreadable(path) }
+        return try decode(Array(data))
+    }
+
+    public func decode(_ data: Data) throws -> RasterImage { try decode(Array(data)) }
+
+    public func decode(_ bytes: [UInt8]) throws -> RasterImage {
+        try checkByteCount(bytes.count)
+        guard let format = ImageFormat(signature: Array(bytes.prefix(16))) else { throw ImageError.unknownFormat }
+        switch format {
+        case .jpeg: return Orientation.apply(Orientation.fromJPEG(bytes), to: try decodeJPEG(bytes))
+        case .png: return Orientation.apply(Orientation.fromPNG(bytes), to: try decodePNG(bytes))
+        case .webp: return Orientation.apply(Orientation.fromWebP(bytes), to: try decodeWebP(bytes))
+        case .gif: return try decodeGIF(bytes)
+        case .bmp: return try BMPDecoder(bytes: bytes, check: checkDimensions).decode()
+        case .tiff: return try decodeTIFF(bytes)
+        }
+    }
+
+    func checkByteCount(_ count: Int) throws {
+        if count == 0 { throw ImageError.empty }
+        if count > limits.maximumBytes { throw ImageError.tooLarge(bytes: count, limit: limits.maximumBytes) }
+    }
+
+    func checkDimensions(width: Int, height: Int) throws {
+        let range = limits.minimumSide...limits.maximumSide
+        guard range.contains(width), range.contains(height) else {
+            throw ImageError.dimensionsOutOfRange(width: width, height: height, limits: limits)
+        }
+    }
+
+    // MARK: - JPEG (libjpeg-turbo)
+
+    private func decodeJPEG(_ bytes: [UInt8]) throws -> RasterImage {
+        guard let handle = tjInitDecompress() else { throw ImageError.corrupt(format: .jpeg, reason: "decoder unavailable") }
+        defer { tjDestroy(handle) }
+        var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
+        let headerStatus = bytes.withUnsafeBufferPointer {
+            tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &width, &height, &subsampling, &colorspace)
+        }
+        guard headerStatus == 0 else { throw ImageError.corrupt(format: .jpeg, reason: jpegMessage(handle)) }
+        try checkDimensions(width: Int(width), height: Int(height))
+
+        let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+        let gray = colorspace == Int32(TJCS_GRAY.rawValue)
+        let (pixelFormat, channels) = cmyk ? (TJPF_CMYK, 4) : gray ? (TJPF_GRAY, 1) : (TJPF_RGB, 3)
+        var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
+        // Flags 0: accurate integer IDCT and smooth upsampling, Pillow's defaults. A warning
+        // (such as a truncated file) fails the decode, as Pillow refuses truncated images.
+        let status = bytes.withUnsafeBufferPointer { source in
+            pixels.withUnsafeMutableBufferPointer { target in
+                tjDecompress2(handle, source.baseAddress, UInt(bytes.count), target.baseAddress, width, 0, height,
+                              pixelFormat.rawValue, TJFLAG_STOPONWARNING)
+            }
+        }
+        guard status == 0 else { throw ImageError.corrupt(format: .jpeg, reason: jpegMessage(handle)) }
+        guard cmyk else { return RasterImage(width: Int(width), height: Int(height), channels: channels, pixels: pixels) }
+        return cmykToRGB(pixels, width: Int(width), height: Int(height), inverted: Self.hasAdobeMarker(bytes))
+    }
+
+    private func jpegMessage(_ handle: tjhandle) -> String { String(cString: tjGetErrorStr2(handle)) }
+
+    /// Photoshop writes CMYK JPEGs inverted and marks them with an APP14 "Adobe" segment.
+    static func hasAdobeMarker(_ data: [UInt8]) -> Bool {
+        var i = 2
+        while i + 4 <= data.count, data[i] == 0xFF {
+            let marker = data[i + 1]
+            if marker == 0xDA { break }
+            let length = Int(data[i + 2]) << 8 | Int(data[i + 3])
+            guard length >= 2 else { break }
+            if marker == 0xEE, i + 9 <= data.count, Array(data[(i + 4)..<(i + 9)]) == Array("Adobe".utf8) { return true }
+            i += 2 + length
+        }
+        return false
+    }
+
+    /// Pillow's `cmyk2rgb`: each channel is (255 − K) scaled by (255 − C) / 255, rounded its way.
+    private func cmykToRGB(_ cmyk: [UInt8], width: Int, height: Int, inverted: Bool) -> RasterImage {
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) {
+            let sample = { (k: Int) -> Int in inverted ? 255 - Int(cmyk[4 * i + k]) : Int(cmyk[4 * i + k]) }
+            let notBlack = 255 - sample(3)
+            for channel in 0..<3 {
+                let product = sample(channel) * notBlack + 128
+                let scaled = ((product >> 8) + product) >> 8
+                rgb[3 * i + channel] = UInt8(clamping: notBlack - scaled)
+            }
+        }
+        return RasterImage(width: width, height: height, channels: 3, pixels: rgb)
+    }
+
+    // MARK: - PNG (libpng, through the C decoder)
+
+    private func decodePNG(_ bytes: [UInt8]) throws -> RasterImage {
+        // IHDR is always first: width and height are bytes 16..<24.
+        guard bytes.count >= 24 else { throw ImageError.corrupt(format: .png, reason: "file ends inside the header") }
+        let width = bytes[16..<20].reduce(0) { $0 << 8 | Int($1) }
+        let height = bytes[20..<24].reduce(0) { $0 << 8 | Int($1) }
+        try checkDimensions(width: width, height: height)
+        var result = loupe_png_result()
+        let status = bytes.withUnsafeBufferPointer { loupe_png_decode($0.baseAddress, bytes.count, UInt32(limits.maximumSide), &result) }
+        guard status == 0, let pixels = result.pixels else {
+            let message = withUnsafeBytes(of: result.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            throw ImageError.corrupt(format: .png, reason: message)
+        }
+        defer { loupe_free(pixels) }
+        let count = Int(result.width) * Int(result.height) * Int(result.channels)
+        return RasterImage(width: Int(result.width), height: Int(result.height), channels: Int(result.channels),
+                           pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+
+    // MARK: - WebP (libwebp)
+
+    private func decodeWebP(_ bytes: [UInt8]) throws -> RasterImage {
+        var features = WebPBitstreamFeatures()
+        let status = bytes.withUnsafeBufferPointer {
+            WebPGetFeaturesInternal($0.baseAddress, bytes.count, &features, WEBP_DECODER_ABI_VERSION)
+        }
+        guard status == VP8_STATUS_OK else { throw ImageError.corrupt(format: .webp, reason: "unreadable header (status \(status.rawValue))") }
+        guard features.has_animation == 0 else { throw ImageError.unsupported(format: .webp, reason: "animated WebP") }
+        let width = Int(features.width), height = Int(features.height)
+        try checkDimensions(width: width, height: height)
+        let channels = features.has_alpha != 0 ? 4 : 3
+        var pixels = [UInt8](repeating: 0, count: width * height * channels)
+        let decoded = bytes.withUnsafeBufferPointer { source in
+            pixels.withUnsafeMutableBufferPointer { target in
+                channels == 4
+                    ? WebPDecodeRGBAInto(source.baseAddress, bytes.count, target.baseAddress, target.count, Int32(width * 4))
+                    : WebPDecodeRGBInto(source.baseAddress, bytes.count, target.baseAddress, target.count, Int32(width * 3))
+            }
+        }
+        guard decoded != nil else { throw ImageError.corrupt(format: .webp, reason: "the image data does not decode") }
+        return RasterImage(width: width, height: height, channels: channels, pixels: pixels)
+    }
+
+    // MARK: - GIF (giflib), first frame only
+
+    private func decodeGIF(_ bytes: [UInt8]) throws -> RasterImage {
+        guard bytes.count >= 13 else { throw ImageError.corrupt(format: .gif, reason: "file ends inside the header") }
+        let width = Int(bytes[6]) | Int(bytes[7]) << 8
+        let height = Int(bytes[8]) | Int(bytes[9]) << 8
+        try checkDimensions(width: width, height: height)
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var cursor = loupe_memory_cursor(data: buffer.baseAddress, size: buffer.count, offset: 0)
+            var error: Int32 = 0
+            guard let gif = loupe_gif_open(&cursor, &error) else {
+                throw ImageError.corrupt(format: .gif, reason: String(cString: GifErrorString(error)))
+            }
+            defer { DGifCloseFile(gif, &error) }
+            return try GIFFirstFrame(gif: gif, width: width, height: height).read()
+        }
+    }
+
+    // MARK: - TIFF (libtiff)
+
+    private func decodeTIFF(_ bytes: [UInt8]) throws -> RasterImage {
+        loupe_tiff_silence()
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var cursor = loupe_memory_cursor(data: buffer.baseAddress, size: buffer.count, offset: 0)
+            guard let tiff = loupe_tiff_open(&cursor) else { throw ImageError.corrupt(format: .tiff, reason: "unreadable header") }
+            defer { TIFFClose(tiff) }
+            var width: UInt32 = 0, height: UInt32 = 0
+            guard loupe_tiff_dimensions(tiff, &width, &height) != 0 else {
+                throw ImageError.corrupt(format: .tiff, reason: "no image size in the header")
+            }
+            try checkDimensions(width: Int(width), height: Int(height))
+            var raster = [UInt32](repeating: 0, count: Int(width) * Int(height))
+            // libtiff converts any photometric to RGBA and applies the TIFF orientation tag.
+            let ok = raster.withUnsafeMutableBufferPointer {
+                TIFFReadRGBAImageOriented(tiff, width, height, $0.baseAddress, Int32(ORIENTATION_TOPLEFT), 0)
+            }
+            guard ok != 0 else { throw ImageError.corrupt(format: .tiff, reason: "the image data does not decode") }
+            var pixels = [UInt8](repeating: 0, count: raster.count * 4)
+            for (i, packed) in raster.enumerated() {
+                pixels[4 * i] = UInt8(packed & 0xFF)
+                pixels[4 * i + 1] = UInt8((packed >> 8) & 0xFF)
+                pixels[4 * i + 2] = UInt8((packed >> 16) & 0xFF)
+                pixels[4 * i + 3] = UInt8(packed >> 24)
+            }
+            return RasterImage(width: Int(width), height: Int(height), channels: 4, pixels: pixels)
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import CBLAS
+import Foundation
+
+/// The arithmetic of a transformer layer on `Matrix` values, with BLAS doing the matrix products.
+public enum Operations {
+    /// `input · weightᵀ + bias`, the PyTorch `nn.Linear` convention: weight is [out, in].
+    public static func linear(_ input: Matrix, weight: WeightView, bias: WeightView?) -> Matrix {
+        let outFeatures = weight.shape[0]
+        let inFeatures = weight.shape[1]
+        precondition(input.columns == inFeatures, "linear layer input width mismatch")
+        var output = Matrix(zeros: input.rows, outFeatures)
+        if let bias {
+            output.values.withUnsafeMutableBufferPointer { out in
+                for row in 0..<input.rows {
+                    (out.baseAddress! + row * outFeatures).update(from: bias.base, count: outFeatures)
+                }
+            }
+        }
+        input.values.withUnsafeBufferPointer { a in
+            output.values.withUnsafeMutableBufferPointer { c in
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasTrans,
+                    Int32(input.rows), Int32(outFeatures), Int32(inFeatures),
+                    1, a.baseAddress, Int32(inFeatures),
+                    weight.base, Int32(inFeatures),
+                    bias == nil ? 0 : 1, c.baseAddress, Int32(outFeatures))
+            }
+        }
+        return output
+    }
+
+    /// Layer normalisation over each row, as `torch.nn.LayerNorm` (biased variance).
+    public static func layerNorm(_ input: Matrix, gamma: WeightView, beta: WeightView, epsilon: Float) -> Matrix {
+        let width = input.columns
+        var output = input
+        output.values.withUnsafeMutableBufferPointer { out in
+            for row in 0..<input.rows {
+                let x = out.baseAddress! + row * width
+                var mean: Float = 0
+                for i in 0..<width { mean += x[i] }
+                mean /= Float(width)
+                var variance: Float = 0
+                for i in 0..<width {
+                    let d = x[i] - mean
+                    variance += d * d
+                }
+                variance /= Float(width)
+                let inverse = 1 / (variance + epsilon).squareRoot()
+                for i in 0..<width { x[i] = (x[i] - mean) * inverse * gamma.base[i] + beta.base[i] }
+            }
+        }
+        return output
+    }
+
+    /// Element-wise sum, for residual connections.
+    public static func add(_ a: Matrix, _ b: Matrix) -> Matrix {
+        precondition(a.rows == b.rows && a.columns == b.columns, "residual shapes differ")
+        var out = a
+        for i in out.values.indices { out.values[i] += b.values[i] }
+        return out
+    }
+
+    public static func apply(_ activation: Activation, to input: Matrix) -> Matrix {
+        var out = input
+        out.values.withUnsafeMutableBufferPointer { activation.apply(to: $0) }
+        return out
+    }
+
+    /// Multi-head scaled dot-product attention for `batch` sequences of `length` tokens stored one
+    /// after another in q, k and v ([batch · length, heads · headSize]). With `causal`, token i only
+    /// sees tokens 0...i.
+    public static func attention(
+        query: Matrix, key: Matrix, value: Matrix, batch: Int, length: Int, heads: Int, causal: Bool
+    ) -> Matrix {
+        let width = query.columns
+        let headSize = width / heads
+        let scale = 1 / Float(headSize).squareRoot()
+        var output = Matrix(zeros: query.rows, width)
+        var scores = [Float](repeating: 0, count: length * length)
+        query.values.withUnsafeBufferPointer { q in
+            key.values.withUnsafeBufferPointer { k in
+                value.values.withUnsafeBufferPointer { v in
+                    output.values.withUnsafeMutableBufferPointer { o in
+                        scores.withUnsafeMutableBufferPointer { s in
+                            for item in 0..<batch {
+                                let offset = item * length * width
+                                for head in 0..<heads {
+                                    let column = offset + head * headSize
+                                    // scores = scale · Q_h K_hᵀ  [length, length]
+                                    cblas_sgemm(
+                                        CblasRowMajor, CblasNoTrans, CblasTrans,
+                                        Int32(length), Int32(length), Int32(headSize),
+                                        scale, q.baseAddress! + column, Int32(width),
+                                        k.baseAddress! + column, Int32(width),
+                                        0, s.baseAddress, Int32(length))
+                                    softmaxRows(s.baseAddress!, rows: length, columns: length, causal: causal)
+                                    // out_h = P V_h  [length, headSize]
+                                    cblas_sgemm(
+                                        CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                        Int32(length), Int32(headSize), Int32(length),
+                                        1, s.baseAddress, Int32(length),
+                                        v.baseAddress! + column, Int32(width),
+                                        0, o.baseAddress! + column, Int32(width))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    /// Numerically stable softmax of each row; with `causal`, entries right of the diagonal become 0.
+    static func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
+        for row in 0..<rows {
+            let x = data + row * columns
+            let visible = causal ? row + 1 : columns
+            var maximum = -Float.infinity
+            for i in 0..<visible { maximum = max(maximum, x[i]) }
+            var sum: Float = 0
+            for i in 0..<visible {
+                x[i] = expf(x[i] - maximum)
+                sum += x[i]
+            }
+            let inverse = 1 / sum
+            for i in 0..<visible { x[i] *= inverse }
+            for i in visible..<columns { x[i] = 0 }
+        }
+    }
+
+    /// Scales each row to unit Euclidean length (rows of zeros stay zero).
+    public static func l2Normalized(_ vector: [Float]) -> [Float] {
+        var sum: Double = 0
+        for x in vector { sum += Double(x) * Double(x) }
+        let norm = sum.squareRoot()
+        guard norm > 0 else { return vector }
+        return vector.map { Float(Double($0) / norm) }
+    }
+}
