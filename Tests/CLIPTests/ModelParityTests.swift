@@ -1,0 +1,62 @@
+import Foundation
+import ImageIO
+import Testing
+
+@testable import CLIP
+
+/// Embeddings against transformers' `CLIPModel` in float32 on the same (rounded) weights.
+/// Tolerance: cosine ≥ 0.99999 and max abs difference ≤ 1e-4 for every vector.
+@Suite struct ModelParityTests {
+    static let models: [String: Result<CLIPModel, Error>] = Dictionary(uniqueKeysWithValues: Fixtures.models.map { name in
+        (name, Result { try CLIPModel(folder: Fixtures.model(name)) })
+    })
+
+    static func check(_ ours: [Float], _ reference: [Float], _ label: String) {
+        #expect(ours.count == reference.count, "\(label): dimension")
+        #expect(cosine(ours, reference) >= 0.99999, "\(label): cosine \(cosine(ours, reference))")
+        #expect(maxAbsDifference(ours, reference) <= 1e-4, "\(label): max abs \(maxAbsDifference(ours, reference))")
+    }
+
+    @Test(arguments: Fixtures.models)
+    func textEmbeddingsMatchTheReference(_ name: String) throws {
+        let model = try #require(Self.models[name]).get()
+        let reference = try #require(Fixtures.reference(name))
+        #expect(reference.texts.count >= 20)
+        for text in reference.texts {
+            Self.check(try model.embed(text: text.text), text.vector, "\(name) text \(text.text.prefix(30))")
+        }
+    }
+
+    @Test(arguments: Fixtures.models)
+    func imageEmbeddingsMatchTheReferenceOneByOneAndBatched(_ name: String) throws {
+        let model = try #require(Self.models[name]).get()
+        let reference = try #require(Fixtures.reference(name))
+        #expect(reference.images.count == Fixtures.imageFiles.count)
+        let images = try reference.images.map { try ImageDecoder().decode(fileAt: Fixtures.image($0.file)).rgb() }
+        let batched = model.embed(images: images)
+        for (index, expected) in reference.images.enumerated() {
+            Self.check(model.embed(image: images[index]), expected.vector, "\(name) image \(expected.file)")
+            Self.check(batched[index], expected.vector, "\(name) batched image \(expected.file)")
+        }
+    }
+
+    @Test func vectorsAreUnitLength() throws {
+        let model = try #require(Self.models["tiny-gelu"]).get()
+        let vector = try model.embed(text: "a blue house")
+        #expect(vector.count == model.dimension)
+        #expect(abs(vector.reduce(0) { $0 + $1 * $1 } - 1) < 1e-5)
+    }
+
+    @Test func emptyTextIsAClearError() throws {
+        let model = try #require(Self.models["tiny-gelu"]).get()
+        for text in ["", "   ", "\n\t"] {
+            #expect(throws: CLIPError.emptyText) { try model.embed(text: text) }
+        }
+    }
+
+    @Test func textEndingEarlyIsPooledAtTheFirstEndToken() throws {
+        let model = try #require(Self.models["tiny-gelu"]).get()
+        // The reference pools at the first end token; what follows it cannot change the vector.
+        #expect(try model.embed(text: "a house <end_of_text> and more") == model.embed(text: "a house <end_of_text>"))
+    }
+}
