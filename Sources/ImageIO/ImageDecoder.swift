@@ -55,6 +55,8 @@ public struct ImageDecoder: Sendable {
             tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &width, &height, &subsampling, &colorspace)
         }
         guard headerStatus == 0 else { throw ImageError.corrupt(format: .jpeg, reason: jpegMessage(handle)) }
+        // A file cut before its frame header reads as 0×0: damaged, not a tiny image.
+        guard width > 0, height > 0 else { throw ImageError.corrupt(format: .jpeg, reason: "no frame header") }
         try checkDimensions(width: Int(width), height: Int(height))
 
         let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
@@ -183,7 +185,7 @@ public struct ImageDecoder: Sendable {
             var raster = [UInt32](repeating: 0, count: Int(width) * Int(height))
             // libtiff converts any photometric to RGBA and applies the TIFF orientation tag.
             let ok = raster.withUnsafeMutableBufferPointer {
-                TIFFReadRGBAImageOriented(tiff, width, height, $0.baseAddress, Int32(ORIENTATION_TOPLEFT), 0)
+                TIFFReadRGBAImageOriented(tiff, width, height, $0.baseAddress, Int32(ORIENTATION_TOPLEFT), 1)
             }
             guard ok != 0 else { throw ImageError.corrupt(format: .tiff, reason: "the image data does not decode") }
             var pixels = [UInt8](repeating: 0, count: raster.count * 4)
