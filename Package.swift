@@ -57,7 +57,12 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(
             name: "ModelHubTests",
-            dependencies: ["ModelHub", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "ModelHub", "CLIP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(name: "LoupeCLITests", dependencies: ["loupe"]),
     ]
