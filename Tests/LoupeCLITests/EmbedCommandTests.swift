@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// Runs the built `loupe` executable as a user would.
+enum LoupeBinary {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = root.appendingPathComponent("Tests/Fixtures")
+
+    /// The executable sits beside the test bundle in the build products folder.
+    static var url: URL {
+        var folder = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("loupe")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder.deleteLastPathComponent()
+        }
+        return root.appendingPathComponent(".build/debug/loupe")
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var lines: [[String: Any]] {
+            stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = url
+        process.arguments = arguments
+        process.currentDirectoryURL = root
+        var env = ProcessInfo.processInfo.environment
+        env["HF_HOME"] = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cli-hf-\(UUID())").path
+        env["HF_HUB_OFFLINE"] = "1"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite struct EmbedCommandTests {
+    let model = "Tests/Fixtures/models/tiny-quickgelu"
+
+    @Test func linesFollowInputOrderAndVectorsMatchTheReference() throws {
+        let result = try LoupeBinary.run([
+            "embed", "--model", model, "--image", "Tests/Fixtures/images/tiff_rgb_130x170.tiff",
+            "--text", "a blue house", "--image=Tests/Fixtures/images/gray_l_320x240.jpg", "--text=--image",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.lines
+        try #require(lines.count == 4)
+        #expect(lines.map { $0["kind"] as? String } == ["image", "text", "image", "text"])
+        #expect(lines.map { $0["input"] as? String } == [
+            "Tests/Fixtures/images/tiff_rgb_130x170.tiff", "a blue house", "Tests/Fixtures/images/gray_l_320x240.jpg", "--image",
+        ])
+        #expect(lines.allSatisfy { ($0["model"] as? String) == model && ($0["vector"] as? [Double])?.count == 16 })
+
+        struct Reference: Decodable { struct Item: Decodable { let text: String?; let file: String?; let vector: [Float] }; let texts: [Item]; let images: [Item] }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: LoupeBinary.fixtures.appendingPathComponent("reference/tiny-quickgelu.json")))
+        let house = try #require(reference.texts.first { $0.text == "a blue house" }).vector
+        let printed = try #require(lines[1]["vector"] as? [Double]).map(Float.init)
+        #expect(zip(house, printed).allSatisfy { abs($0 - $1) <= 1e-4 })
+        let tiff = try #require(reference.images.first { $0.file == "tiff_rgb_130x170.tiff" }).vector
+        let printedImage = try #require(lines[0]["vector"] as? [Double]).map(Float.init)
+        #expect(zip(tiff, printedImage).allSatisfy { abs($0 - $1) <= 1e-4 })
+    }
+
+    @Test func aFailedInputGetsAnErrorLineTheOthersStillRunAndTheStatusIsOne() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-empty-\(UUID()).jpg")
+        FileManager.default.createFile(atPath: empty.path, contents: Data())
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let result = try LoupeBinary.run([
+            "embed", "--model", model, "--text", "", "--image", "/no/such/file.png", "--image", empty.path,
+            "--image", "Package.swift", "--text", "still embedded",
+        ])
+        #expect(result.status == 1)
+        let codes = result.lines.map { ($0["error"] as? [String: Any])?["code"] as? String }
+        #expect(codes == ["EmptyText", "FileNotFound", "EmptyImage", "InvalidImageFormat", nil])
+        #expect((result.lines.last?["vector"] as? [Double])?.count == 16)
+    }
+
+    @Test func noInputsIsAUsageError() throws {
+        let result = try LoupeBinary.run(["embed", "--model", model])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("at least one --text or --image"))
+    }
+
+    @Test func anUncachedHubModelOfflineNamesTheModelAndTheWayOut() throws {
+        let result = try LoupeBinary.run(["embed", "--text", "hi"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("openai/clip-vit-base-patch32"))
+        #expect(result.stderr.contains("local model folder"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func aBrokenModelFolderIsAClearError() throws {
+        let result = try LoupeBinary.run(["embed", "--model", "Tests/Fixtures/images", "--text", "hi"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("config.json"))
+        let missing = try LoupeBinary.run(["embed", "--model", "./no/such/folder", "--text", "hi"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no model folder at ./no/such/folder"))
+    }
+
+    @Test func modelsListOnAnEmptyCacheSaysHowToPull() throws {
+        let result = try LoupeBinary.run(["models", "list"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("loupe models pull"))
+    }
+}
