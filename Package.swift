@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "CLIP", targets: ["CLIP"]),
         .library(name: "ImageIO", targets: ["ImageIO"]),
         .library(name: "ModelHub", targets: ["ModelHub"]),
+        .library(name: "Server", targets: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,6 +37,17 @@ let package = Package(
             resources: [.copy("Resources/text_tables.json")]
         ),
         .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
+        .target(name: "Embedding", dependencies: ["CLIP", "ImageIO"]),
+        .target(
+            name: "Server",
+            dependencies: [
+                "Embedding", "CLIP", "ImageIO",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ModelHub",
             dependencies: [
@@ -47,7 +59,8 @@ let package = Package(
         .executableTarget(
             name: "loupe",
             dependencies: [
-                "CLIP", "ImageIO", "ModelHub",
+                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -65,5 +78,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LoupeCLITests", dependencies: ["loupe"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Embedding", "CLIP", "ImageIO",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
     ]
 )

@@ -43,12 +43,16 @@ public final class CLIPModel: @unchecked Sendable {
         return Array(ids[...end])
     }
 
-    public func embed(text: String) throws -> [Float] {
-        let ids = try tokens(for: text)
+    public func embed(text: String) throws -> [Float] { try embed(tokens: tokens(for: text)) }
+
+    /// Embeds token ids from `tokens(for:)`.
+    public func embed(tokens ids: [Int]) throws -> [Float] {
         // Only the start and end tokens: nothing to embed (the text was empty or only white space).
         guard ids.count > 2 else { throw CLIPError.emptyText }
-        guard ids.allSatisfy({ $0 < configuration.textConfig.vocabSize }) else {
-            throw CLIPError.invalidTokenizer("a token id is outside the model's vocabulary of \(configuration.textConfig.vocabSize)")
+        guard ids.count <= configuration.textConfig.maxPositionEmbeddings,
+            ids.allSatisfy({ $0 >= 0 && $0 < configuration.textConfig.vocabSize })
+        else {
+            throw CLIPError.invalidTokenizer("token ids do not fit the model's vocabulary or context length")
         }
         return self.text(ids)
     }

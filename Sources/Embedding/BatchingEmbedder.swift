@@ -1,0 +1,119 @@
+import CLIP
+import Foundation
+import ImageIO
+
+/// Puts many concurrent callers in front of one model: requests that arrive within a short gathering
+/// window are run as one batch (up to `maxBatch` images), on a thread of its own so that inference
+/// never occupies the Swift concurrency pool or the server's event loops.
+public final class BatchingEmbedder: @unchecked Sendable {
+    public let model: CLIPModel
+    public let maxBatch: Int
+    public let window: TimeInterval
+    /// Called after each batch with the number of inputs it held (for metrics).
+    private let onBatch: @Sendable (Int) -> Void
+
+    private enum Job {
+        case image(pixels: [Float], CheckedContinuation<[Float], Error>)
+        case text(tokens: [Int], CheckedContinuation<[Float], Error>)
+    }
+
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var stopped = false
+    private var thread: Thread?
+
+    public init(model: CLIPModel, maxBatch: Int = 32, window: Duration = .milliseconds(4),
+                onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.model = model
+        self.maxBatch = max(1, maxBatch)
+        self.window = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
+        self.onBatch = onBatch
+        let thread = Thread { [unowned self] in self.runLoop() }
+        thread.name = "loupe-inference"
+        thread.stackSize = 8 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    /// Finishes the queued work, then ends the worker thread. Later calls fail.
+    public func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    public func embed(image: RGBImage) async throws -> [Float] {
+        let pixels = model.pixelValues(for: image)  // preprocessing runs on the caller's thread
+        return try await withCheckedThrowingContinuation { submit(.image(pixels: pixels, $0)) }
+    }
+
+    public func embed(text: String) async throws -> [Float] {
+        let tokens = try model.tokens(for: text)
+        return try await withCheckedThrowingContinuation { submit(.text(tokens: tokens, $0)) }
+    }
+
+    private func submit(_ job: Job) {
+        condition.lock()
+        if stopped {
+            condition.unlock()
+            fail(job, EmbedderStopped())
+            return
+        }
+        pending.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    public struct EmbedderStopped: Error {}
+
+    private func fail(_ job: Job, _ error: Error) {
+        switch job {
+        case .image(_, let continuation), .text(_, let continuation): continuation.resume(throwing: error)
+        }
+    }
+
+    private func runLoop() {
+        while let batch = nextBatch() {
+            run(batch)
+        }
+    }
+
+    /// Waits for work, then gathers more for `window` seconds or until the batch is full.
+    private func nextBatch() -> [Job]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty && !stopped { condition.wait() }
+        if pending.isEmpty { return nil }
+        let deadline = Date(timeIntervalSinceNow: window)
+        while pending.count < maxBatch && !stopped && condition.wait(until: deadline) {}
+        let count = min(pending.count, maxBatch)
+        let batch = Array(pending.prefix(count))
+        pending.removeFirst(count)
+        return batch
+    }
+
+    private func run(_ batch: [Job]) {
+        var images: [(pixels: [Float], continuation: CheckedContinuation<[Float], Error>)] = []
+        for job in batch {
+            switch job {
+            case .image(let pixels, let continuation):
+                images.append((pixels, continuation))
+            case .text(let tokens, let continuation):
+                // Texts are not padded to a common length: each runs on its own tokens only.
+                do {
+                    continuation.resume(returning: try model.embed(tokens: tokens))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+        if !images.isEmpty {
+            let vectors = model.embed(pixelValues: images.map(\.pixels))
+            for (image, vector) in zip(images, vectors) { image.continuation.resume(returning: vector) }
+        }
+        onBatch(batch.count)
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+
+/// Everything `loupe serve` can be told.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 5000
+    /// Subscription keys; empty means no authentication (allowed on loopback only, unless forced).
+    public var keys: [String] = []
+    /// Requests per second allowed per key (or per client address without keys); nil for no limit.
+    public var rateLimit: Double?
+    /// Burst size for the rate limit: how many requests may arrive at once.
+    public var rateBurst: Int?
+    /// The largest request body read, in bytes (images are capped at 20 MB separately).
+    public var maximumBodyBytes = 21 * 1024 * 1024
+    /// URL inputs: timeout, size cap and whether private / loopback / link-local targets are allowed.
+    public var urlTimeout: Duration = .seconds(10)
+    public var allowPrivateURLs = false
+    /// Batching in front of the engine.
+    public var maxBatch = 32
+    public var batchWindow: Duration = .milliseconds(4)
+    /// The model-version answered when a request names none (or `latest`).
+    public var defaultModelVersion = "2023-04-15"
+
+    public init() {}
+
+    public static let apiVersions: Set<String> = ["2023-02-01-preview", "2023-04-01-preview", "2024-02-01"]
+
+    public var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") }
+}
