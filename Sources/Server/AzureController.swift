@@ -55,8 +55,8 @@ struct AzureController<Context: RequestContext> {
 
     func vectorizeImage(_ request: Request, context: Context) async throws -> Response {
         let version = try modelVersion(for: request)
-        let contentType = (request.headers[.contentType] ?? "").lowercased()
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let contentType = request.headers[.contentType] ?? ""
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         let imageBytes: [UInt8]
         switch mediaType {
         case "application/json":
@@ -73,6 +73,7 @@ struct AzureController<Context: RequestContext> {
         case _ where mediaType.hasPrefix("image/"):
             imageBytes = try await body(of: request, limit: configuration.maximumBodyBytes)
         case "multipart/form-data":
+            // The boundary is case-sensitive: taken from the header as sent.
             guard let boundary = Multipart.boundary(contentType: contentType) else {
                 throw AzureError.invalidRequest("InvalidRequestBody", "The multipart body has no boundary.")
             }

@@ -9,13 +9,18 @@ import NIOPosix
 /// checked address, so DNS cannot change its answer in between. Redirects are followed by hand,
 /// each one checked the same way; the body is capped while it streams; the whole fetch has a deadline.
 public struct URLFetcher: Sendable {
-    public var allowPrivateAddresses: Bool
+    /// Which resolved addresses may be contacted: the public ones, or all when private ones are allowed.
+    var isAllowed: @Sendable (String) -> Bool
     public var timeout: Duration
     public var maximumBytes: Int
     public var maximumRedirects = 5
 
     public init(allowPrivateAddresses: Bool = false, timeout: Duration = .seconds(10), maximumBytes: Int = 20 * 1024 * 1024) {
-        self.allowPrivateAddresses = allowPrivateAddresses
+        if allowPrivateAddresses {
+            isAllowed = { _ in true }
+        } else {
+            isAllowed = { AddressClass.isPublic($0) }
+        }
         self.timeout = timeout
         self.maximumBytes = maximumBytes
     }
@@ -48,7 +53,7 @@ public struct URLFetcher: Sendable {
             let port = url.port ?? (url.scheme == "https" ? 443 : 80)
             let addresses = try await Self.resolve(host: host, port: port)
             guard let first = addresses.first else { throw Failure.unreachable("\(host) has no address") }
-            if !allowPrivateAddresses, !addresses.allSatisfy(AddressClass.isPublic) { throw Failure.refusedAddress(host: host) }
+            if !addresses.allSatisfy(isAllowed) { throw Failure.refusedAddress(host: host) }
 
             var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
             configuration.dnsOverride = [host: first]

@@ -1,0 +1,199 @@
+import Foundation
+import ImageIO
+import Server
+import Testing
+
+@Suite struct AzureRoutesTests {
+    static let query = "?api-version=2024-02-01"
+    static let text = "/computervision/retrieval:vectorizeText"
+    static let image = "/computervision/retrieval:vectorizeImage"
+    static let json = ["Content-Type": "application/json"]
+    static let binary = ["Content-Type": "application/octet-stream"]
+
+    static func expectClose(_ a: [Float]?, _ b: [Float]) {
+        guard let a else {
+            Issue.record("no vector in the response")
+            return
+        }
+        #expect(a.count == b.count)
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 })
+    }
+
+    @Test func vectorizeTextAnswersWithTheModelsVector() async throws {
+        let quick = ServerHarness.models["tiny-quickgelu"]!, gelu = ServerHarness.models["tiny-gelu"]!
+        try await ServerHarness.withServer { base, send in
+            let body = Data(#"{"text": "a blue house"}"#.utf8)
+            let reply = try await send.send(base + Self.text + Self.query, headers: Self.json, body: body)
+            #expect(reply.status == 200)
+            #expect(reply.json["modelVersion"] as? String == "2023-04-15")
+            Self.expectClose(reply.vector, try quick.embed(text: "a blue house"))
+            for query in ["&model-version=tiny-gelu", "&modelVersion=tiny-gelu"] {
+                let other = try await send.send(base + Self.text + Self.query + query, headers: Self.json, body: body)
+                #expect(other.json["modelVersion"] as? String == "tiny-gelu")
+                Self.expectClose(other.vector, try gelu.embed(text: "a blue house"))
+            }
+            let latest = try await send.send(base + Self.text + "?api-version=2023-02-01-preview&model-version=latest", headers: Self.json, body: body)
+            #expect(latest.json["modelVersion"] as? String == "2023-04-15")
+        }
+    }
+
+    @Test func vectorizeImageAcceptsBinaryImageTypesAndMultipart() async throws {
+        let model = ServerHarness.models["tiny-quickgelu"]!
+        let jpeg = try ServerHarness.image("photo_progressive_800x600.jpg")
+        let expected = model.embed(image: try ImageDecoder().decode(jpeg).rgb())
+        try await ServerHarness.withServer { base, send in
+            for contentType in ["application/octet-stream", "image/jpeg", "image/png"] {
+                let reply = try await send.send(base + Self.image + Self.query, headers: ["Content-Type": contentType], body: jpeg)
+                #expect(reply.status == 200, "\(contentType)")
+                Self.expectClose(reply.vector, expected)
+            }
+            var multipart = Data("--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
+            multipart.append(jpeg)
+            multipart.append(Data("\r\n--XyZ--\r\n".utf8))
+            let reply = try await send.send(base + Self.image + Self.query,
+                                            headers: ["Content-Type": "multipart/form-data; boundary=XyZ"], body: multipart)
+            #expect(reply.status == 200)
+            Self.expectClose(reply.vector, expected)
+        }
+    }
+
+    /// Every bad input: a 4xx with Azure's body, the inner code in `x-ms-error-code`, never a 500.
+    @Test func badInputGetsAzureErrors() async throws {
+        let tiny = try ServerHarness.image("tiny_rgb_50x40.png")
+        let cases: [(path: String, headers: [String: String], body: Data?, status: Int, code: String)] = [
+            (Self.text, Self.json, Data(#"{"text":"x"}"#.utf8), 400, "MissingApiVersionParameter"),
+            (Self.text + "?api-version=2099-01-01", Self.json, Data(#"{"text":"x"}"#.utf8), 404, "404"),
+            (Self.text + Self.query + "&model-version=1999-01-01", Self.json, Data(#"{"text":"x"}"#.utf8), 400, "InvalidModel"),
+            (Self.text + Self.query, Self.json, Data("{not json".utf8), 400, "InvalidRequestBody"),
+            (Self.text + Self.query, Self.json, Data(#"{"txt":"x"}"#.utf8), 400, "InvalidRequestBody"),
+            (Self.text + Self.query, Self.json, Data(#"{"text": 42}"#.utf8), 400, "InvalidRequestBody"),
+            (Self.text + Self.query, Self.json, Data(#"["text"]"#.utf8), 400, "InvalidRequestBody"),
+            (Self.text + Self.query, Self.json, nil, 400, "InvalidRequestBody"),
+            (Self.text + Self.query, Self.json, Data(#"{"text":"   "}"#.utf8), 400, "InvalidTextLength"),
+            (Self.text + Self.query, Self.json, Data(("{\"text\":\"" + String(repeating: "word ", count: 71) + "\"}").utf8), 400, "InvalidTextLength"),
+            (Self.text + Self.query, ["Content-Type": "text/plain"], Data("a blue house".utf8), 400, "UnsupportedMediaType"),
+            (Self.image + Self.query, ["Content-Type": "text/plain"], tiny, 400, "UnsupportedMediaType"),
+            (Self.image + Self.query, [:], tiny, 400, "UnsupportedMediaType"),
+            (Self.image + Self.query, Self.binary, nil, 400, "InvalidImageSize"),
+            (Self.image + Self.query, Self.binary, Data("<svg onload=alert(1)>".utf8), 400, "InvalidImageFormat"),
+            (Self.image + Self.query, Self.binary, tiny.prefix(tiny.count / 2), 400, "InvalidImageFormat"),
+            (Self.image + Self.query, Self.binary, Self.pngHeader(width: 9, height: 40), 400, "InvalidImageDimension"),
+            (Self.image + Self.query, Self.binary, Self.pngHeader(width: 16_001, height: 40), 400, "InvalidImageDimension"),
+            (Self.image + Self.query, ["Content-Type": "multipart/form-data"], tiny, 400, "InvalidRequestBody"),
+            (Self.image + Self.query, ["Content-Type": "multipart/form-data; boundary=abc"], Data("--abc--\r\n".utf8), 400, "InvalidImageSize"),
+            (Self.image + Self.query, Self.json, Data(#"{"url":"ftp://example.com/a.png"}"#.utf8), 400, "InvalidImageUrl"),
+            (Self.image + Self.query, Self.json, Data(#"{"url":"not a url"}"#.utf8), 400, "InvalidImageUrl"),
+            (Self.image + Self.query, Self.json, Data(#"{"url":"http://127.0.0.1:1/a.png"}"#.utf8), 400, "InvalidImageUrl"),
+            (Self.image + Self.query, Self.json, Data(#"{"url":"http://169.254.169.254/latest/meta-data"}"#.utf8), 400, "InvalidImageUrl"),
+            (Self.image + Self.query, Self.json, Data(#"{"url":"http://[::1]:80/"}"#.utf8), 400, "InvalidImageUrl"),
+            ("/computervision/retrieval:vectorizeVideo" + Self.query, Self.json, Data("{}".utf8), 404, "404"),
+            ("/../../etc/passwd", [:], nil, 404, "404"),
+        ]
+        try await ServerHarness.withServer { base, send in
+            for item in cases {
+                let reply = try await send.send(base + item.path, headers: item.headers, body: item.body)
+                #expect(reply.status == item.status, "\(item.path) \(item.headers): \(String(decoding: reply.body, as: UTF8.self))")
+                #expect((reply.innerCode ?? reply.errorCode) == item.code, "\(item.path): \(String(decoding: reply.body, as: UTF8.self))")
+                #expect(reply.headers["x-ms-error-code"] == item.code)
+                #expect(reply.errorCode == (item.status == 400 ? "InvalidRequest" : String(item.status)))
+            }
+        }
+    }
+
+    @Test func bodiesOverTheLimitAreRefusedWithoutReadingThem() async throws {
+        try await ServerHarness.withServer { base, send in
+            let big = Data(count: 21 * 1024 * 1024 + 1)
+            let reply = try await send.send(base + Self.image + Self.query, headers: Self.binary, body: big)
+            #expect(reply.status == 400)
+            #expect(reply.innerCode == "InvalidImageSize")
+            // 20 MB of bytes that pass the body limit still fail the image's own 20 MB cap.
+            var almost = Data([0xFF, 0xD8, 0xFF])
+            almost.append(Data(count: 20 * 1024 * 1024 + 10))
+            let second = try await send.send(base + Self.image + Self.query, headers: Self.binary, body: almost)
+            #expect(second.status == 400)
+            #expect(second.innerCode == "InvalidImageSize")
+        }
+    }
+
+    @Test func keysAreRequiredWhenConfigured() async throws {
+        try await ServerHarness.withServer(configure: { $0.keys = ["k-one", "k-two"] }) { base, send in
+            let body = Data(#"{"text":"a blue house"}"#.utf8)
+            let missing = try await send.send(base + Self.text + Self.query, headers: Self.json, body: body)
+            #expect(missing.status == 401)
+            #expect(missing.errorCode == "401")
+            #expect(missing.headers["x-ms-error-code"] == "401")
+            let wrong = try await send.send(base + Self.text + Self.query, headers: Self.json.merging(["Ocp-Apim-Subscription-Key": "k-on"]) { $1 }, body: body)
+            #expect(wrong.status == 401)
+            for key in ["k-one", "k-two"] {
+                let right = try await send.send(base + Self.text + Self.query, headers: Self.json.merging(["Ocp-Apim-Subscription-Key": key]) { $1 }, body: body)
+                #expect(right.status == 200)
+            }
+            #expect(try await send.send(.GET, base + "/health").status == 200)
+        }
+    }
+
+    @Test func aKeyOverItsRateGets429WithRetryAfter() async throws {
+        try await ServerHarness.withServer(configure: { $0.keys = ["a", "b"]; $0.rateLimit = 0.5; $0.rateBurst = 2 }) { base, send in
+            let body = Data(#"{"text":"a blue house"}"#.utf8)
+            func call(_ key: String) async throws -> ServerHarness.Reply {
+                try await send.send(base + Self.text + Self.query, headers: Self.json.merging(["Ocp-Apim-Subscription-Key": key]) { $1 }, body: body)
+            }
+            #expect(try await call("a").status == 200)
+            #expect(try await call("a").status == 200)
+            let limited = try await call("a")
+            #expect(limited.status == 429)
+            #expect(limited.errorCode == "429")
+            #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 >= 1)
+            #expect(try await call("b").status == 200)  // other keys keep their own budget
+        }
+    }
+
+    @Test func healthReadyMetricsAndOpenAPI() async throws {
+        try await ServerHarness.withServer { base, send in
+            #expect(try await send.send(.GET, base + "/health").json["status"] as? String == "ok")
+            let ready = try await send.send(.GET, base + "/ready")
+            #expect(ready.status == 200)
+            #expect((ready.json["models"] as? [[String: Any]])?.count == 2)
+            _ = try await send.send(base + Self.text + Self.query, headers: Self.json, body: Data(#"{"text":"x"}"#.utf8))
+            _ = try await send.send(base + Self.text + Self.query, headers: Self.json, body: Data("{".utf8))
+            let metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
+            #expect(metrics.contains(#"loupe_http_requests_total{route="/computervision/retrieval:vectorizeText",status="200"} 1"#))
+            #expect(metrics.contains(#"loupe_http_errors_total{code="InvalidRequestBody"} 1"#))
+            #expect(metrics.contains("loupe_http_request_duration_seconds_bucket"))
+            #expect(metrics.contains("loupe_batch_size_count 1"))
+            let openapi = try await send.send(.GET, base + "/openapi.json").json
+            #expect(openapi["openapi"] as? String == "3.1.0")
+            #expect((openapi["paths"] as? [String: Any])?["/computervision/retrieval:vectorizeImage"] != nil)
+        }
+    }
+
+    @Test func concurrentRequestsShareBatchesAndEachGetsItsOwnVector() async throws {
+        let model = ServerHarness.models["tiny-quickgelu"]!
+        let files = ["landscape_rgb_512x384.png", "gray_l_257x199.png", "photo_progressive_800x600.jpg", "cmyk_360x240.jpg"]
+        let images = try files.map { try ServerHarness.image($0) }
+        let expected = try images.map { model.embed(image: try ImageDecoder().decode($0).rgb()) }
+        try await ServerHarness.withServer(configure: { $0.batchWindow = .milliseconds(300) }) { base, send in
+            try await withThrowingTaskGroup(of: (Int, [Float]?).self) { group in
+                for index in 0..<16 {
+                    group.addTask {
+                        let reply = try await send.send(base + Self.image + Self.query, headers: Self.binary, body: images[index % 4])
+                        return (index, reply.vector)
+                    }
+                }
+                for try await (index, vector) in group { Self.expectClose(vector, expected[index % 4]) }
+            }
+            let metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
+            let batches = metrics.split(separator: "\n").first { $0.hasPrefix("loupe_batch_size_count") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            #expect(batches >= 1 && batches < 16, "16 requests ran in \(batches) batches")
+        }
+    }
+
+    /// A PNG signature and IHDR with the given size and nothing else: refused from the header.
+    static func pngHeader(width: UInt32, height: UInt32) -> Data {
+        var data = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52])
+        for value in [width, height] { data.append(contentsOf: [24, 16, 8, 0].map { UInt8((value >> $0) & 0xFF) }) }
+        data.append(contentsOf: [8, 2, 0, 0, 0, 0, 0, 0, 0])
+        return data
+    }
+}
