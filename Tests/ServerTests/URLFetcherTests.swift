@@ -75,9 +75,8 @@ import Testing
             #expect(await Self.failure(small, "http://127.0.0.1:\(port)/image.png") == .tooLarge(limit: 100))
             var quick = Self.onlyThisHost()
             quick.timeout = .milliseconds(300)
-            let started = ContinuousClock.now
+            // Without the deadline this URL answers 200 after 1.5 s; with it, the fetch fails.
             if case .unreachable = await Self.failure(quick, "http://127.0.0.1:\(port)/slow") {} else { Issue.record("a slow URL did not time out") }
-            #expect(ContinuousClock.now - started < .milliseconds(1400))
             #expect(await Self.failure(Self.onlyThisHost(), "http://127.0.0.1:\(port)/missing") == .status(404))
             #expect(await Self.failure(Self.onlyThisHost(), "http://127.0.0.1:\(port)/loop") == .tooManyRedirects)
         }

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `loupe serve` as a process: start-up, readiness, refusal to start, graceful shutdown.
+@Suite(.serialized) struct ServeCommandTests {
+    /// A port that was free a moment ago.
+    static func freePort() -> Int {
+        let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func start(_ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = LoupeBinary.url
+        process.arguments = arguments
+        process.currentDirectoryURL = LoupeBinary.root
+        var environment = ProcessInfo.processInfo.environment
+        environment["HF_HUB_OFFLINE"] = "1"
+        process.environment = environment
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (process, errors)
+    }
+
+    static func request(_ url: String, method: String = "GET", body: Data? = nil, contentType: String? = nil) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.httpBody = body
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    static func waitUntilReady(port: Int) async throws {
+        for _ in 0..<200 {
+            if let (status, _) = try? await request("http://127.0.0.1:\(port)/ready"), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("the server did not become ready")
+    }
+
+    @Test func servesThenFinishesInFlightRequestsOnSIGTERM() async throws {
+        let port = Self.freePort()
+        let (process, _) = try Self.start(["serve", "--model", "Tests/Fixtures/models/tiny-quickgelu", "--port", "\(port)",
+                                           "--batch-window-ms", "500"])
+        defer { if process.isRunning { process.terminate() } }
+        try await Self.waitUntilReady(port: port)
+        let image = try Data(contentsOf: LoupeBinary.fixtures.appendingPathComponent("images/photo_progressive_800x600.jpg"))
+        // The 500 ms gathering window keeps this request in flight while the signal arrives.
+        async let inFlight = Self.request(
+            "http://127.0.0.1:\(port)/computervision/retrieval:vectorizeImage?api-version=2024-02-01",
+            method: "POST", body: image, contentType: "application/octet-stream")
+        try await Task.sleep(for: .milliseconds(150))
+        kill(process.processIdentifier, SIGTERM)
+        let (status, body) = try await inFlight
+        #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test func refusesToServeBeyondLoopbackWithoutKeys() throws {
+        let (process, errors) = try Self.start(["serve", "--model", "Tests/Fixtures/models/tiny-quickgelu", "--host", "0.0.0.0",
+                                                "--port", "\(Self.freePort())"])
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("without keys"))
+    }
+
+    @Test func aModelThatCannotLoadStopsStartUpWithItsReason() throws {
+        let (process, errors) = try Self.start(["serve", "--model", "Tests/Fixtures/images", "--port", "\(Self.freePort())"])
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("config.json"))
+    }
+}
