@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "loupe",
             dependencies: [
-                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server",
+                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -9,6 +9,7 @@ public final class CLIPModel: @unchecked Sendable {
     public let tokenizer: CLIPTokenizer
     public let preprocessor: ImagePreprocessor
     private let weights: SafeTensors  // keeps the memory mapping alive for the towers' views
+    private let derivedWeights: WeightStorage  // and the fused weights built at load
     private let text: TextTower
     private let vision: VisionTower
 
@@ -27,6 +28,7 @@ public final class CLIPModel: @unchecked Sendable {
         text = try TextTower(load, configuration.textConfig, projectionDim: configuration.projectionDim)
         vision = try VisionTower(load, configuration.visionConfig, projectionDim: configuration.projectionDim)
         _ = try load("logit_scale")
+        derivedWeights = load.storage
         try load.verifyAllUsed()
         let crop = (preprocessor.configuration.cropWidth, preprocessor.configuration.cropHeight)
         let side = configuration.visionConfig.imageSize

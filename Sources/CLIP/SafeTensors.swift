@@ -154,6 +154,8 @@ final class SafeTensors: @unchecked Sendable {
 /// with keys the model does not use.
 final class WeightLoader {
     private let tensors: SafeTensors
+    /// Weights derived at load time; the model keeps this alive.
+    let storage = WeightStorage()
     private var used = Set<String>()
     /// Buffers some checkpoints carry that are not weights (HF stores `position_ids` in older files).
     private static let ignorable: Set<String> = [

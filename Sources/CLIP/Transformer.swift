@@ -5,6 +5,11 @@ struct Linear {
     let weight: WeightView
     let bias: WeightView?
 
+    init(weight: WeightView, bias: WeightView?) {
+        self.weight = weight
+        self.bias = bias
+    }
+
     init(_ load: WeightLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int, bias hasBias: Bool = true) throws {
         weight = try load("\(prefix).weight", outFeatures, inFeatures)
         bias = hasBias ? try load("\(prefix).bias", outFeatures) : nil
@@ -32,9 +37,8 @@ struct LayerNorm {
 /// One pre-norm transformer block, the same type in both towers (`CLIPEncoderLayer`).
 struct EncoderLayer {
     let layerNorm1: LayerNorm
-    let query: Linear
-    let key: Linear
-    let value: Linear
+    /// q, k and v projections fused into one [3 · width, width] product (built once at load).
+    let queryKeyValue: Linear
     let output: Linear
     let layerNorm2: LayerNorm
     let fc1: Linear
@@ -45,9 +49,10 @@ struct EncoderLayer {
     init(_ load: WeightLoader, _ prefix: String, _ c: EncoderConfiguration) throws {
         let width = c.hiddenSize
         layerNorm1 = try LayerNorm(load, "\(prefix).layer_norm1", width: width, epsilon: c.layerNormEps)
-        query = try Linear(load, "\(prefix).self_attn.q_proj", in: width, out: width)
-        key = try Linear(load, "\(prefix).self_attn.k_proj", in: width, out: width)
-        value = try Linear(load, "\(prefix).self_attn.v_proj", in: width, out: width)
+        let projections = try ["q_proj", "k_proj", "v_proj"].map { try Linear(load, "\(prefix).self_attn.\($0)", in: width, out: width) }
+        queryKeyValue = Linear(
+            weight: load.storage.concatenate(projections.map(\.weight)),
+            bias: load.storage.concatenate(projections.map { $0.bias! }))
         output = try Linear(load, "\(prefix).self_attn.out_proj", in: width, out: width)
         layerNorm2 = try LayerNorm(load, "\(prefix).layer_norm2", width: width, epsilon: c.layerNormEps)
         fc1 = try Linear(load, "\(prefix).mlp.fc1", in: width, out: c.intermediateSize)
@@ -61,7 +66,7 @@ struct EncoderLayer {
     func callAsFunction(_ x: Matrix, batch: Int, length: Int, causal: Bool) -> Matrix {
         let normed = layerNorm1(x)                                   // [batch·length, width]
         let attended = Operations.attention(
-            query: query(normed), key: key(normed), value: value(normed),
+            qkv: queryKeyValue(normed),                              // [batch·length, 3·width]
             batch: batch, length: length, heads: heads, causal: causal)  // [batch·length, width]
         let h = Operations.add(x, output(attended))                  // [batch·length, width]
         let hidden = Operations.apply(activation, to: fc1(layerNorm2(h)))  // [batch·length, intermediate]

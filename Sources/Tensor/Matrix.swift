@@ -47,3 +47,27 @@ public struct WeightView: @unchecked Sendable {
     public var count: Int { shape.reduce(1, *) }
     public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: base, count: count) }
 }
+
+/// Weights built at load time (such as fused projections): owned here, freed with the last reference.
+public final class WeightStorage: @unchecked Sendable {
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+
+    public init() {}
+
+    deinit { for buffer in buffers { buffer.deallocate() } }
+
+    /// Concatenates `parts` along their first dimension into one new tensor.
+    public func concatenate(_ parts: [WeightView]) -> WeightView {
+        let rest = Array(parts[0].shape.dropFirst())
+        precondition(parts.allSatisfy { Array($0.shape.dropFirst()) == rest }, "concatenated weights differ in shape")
+        let count = parts.reduce(0) { $0 + $1.count }
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        buffers.append(buffer)
+        var offset = 0
+        for part in parts {
+            (buffer + offset).update(from: part.base, count: part.count)
+            offset += part.count
+        }
+        return WeightView(base: buffer, shape: [parts.reduce(0) { $0 + $1.shape[0] }] + rest)
+    }
+}

@@ -67,42 +67,37 @@ public enum Operations {
     }
 
     /// Multi-head scaled dot-product attention for `batch` sequences of `length` tokens stored one
-    /// after another in q, k and v ([batch · length, heads · headSize]). With `causal`, token i only
-    /// sees tokens 0...i.
-    public static func attention(
-        query: Matrix, key: Matrix, value: Matrix, batch: Int, length: Int, heads: Int, causal: Bool
-    ) -> Matrix {
-        let width = query.columns
+    /// after another. `qkv` holds the three projections side by side: [batch · length, 3 · width].
+    /// With `causal`, token i only sees tokens 0...i. Returns [batch · length, width].
+    public static func attention(qkv: Matrix, batch: Int, length: Int, heads: Int, causal: Bool) -> Matrix {
+        let width = qkv.columns / 3
+        let stride = qkv.columns
         let headSize = width / heads
         let scale = 1 / Float(headSize).squareRoot()
-        var output = Matrix(zeros: query.rows, width)
+        var output = Matrix(zeros: qkv.rows, width)
         var scores = [Float](repeating: 0, count: length * length)
-        query.values.withUnsafeBufferPointer { q in
-            key.values.withUnsafeBufferPointer { k in
-                value.values.withUnsafeBufferPointer { v in
-                    output.values.withUnsafeMutableBufferPointer { o in
-                        scores.withUnsafeMutableBufferPointer { s in
-                            for item in 0..<batch {
-                                let offset = item * length * width
-                                for head in 0..<heads {
-                                    let column = offset + head * headSize
-                                    // scores = scale · Q_h K_hᵀ  [length, length]
-                                    cblas_sgemm(
-                                        CblasRowMajor, CblasNoTrans, CblasTrans,
-                                        Int32(length), Int32(length), Int32(headSize),
-                                        scale, q.baseAddress! + column, Int32(width),
-                                        k.baseAddress! + column, Int32(width),
-                                        0, s.baseAddress, Int32(length))
-                                    softmaxRows(s.baseAddress!, rows: length, columns: length, causal: causal)
-                                    // out_h = P V_h  [length, headSize]
-                                    cblas_sgemm(
-                                        CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                        Int32(length), Int32(headSize), Int32(length),
-                                        1, s.baseAddress, Int32(length),
-                                        v.baseAddress! + column, Int32(width),
-                                        0, o.baseAddress! + column, Int32(width))
-                                }
-                            }
+        qkv.values.withUnsafeBufferPointer { packed in
+            output.values.withUnsafeMutableBufferPointer { o in
+                scores.withUnsafeMutableBufferPointer { s in
+                    for item in 0..<batch {
+                        let rows = packed.baseAddress! + item * length * stride
+                        for head in 0..<heads {
+                            let q = rows + head * headSize
+                            let k = q + width
+                            let v = q + 2 * width
+                            // scores = scale · Q_h K_hᵀ  [length, length]
+                            cblas_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasTrans,
+                                Int32(length), Int32(length), Int32(headSize),
+                                scale, q, Int32(stride), k, Int32(stride),
+                                0, s.baseAddress, Int32(length))
+                            softmaxRows(s.baseAddress!, rows: length, columns: length, causal: causal)
+                            // out_h = P V_h  [length, headSize]
+                            cblas_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(length), Int32(headSize), Int32(length),
+                                1, s.baseAddress, Int32(length), v, Int32(stride),
+                                0, o.baseAddress! + item * length * width + head * headSize, Int32(width))
                         }
                     }
                 }
@@ -137,4 +132,10 @@ public enum Operations {
         guard norm > 0 else { return vector }
         return vector.map { Float(Double($0) / norm) }
     }
+}
+
+/// Threads BLAS may use for one matrix product.
+public enum BLASThreads {
+    public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
+    public static var current: Int { Int(openblas_get_num_threads()) }
 }

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Times the reference engines on a CLIP checkpoint: PyTorch eager and ONNX Runtime (CPU), the same
+figures `loupe bench` prints. Texts are padded to 77 tokens, as both references run them.
+Usage: reference.py MODEL_FOLDER THREADS BATCH IMAGES REPEATS WORK_FOLDER"""
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from transformers import CLIPModel
+
+
+class Vision(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        pooled = self.model.vision_model(pixel_values=pixel_values).pooler_output
+        features = self.model.visual_projection(pooled)
+        return features / features.norm(dim=-1, keepdim=True)
+
+
+class Text(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        pooled = self.model.text_model(input_ids=input_ids).pooler_output
+        features = self.model.text_projection(pooled)
+        return features / features.norm(dim=-1, keepdim=True)
+
+
+def median_seconds(run, repeats):
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def throughput(run, batch, images):
+    run()
+    start = time.perf_counter()
+    for _ in range(images // batch):
+        run()
+    return (images // batch * batch) / (time.perf_counter() - start)
+
+
+def main(folder, threads, batch, images, repeats, work):
+    threads, batch, images, repeats = int(threads), int(batch), int(images), int(repeats)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(threads)
+    model = CLIPModel.from_pretrained(folder, dtype=torch.float32).eval()
+    vision, text = Vision(model).eval(), Text(model).eval()
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    one = pixels[:1]
+    long_ids = np.array([[49406] + [320 + i % 300 for i in range(75)] + [49407]], dtype=np.int64)
+    short_ids = np.array([[49406, 320, 1746, 1212, 49407] + [0] * 72], dtype=np.int64)
+
+    results = {}
+    with torch.inference_mode():
+        tp = torch.from_numpy
+        results["pytorch"] = {
+            "images_per_s": throughput(lambda: vision(tp(pixels)), batch, images),
+            "image_ms": median_seconds(lambda: vision(tp(one)), repeats) * 1000,
+            "text77_ms": median_seconds(lambda: text(tp(long_ids)), repeats) * 1000,
+            "text_short_ms": median_seconds(lambda: text(tp(short_ids)), repeats) * 1000,
+        }
+        vision_path, text_path = work / "vision.onnx", work / "text.onnx"
+        if not vision_path.exists():
+            torch.onnx.export(vision, (tp(one),), vision_path, input_names=["pixel_values"], output_names=["embeds"],
+                              dynamic_axes={"pixel_values": {0: "batch"}}, opset_version=17, dynamo=False)
+        if not text_path.exists():
+            torch.onnx.export(text, (tp(long_ids),), text_path, input_names=["input_ids"], output_names=["embeds"],
+                              opset_version=17, dynamo=False)
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    vision_session = ort.InferenceSession(str(vision_path), options, providers=["CPUExecutionProvider"])
+    text_session = ort.InferenceSession(str(text_path), options, providers=["CPUExecutionProvider"])
+    results["onnxruntime"] = {
+        "images_per_s": throughput(lambda: vision_session.run(None, {"pixel_values": pixels}), batch, images),
+        "image_ms": median_seconds(lambda: vision_session.run(None, {"pixel_values": one}), repeats) * 1000,
+        "text77_ms": median_seconds(lambda: text_session.run(None, {"input_ids": long_ids}), repeats) * 1000,
+        "text_short_ms": median_seconds(lambda: text_session.run(None, {"input_ids": short_ids}), repeats) * 1000,
+    }
+    print(json.dumps({engine: {k: round(v, 2) for k, v in figures.items()} for engine, figures in results.items()}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:7])
