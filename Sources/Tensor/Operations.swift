@@ -8,6 +8,7 @@ public enum Operations {
         let outFeatures = weight.shape[0]
         let inFeatures = weight.shape[1]
         precondition(input.columns == inFeatures, "linear layer input width mismatch")
+        if input.rows <= smallRows { return smallLinear(input, weight: weight, bias: bias) }
         var output = Matrix(zeros: input.rows, outFeatures)
         if let bias {
             output.values.withUnsafeMutableBufferPointer { out in
@@ -27,6 +28,62 @@ public enum Operations {
             }
         }
         return output
+    }
+
+    /// Up to this many rows, a product is bound by reading the weights, not by arithmetic.
+    static let smallRows = 8
+
+    /// `linear` for a few rows (a short text): each weight row is read from memory once and used for
+    /// every input row while it sits in L1, with the output features split across cores. BLAS would
+    /// copy the whole weight matrix into its packed layout first, reading it twice.
+    static func smallLinear(_ input: Matrix, weight: WeightView, bias: WeightView?) -> Matrix {
+        let outFeatures = weight.shape[0]
+        let inFeatures = weight.shape[1]
+        let rows = input.rows
+        var output = Matrix(zeros: rows, outFeatures)
+        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, outFeatures / 64))
+        input.values.withUnsafeBufferPointer { x in
+            output.values.withUnsafeMutableBufferPointer { y in
+                // Addresses, not pointers, cross into the concurrent closure (pointers are not Sendable).
+                let xAddress = Int(bitPattern: x.baseAddress!), yAddress = Int(bitPattern: y.baseAddress!)
+                let wAddress = Int(bitPattern: weight.base), bAddress = bias.map { Int(bitPattern: $0.base) }
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                    let x = UnsafePointer<Float>(bitPattern: xAddress)!
+                    let y = UnsafeMutablePointer<Float>(bitPattern: yAddress)!
+                    let w = UnsafePointer<Float>(bitPattern: wAddress)!
+                    let b = bAddress.flatMap { UnsafePointer<Float>(bitPattern: $0) }
+                    let first = chunk * outFeatures / chunks
+                    let last = (chunk + 1) * outFeatures / chunks
+                    for j in first..<last {
+                        let row = w + j * inFeatures
+                        for r in 0..<rows {
+                            y[r * outFeatures + j] = dot(x + r * inFeatures, row, count: inFeatures) + (b?[j] ?? 0)
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        var i = 0
+        let rawA = UnsafeRawPointer(a), rawB = UnsafeRawPointer(b)
+        while i + 32 <= count {
+            s0 += rawA.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * rawB.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            s1 += rawA.loadUnaligned(fromByteOffset: 4 * (i + 8), as: SIMD8<Float>.self) * rawB.loadUnaligned(fromByteOffset: 4 * (i + 8), as: SIMD8<Float>.self)
+            s2 += rawA.loadUnaligned(fromByteOffset: 4 * (i + 16), as: SIMD8<Float>.self) * rawB.loadUnaligned(fromByteOffset: 4 * (i + 16), as: SIMD8<Float>.self)
+            s3 += rawA.loadUnaligned(fromByteOffset: 4 * (i + 24), as: SIMD8<Float>.self) * rawB.loadUnaligned(fromByteOffset: 4 * (i + 24), as: SIMD8<Float>.self)
+            i += 32
+        }
+        var sum = ((s0 + s1) + (s2 + s3)).sum()
+        while i < count {
+            sum += a[i] * b[i]
+            i += 1
+        }
+        return sum
     }
 
     /// Layer normalisation over each row, as `torch.nn.LayerNorm` (biased variance).
