@@ -38,6 +38,15 @@ let package = Package(
         ),
         .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
         .target(name: "Embedding", dependencies: ["CLIP", "ImageIO"]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // Exact search runs over every vector: optimised even in debug builds, like Tensor.
+        .target(name: "VectorIndex", swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // "Collections" is taken by swift-collections, which the server depends on.
+        .target(name: "ImageCollections", dependencies: ["CSQLite", "VectorIndex"]),
+        .target(
+            name: "Ingest",
+            dependencies: ["CLIP", "ImageIO", "ImageCollections", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "Server",
             dependencies: [
@@ -59,13 +68,14 @@ let package = Package(
         .executableTarget(
             name: "loupe",
             dependencies: [
-                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor",
+                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor", "ImageCollections", "Ingest",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(

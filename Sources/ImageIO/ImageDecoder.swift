@@ -33,7 +33,7 @@ public struct ImageDecoder: Sendable {
         }
     }
 
-    func checkByteCount(_ count: Int) throws {
+    public func checkByteCount(_ count: Int) throws {
         if count == 0 { throw ImageError.empty }
         if count > limits.maximumBytes { throw ImageError.tooLarge(bytes: count, limit: limits.maximumBytes) }
     }

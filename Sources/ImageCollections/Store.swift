@@ -1,0 +1,141 @@
+import Foundation
+
+/// Which model made a collection's vectors. Vectors of different models are never mixed.
+public struct ModelIdentity: Sendable, Equatable, Codable {
+    /// As the user named it: a Hub id or a folder.
+    public let id: String
+    /// The Hub commit, or a fingerprint of a local folder's configuration and weights header.
+    public let revision: String
+    public let dimension: Int
+
+    public init(id: String, revision: String, dimension: Int) {
+        self.id = id
+        self.revision = revision
+        self.dimension = dimension
+    }
+}
+
+public struct CollectionInfo: Sendable, Equatable {
+    public let name: String
+    public let model: ModelIdentity
+    public let itemCount: Int
+}
+
+/// One image in a collection.
+public struct Item: Sendable, Equatable {
+    public let id: String
+    public let source: String
+    public let contentHash: String
+    public let metadata: [String: String]
+    public let vector: [Float]
+
+    public init(id: String, source: String, contentHash: String, metadata: [String: String], vector: [Float]) {
+        self.id = id
+        self.source = source
+        self.contentHash = contentHash
+        self.metadata = metadata
+        self.vector = vector
+    }
+}
+
+/// A metadata condition: equality, or a numeric range on fields such as DATE.
+public enum MetadataFilter: Sendable, Equatable {
+    case equals(field: String, value: String)
+    case atLeast(field: String, value: Double)
+    case atMost(field: String, value: Double)
+
+    /// Parses `FIELD=value`, `FIELD>=number`, `FIELD<=number`.
+    public init(parsing text: String) throws {
+        for (symbol, make) in [(">=", { (f: String, v: String) -> MetadataFilter? in Double(v).map { .atLeast(field: f, value: $0) } }),
+                               ("<=", { (f: String, v: String) -> MetadataFilter? in Double(v).map { .atMost(field: f, value: $0) } }),
+                               ("=", { (f: String, v: String) -> MetadataFilter? in .equals(field: f, value: v) })] {
+            if let range = text.range(of: symbol) {
+                let field = String(text[..<range.lowerBound]).trimmingCharacters(in: .whitespaces)
+                let value = String(text[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+                guard !field.isEmpty, let filter = make(field, value) else { break }
+                self = filter
+                return
+            }
+        }
+        throw StoreError.invalidFilter(text)
+    }
+
+    func matches(_ metadata: [String: String]) -> Bool {
+        switch self {
+        case .equals(let field, let value): return metadata[field] == value
+        case .atLeast(let field, let value): return Self.number(metadata[field]).map { $0 >= value } ?? false
+        case .atMost(let field, let value): return Self.number(metadata[field]).map { $0 <= value } ?? false
+        }
+    }
+
+    /// The first number in a field: "c. 1889" and "1500-1510" count as 1889 and 1500.
+    static func number(_ text: String?) -> Double? {
+        guard let text else { return nil }
+        var digits = ""
+        for character in text {
+            if character.isASCII && (character.isNumber || (character == "." && !digits.isEmpty)) {
+                digits.append(character)
+            } else if !digits.isEmpty {
+                break
+            }
+        }
+        return Double(digits)
+    }
+}
+
+public struct SearchResult: Sendable, Equatable {
+    public let item: Item
+    /// Cosine similarity of the vectors, in [-1, 1].
+    public let similarity: Float
+    /// (1 + cosine) / 2, in [0, 1]: the figure shown to people.
+    public var relevance: Float { (1 + similarity) / 2 }
+}
+
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    case database(String)
+    case invalidName(String)
+    case noSuchCollection(String)
+    case noSuchItem(collection: String, id: String)
+    case modelMismatch(collection: String, expected: ModelIdentity, got: ModelIdentity)
+    case invalidFilter(String)
+    case invalidVector(String)
+
+    public var description: String {
+        switch self {
+        case .database(let reason): "the store failed: \(reason)"
+        case .invalidName(let name): "\"\(name)\" is not a valid collection name (letters, digits, - and _, up to 64)"
+        case .noSuchCollection(let name): "there is no collection \(name)"
+        case .noSuchItem(let collection, let id): "collection \(collection) has no item \(id)"
+        case .modelMismatch(let collection, let expected, let got):
+            "collection \(collection) holds vectors of \(expected.id) (\(expected.revision.prefix(12)), \(expected.dimension)-d); "
+                + "\(got.id) (\(got.revision.prefix(12)), \(got.dimension)-d) cannot add to or search it"
+        case .invalidFilter(let text): "\"\(text)\" is not a filter: use FIELD=value, FIELD>=number or FIELD<=number"
+        case .invalidVector(let reason): "invalid vector: \(reason)"
+        }
+    }
+}
+
+/// Where collections live. The embedded store is the default; every store passes the same behaviour tests.
+public protocol CollectionStore: Sendable {
+    /// Creates the collection, or opens it when it exists with the same model; another model is refused.
+    func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo
+    func collection(_ name: String) throws -> CollectionInfo?
+    func collections() throws -> [CollectionInfo]
+    func deleteCollection(_ name: String) throws
+    /// Adds or replaces items, all or none.
+    func upsert(_ items: [Item], into collection: String) throws
+    func item(_ id: String, in collection: String) throws -> Item?
+    /// The stored content hash per item id, for skipping unchanged files.
+    func contentHashes(in collection: String) throws -> [String: String]
+    func deleteItem(_ id: String, in collection: String) throws
+    func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult]
+}
+
+extension CollectionStore {
+    static func validate(name: String) throws {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+        guard (1...64).contains(name.count), name.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw StoreError.invalidName(name)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import CLIP
+import Crypto
+import Foundation
+import ImageCollections
+import ImageIO
+
+public struct IngestOptions: Sendable {
+    /// Images decoded and preprocessed at once.
+    public var jobs: Int
+    /// Images per inference batch (and per store transaction).
+    public var batch: Int
+
+    public init(jobs: Int = max(2, ProcessInfo.processInfo.activeProcessorCount), batch: Int = 32) {
+        self.jobs = max(1, jobs)
+        self.batch = max(1, batch)
+    }
+}
+
+public struct IngestProgress: Sendable {
+    public let total: Int
+    public var added = 0
+    public var updated = 0
+    public var skipped = 0
+    public var failed = 0
+    public var done: Int { added + updated + skipped + failed }
+}
+
+public struct IngestSummary: Sendable {
+    public let progress: IngestProgress
+    public let problems: [SourceProblem]
+}
+
+/// Reads, hashes, decodes and preprocesses images on worker tasks while the previous batch runs through
+/// the model, then writes each batch in one transaction. An item whose stored hash equals its file's hash
+/// is skipped, so a run killed at any moment and started again ends with every item exactly once; a
+/// changed file is embedded again and replaces its item.
+public struct IngestPipeline: Sendable {
+    public let model: CLIPModel
+    public let identity: ModelIdentity
+    public let store: any CollectionStore
+    public let decoder: ImageDecoder
+
+    public init(model: CLIPModel, identity: ModelIdentity, store: any CollectionStore, decoder: ImageDecoder = ImageDecoder()) {
+        self.model = model
+        self.identity = identity
+        self.store = store
+        self.decoder = decoder
+    }
+
+    private struct Prepared: Sendable {
+        var ready: [(item: SourceItem, hash: String, pixels: [Float], isNew: Bool)] = []
+        var skipped = 0
+        var problems: [SourceProblem] = []
+    }
+
+    public func run(
+        _ items: [SourceItem], sourceProblems: [SourceProblem] = [], into collection: String, options: IngestOptions = IngestOptions(),
+        progress report: @escaping @Sendable (IngestProgress) -> Void = { _ in }
+    ) async throws -> IngestSummary {
+        _ = try store.openCollection(collection, model: identity)
+        let stored = try store.contentHashes(in: collection)
+        var progress = IngestProgress(total: items.count + sourceProblems.count)
+        progress.failed = sourceProblems.count
+        var problems = sourceProblems
+        report(progress)
+
+        let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
+        guard !batches.isEmpty else { return IngestSummary(progress: progress, problems: problems) }
+        var current = await prepare(batches[0], stored: stored, jobs: options.jobs)
+        for index in batches.indices {
+            // The next batch is decoded while this one is embedded.
+            let upcoming = index + 1 < batches.count ? batches[index + 1] : []
+            async let next = prepare(upcoming, stored: stored, jobs: options.jobs)
+            let ready = current.ready
+            let vectors = ready.isEmpty ? [] : await runOffThePool { [model] in model.embed(pixelValues: ready.map(\.pixels)) }
+            let records = zip(ready, vectors).map { entry, vector in
+                Item(id: entry.item.id, source: entry.item.path, contentHash: entry.hash, metadata: entry.item.metadata, vector: vector)
+            }
+            if !records.isEmpty { try store.upsert(records, into: collection) }
+            progress.added += ready.filter(\.isNew).count
+            progress.updated += ready.filter { !$0.isNew }.count
+            progress.skipped += current.skipped
+            progress.failed += current.problems.count
+            problems += current.problems
+            report(progress)
+            current = await next
+        }
+        return IngestSummary(progress: progress, problems: problems)
+    }
+
+    private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int) async -> Prepared {
+        guard !batch.isEmpty else { return Prepared() }
+        let results = await withTaskGroup(of: (Int, Result<(String, [Float]?), SourceProblem>).self) { group in
+            var results = [(Int, Result<(String, [Float]?), SourceProblem>)]()
+            var next = 0
+            func submit() {
+                guard next < batch.count else { return }
+                let index = next
+                let item = batch[index]
+                next += 1
+                group.addTask { (index, self.load(item, storedHash: stored[item.id])) }
+            }
+            for _ in 0..<min(jobs, batch.count) { submit() }
+            for await result in group {
+                results.append(result)
+                submit()
+            }
+            return results.sorted { $0.0 < $1.0 }
+        }
+        var prepared = Prepared()
+        for (index, result) in results {
+            switch result {
+            case .success((let hash, let pixels?)):
+                prepared.ready.append((batch[index], hash, pixels, stored[batch[index].id] == nil))
+            case .success((_, nil)):
+                prepared.skipped += 1
+            case .failure(let problem):
+                prepared.problems.append(problem)
+            }
+        }
+        return prepared
+    }
+
+    /// The file's hash, and its pixel values unless the stored hash shows it unchanged.
+    private func load(_ item: SourceItem, storedHash: String?) -> Result<(String, [Float]?), SourceProblem> {
+        do {
+            var status = stat()
+            guard stat(item.path, &status) == 0 else { throw ImageError.fileNotFound(item.path) }
+            try decoder.checkByteCount(Int(status.st_size))
+            guard let data = FileManager.default.contents(atPath: item.path) else { throw ImageError.unreadable(item.path) }
+            let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+            if hash == storedHash { return .success((hash, [Float]?.none)) }
+            let image = try decoder.decode(data).rgb()
+            return .success((hash, model.pixelValues(for: image)))
+        } catch let error as ImageError {
+            return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.description))
+        } catch {
+            return .failure(SourceProblem(id: item.id, path: item.path, code: "Unreadable", message: "\(error)"))
+        }
+    }
+}
+
+/// Runs blocking work (a model batch) on a thread of its own, so the decoding tasks keep the
+/// concurrency pool.
+func runOffThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: work()) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
+/// Identifies the model a collection was made with.
+public enum ModelFingerprint {
+    /// A Hub snapshot is named by its commit; a local folder by a hash of its configuration and the
+    /// weights' header (names, shapes, offsets), which changes whenever the weights do in practice.
+    public static func identity(of folder: URL, name: String, dimension: Int) -> ModelIdentity {
+        let components = folder.standardizedFileURL.pathComponents
+        if let index = components.lastIndex(of: "snapshots"), index + 1 < components.count {
+            let commit = components[index + 1]
+            if commit.count == 40, commit.allSatisfy(\.isHexDigit) { return ModelIdentity(id: name, revision: commit, dimension: dimension) }
+        }
+        var hasher = SHA256()
+        for file in ["config.json", "preprocessor_config.json", "model.safetensors.index.json"] {
+            if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(file).path) { hasher.update(data: data) }
+        }
+        if let handle = FileHandle(forReadingAtPath: folder.appendingPathComponent("model.safetensors").path) {
+            let header = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+            hasher.update(data: header)
+            if let size = try? handle.seekToEnd() { hasher.update(data: Data(String(size).utf8)) }
+            try? handle.close()
+        }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return ModelIdentity(id: name, revision: "sha256:" + digest, dimension: dimension)
+    }
+}

@@ -1,0 +1,239 @@
+import ArgumentParser
+import CLIP
+import Foundation
+import ImageCollections
+import ImageIO
+import Ingest
+
+/// The data folder every collection command shares.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The data folder of the embedded store.") var data = "./loupe-data"
+
+    func open() throws -> EmbeddedStore {
+        do {
+            return try EmbeddedStore(folder: URL(fileURLWithPath: (data as NSString).expandingTildeInPath))
+        } catch let error as StoreError {
+            throw CommandFailure(error.description)
+        }
+    }
+}
+
+/// Loads a model and names it the way collections record it.
+enum CollectionModel {
+    static func load(_ name: String) async throws -> (CLIPModel, ModelIdentity) {
+        let folder = try await ModelLoading.locate(name)
+        let model = try ModelLoading.load(folder, name: name)
+        // A local folder is recorded by its absolute path, so later commands find it from anywhere.
+        let isLocal = FileManager.default.fileExists(atPath: (name as NSString).expandingTildeInPath)
+        let id = isLocal ? folder.standardizedFileURL.path : name
+        return (model, ModelFingerprint.identity(of: folder, name: id, dimension: model.dimension))
+    }
+}
+
+extension Loupe {
+    struct Ingest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a folder of images, or the images a TSV/CSV manifest lists, to a collection.",
+            discussion: """
+                A folder is read recursively (jpg, png, webp, gif, bmp, tiff); an item's id is its relative path. \
+                A manifest has a header row; the image column is IMAGE_FILE unless --image-column says otherwise, and \
+                every column becomes metadata. Unchanged files are skipped by content hash, so a run can be stopped \
+                at any moment and started again. Items that fail are listed in DATA/<collection>-errors.tsv.
+                """)
+
+        @Argument(help: "A folder of images or a .tsv/.csv manifest.") var path: String
+        @Option(help: "The collection to add to (created on first use).") var collection: String
+        @OptionGroup var options: ModelOptions
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Images decoded at once.") var jobs = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        @Option(help: "Images per inference batch.") var batch = 32
+        @Option(help: "The manifest column naming each image file.") var imageColumn: String?
+        @Option(help: "The manifest column holding each item's id (default: the image column).") var idColumn: String?
+
+        func validate() throws {
+            guard jobs >= 1, batch >= 1 else { throw ValidationError("--jobs and --batch must be positive") }
+        }
+
+        func run() async throws {
+            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
+                throw CommandFailure("nothing to ingest at \(path)")
+            }
+            let items: [SourceItem], problems: [SourceProblem]
+            do {
+                if isFolder.boolValue {
+                    (items, problems) = (try FolderSource(root: url).items(), [])
+                } else {
+                    (items, problems) = try ManifestSource(file: url, imageColumn: imageColumn, idColumn: idColumn).items()
+                }
+            } catch let error as IngestSourceError {
+                throw CommandFailure(error.description)
+            }
+            let (model, identity) = try await CollectionModel.load(options.model)
+            let store = try store.open()
+            let display = IngestDisplay()
+            let summary: IngestSummary
+            do {
+                summary = try await IngestPipeline(model: model, identity: identity, store: store)
+                    .run(items, sourceProblems: problems, into: collection, options: IngestOptions(jobs: jobs, batch: batch)) { display.show($0) }
+            } catch let error as StoreError {
+                throw CommandFailure(error.description)
+            }
+            display.finish(summary.progress)
+            let report = store.folder.appendingPathComponent("\(collection)-errors.tsv")
+            if summary.problems.isEmpty {
+                try? FileManager.default.removeItem(at: report)
+            } else {
+                let lines = ["id\tpath\tcode\tmessage"] + summary.problems.map { problem in
+                    [problem.id, problem.path, problem.code, problem.message].map(Self.tsvField).joined(separator: "\t")
+                }
+                try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: report)
+                StandardStreams.writeError("\(summary.problems.count) items failed; see \(report.path)\n")
+            }
+        }
+
+        static func tsvField(_ text: String) -> String {
+            text.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
+        }
+    }
+
+    struct Search: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Search a collection by text, by an image, or for items like one of its own.",
+            discussion: """
+                Prints one JSON object per result, best first: id, relevance = (1 + cosine) / 2 in [0, 1], cosine, \
+                source and metadata. Filters: FIELD=value, FIELD>=number, FIELD<=number (numbers are read from the \
+                start of the field, so DATE>=1850 works on "c. 1889").
+                """)
+
+        @Argument(help: "The text to search for.") var text: String?
+        @Option(help: "The collection to search.") var collection: String
+        @Option(help: "An image file to search with.") var image: String?
+        @Option(help: "The id of an item of the collection: find items like it.") var like: String?
+        @Option(name: .short, help: "How many results.") var k = 10
+        @Option(name: .customLong("filter"), help: "A metadata condition (repeatable).") var filters: [String] = []
+        @Option(help: "The model for the query (default: the collection's own; another one is refused).") var model: String?
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws {
+            guard [text != nil, image != nil, like != nil].filter({ $0 }).count == 1 else {
+                throw ValidationError("give exactly one of: a text, --image PATH, --like ITEM_ID")
+            }
+            guard (1...1000).contains(k) else { throw ValidationError("-k must be between 1 and 1000") }
+        }
+
+        func run() async throws {
+            let parsedFilters: [MetadataFilter]
+            do {
+                parsedFilters = try filters.map(MetadataFilter.init(parsing:))
+            } catch let error as StoreError {
+                throw ValidationError(error.description)
+            }
+            let store = try store.open()
+            guard let info = try store.collection(collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
+            let query: [Float]
+            var identity = info.model
+            if let like {
+                guard let item = try store.item(like, in: collection) else {
+                    throw CommandFailure(StoreError.noSuchItem(collection: collection, id: like).description)
+                }
+                query = item.vector
+            } else {
+                // The collection's own model unless another one is named (and then it must be the same).
+                let (model, modelIdentity) = try await CollectionModel.load(self.model ?? info.model.id)
+                identity = modelIdentity
+                do {
+                    query = try text.map { try model.embed(text: $0) } ?? model.embed(image: try ImageDecoder().decode(fileAt: image!).rgb())
+                } catch let error as ImageError {
+                    throw CommandFailure("cannot read \(image!): \(error)")
+                } catch let error as CLIPError {
+                    throw CommandFailure(error.description)
+                }
+            }
+            do {
+                for result in try store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters) {
+                    let object: [String: Any] = [
+                        "id": result.item.id, "relevance": Double(result.relevance), "cosine": Double(result.similarity),
+                        "source": result.item.source, "metadata": result.item.metadata,
+                    ]
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                    StandardStreams.writeOut(String(decoding: data, as: UTF8.self) + "\n")
+                }
+            } catch let error as StoreError {
+                throw CommandFailure(error.description)
+            }
+        }
+    }
+
+    struct Collections: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List or delete collections.", subcommands: [List.self, Delete.self])
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show every collection with its model and size.")
+            @OptionGroup var store: StoreOptions
+
+            func run() async throws {
+                let collections = try store.open().collections()
+                if collections.isEmpty {
+                    StandardStreams.writeOut("no collections yet; add one with: loupe ingest PATH --collection NAME\n")
+                }
+                for info in collections {
+                    StandardStreams.writeOut("\(info.name)\t\(info.itemCount) items\t\(info.model.id)\t\(info.model.dimension)-d\n")
+                }
+            }
+        }
+
+        struct Delete: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Delete a collection and its items.")
+            @Argument var name: String
+            @OptionGroup var store: StoreOptions
+
+            func run() async throws {
+                do {
+                    try store.open().deleteCollection(name)
+                } catch let error as StoreError {
+                    throw CommandFailure(error.description)
+                }
+            }
+        }
+    }
+}
+
+/// Ingest progress on stderr: a bar redrawn in place on a terminal, a line every few seconds otherwise.
+final class IngestDisplay: @unchecked Sendable {
+    private let interactive = isatty(STDERR_FILENO) != 0
+    private let started = Date()
+    private var last = Date.distantPast
+    private let lock = NSLock()
+
+    func show(_ progress: IngestProgress) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(last) >= (interactive ? 0.2 : 5) else { return }
+        last = now
+        StandardStreams.writeError(interactive ? "\r" + line(progress) + "\u{1B}[K" : line(progress) + "\n")
+    }
+
+    func finish(_ progress: IngestProgress) {
+        lock.lock()
+        defer { lock.unlock() }
+        if interactive { StandardStreams.writeError("\r\u{1B}[K") }
+        StandardStreams.writeError(line(progress) + "\n")
+        StandardStreams.writeError("added \(progress.added), updated \(progress.updated), skipped \(progress.skipped) unchanged, failed \(progress.failed)\n")
+    }
+
+    private func line(_ progress: IngestProgress) -> String {
+        let elapsed = max(Date().timeIntervalSince(started), 0.001)
+        let rate = Double(progress.added + progress.updated) / elapsed
+        let remaining = progress.total - progress.done
+        let eta = rate > 0 ? String(format: "%.0fs", Double(remaining) / rate) : "?"
+        let fraction = progress.total > 0 ? Double(progress.done) / Double(progress.total) : 1
+        let width = 24
+        let filled = Int(fraction * Double(width))
+        let bar = interactive ? String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled) + " " : ""
+        return "\(bar)\(progress.done)/\(progress.total) \(String(format: "%.1f", rate)) img/s ETA \(eta) errors \(progress.failed)"
+    }
+}
