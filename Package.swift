@@ -87,7 +87,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "LoupeCLITests", dependencies: ["loupe"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [

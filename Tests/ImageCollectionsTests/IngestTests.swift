@@ -1,0 +1,130 @@
+import CLIP
+import Foundation
+import ImageCollections
+import ImageIO
+import Testing
+
+@testable import Ingest
+
+/// A temporary SemArt-style layout: a manifest with an Images folder beside it.
+struct ManifestFolder {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-ingest-\(UUID())")
+    var images: URL { root.appendingPathComponent("Images") }
+    var manifest: URL { root.appendingPathComponent("semart_train.csv") }
+
+    init(copying files: [String]) throws {
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        for file in files {
+            try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("images/\(file)"), to: images.appendingPathComponent(file))
+        }
+    }
+
+    func write(_ text: String, encoding: String.Encoding = .utf8) throws {
+        try text.data(using: encoding)!.write(to: manifest)
+    }
+}
+
+@Suite struct ManifestTests {
+    @Test func semArtLayoutWorksWithoutFlags() throws {
+        let folder = try ManifestFolder(copying: ["gray_l_257x199.png", "cmyk_360x240.jpg"])
+        try folder.write("IMAGE_FILE\tDESCRIPTION\tTITLE\tAUTHOR\tDATE\n"
+            + "gray_l_257x199.png\tA grey study\tStudy\tAnon\t1890\n"
+            + "cmyk_360x240.jpg\t\"Quoted\tdescription\"\tBoats\tVan Gogh\t1888\n")
+        let (items, problems) = try ManifestSource(file: folder.manifest).items()
+        #expect(problems.isEmpty)
+        #expect(items.map(\.id) == ["gray_l_257x199.png", "cmyk_360x240.jpg"])
+        #expect(items[1].metadata["DESCRIPTION"] == "Quoted\tdescription")
+        #expect(items[1].metadata["AUTHOR"] == "Van Gogh")
+        #expect(items[0].path.hasSuffix("/Images/gray_l_257x199.png"))
+    }
+
+    @Test func windows1252ManifestsAreRead() throws {
+        let folder = try ManifestFolder(copying: ["gray_l_257x199.png"])
+        try folder.write("IMAGE_FILE\tAUTHOR\ngray_l_257x199.png\tCézanne, Paul\n", encoding: .windowsCP1252)
+        #expect(try ManifestSource(file: folder.manifest).items().items.first?.metadata["AUTHOR"] == "Cézanne, Paul")
+    }
+
+    @Test func hostileRowsBecomeProblemsAndTheRestGoesOn() throws {
+        let folder = try ManifestFolder(copying: ["gray_l_257x199.png", "tiny_rgb_50x40.png"])
+        try "secret".write(to: folder.root.deletingLastPathComponent().appendingPathComponent("outside-\(UUID()).png"), atomically: true, encoding: .utf8)
+        let huge = String(repeating: "x", count: ManifestSource.maximumFieldLength + 1)
+        try folder.write("""
+            image,title,id
+            gray_l_257x199.png,"'); DROP TABLE items; --",1
+            gray_l_257x199.png,duplicate,1
+            ../../etc/passwd,escape,2
+            /etc/passwd,absolute,3
+            missing.png,missing,4
+            tiny_rgb_50x40.png,\(huge),5
+            only-two-fields,6
+            ,empty,7
+
+            """)
+        let (items, problems) = try ManifestSource(file: folder.manifest, idColumn: "id").items()
+        #expect(items.map(\.id) == ["1"])
+        #expect(items[0].metadata["title"] == "'); DROP TABLE items; --")
+        #expect(problems.map(\.code) == ["DuplicateId", "PathOutsideFolder", "PathOutsideFolder", "FileNotFound", "FieldTooLong", "MalformedRow", "MissingImage"])
+    }
+
+    @Test func missingColumnsAndEmptyFilesAreClearErrors() throws {
+        let folder = try ManifestFolder(copying: [])
+        try folder.write("TITLE\tAUTHOR\nx\ty\n")
+        #expect(throws: IngestSourceError.missingColumn("IMAGE_FILE", available: ["TITLE", "AUTHOR"])) { try ManifestSource(file: folder.manifest).items() }
+        #expect(throws: IngestSourceError.missingColumn("PICTURE", available: ["TITLE", "AUTHOR"])) {
+            try ManifestSource(file: folder.manifest, imageColumn: "PICTURE").items()
+        }
+        try folder.write("")
+        #expect(throws: IngestSourceError.self) { try ManifestSource(file: folder.manifest).items() }
+        #expect(throws: IngestSourceError.notFound(folder.root.appendingPathComponent("nope.tsv").path)) {
+            try ManifestSource(file: folder.root.appendingPathComponent("nope.tsv")).items()
+        }
+    }
+}
+
+@Suite struct IngestPipelineTests {
+    static let model = Result { try CLIPModel(folder: ManifestFolder.fixtures.appendingPathComponent("models/tiny-gelu")) }
+
+    static func pipeline(_ store: EmbeddedStore) throws -> IngestPipeline {
+        let model = try Self.model.get()
+        let identity = ModelFingerprint.identity(of: ManifestFolder.fixtures.appendingPathComponent("models/tiny-gelu"), name: "tiny-gelu", dimension: model.dimension)
+        return IngestPipeline(model: model, identity: identity, store: store)
+    }
+
+    @Test func ingestsSkipsUnchangedReembedsChangedAndReportsBadFiles() async throws {
+        let files = ["gray_l_257x199.png", "cmyk_360x240.jpg", "photo_progressive_800x600.jpg", "frame_gif_120x90.gif", "tiff_rgb_130x170.tiff"]
+        let folder = try ManifestFolder(copying: files)
+        try Data("not an image".utf8).write(to: folder.images.appendingPathComponent("broken.jpg"))
+        let store = try EmbeddedStore(folder: folder.root.appendingPathComponent("data"))
+        let pipeline = try Self.pipeline(store)
+        let items = try FolderSource(root: folder.images).items()
+        #expect(items.count == 6)
+
+        let first = try await pipeline.run(items, into: "c", options: IngestOptions(jobs: 3, batch: 2))
+        #expect(first.progress.added == 5 && first.progress.failed == 1 && first.progress.skipped == 0)
+        #expect(first.problems.map(\.code) == ["InvalidImageFormat"])
+        let model = try Self.model.get()
+        let expected = model.embed(image: try ImageDecoder().decode(fileAt: folder.images.appendingPathComponent("cmyk_360x240.jpg").path).rgb())
+        #expect(try store.item("cmyk_360x240.jpg", in: "c")?.vector == expected)
+
+        // The same files again: all skipped by hash. One file changed: embedded again, replaced.
+        try FileManager.default.removeItem(at: folder.images.appendingPathComponent("gray_l_257x199.png"))
+        try FileManager.default.copyItem(at: ManifestFolder.fixtures.appendingPathComponent("images/tiny_rgb_50x40.png"),
+                                         to: folder.images.appendingPathComponent("gray_l_257x199.png"))
+        let second = try await pipeline.run(items, into: "c", options: IngestOptions(jobs: 2, batch: 4))
+        #expect(second.progress.skipped == 4 && second.progress.updated == 1 && second.progress.added == 0 && second.progress.failed == 1)
+        let changed = model.embed(image: try ImageDecoder().decode(fileAt: folder.images.appendingPathComponent("gray_l_257x199.png").path).rgb())
+        #expect(try store.item("gray_l_257x199.png", in: "c")?.vector == changed)
+        #expect(try store.collection("c")?.itemCount == 5)
+    }
+
+    @Test func anotherModelCannotAddToTheCollection() async throws {
+        let folder = try ManifestFolder(copying: ["gray_l_257x199.png"])
+        let store = try EmbeddedStore(folder: folder.root.appendingPathComponent("data"))
+        _ = try store.openCollection("c", model: ModelIdentity(id: "other", revision: "x", dimension: 12))
+        await #expect(throws: StoreError.self) {
+            try await Self.pipeline(store).run(try FolderSource(root: folder.images).items(), into: "c")
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import CLIP
+import Foundation
+import ImageCollections
+import ImageIO
+import Testing
+
+/// `loupe ingest` killed with SIGKILL at random moments, then run to the end: every item once, each
+/// with the vector the model gives its file.
+@Suite struct IngestCrashTests {
+    @Test func killedRunsEndExact() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-crash-\(UUID())")
+        let images = root.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        let fixtureImages = LoupeBinary.fixtures.appendingPathComponent("images")
+        let files = try FileManager.default.contentsOfDirectory(atPath: fixtureImages.path).sorted()
+        for copy in 0..<4 {
+            for file in files {
+                try FileManager.default.copyItem(at: fixtureImages.appendingPathComponent(file),
+                                                 to: images.appendingPathComponent("\(copy)-\(file)"))
+            }
+        }
+        let data = root.appendingPathComponent("data").path
+        let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-gelu").path
+        let arguments = ["ingest", images.path, "--collection", "crash", "--model", model, "--data", data, "--batch", "3", "--jobs", "2"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5 {
+            let process = Process()
+            process.executableURL = LoupeBinary.url
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            try await Task.sleep(for: .milliseconds(Int.random(in: 150...900, using: &generator)))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let final = try LoupeBinary.run(arguments)
+        #expect(final.status == 0, "\(final.stderr)")
+
+        let store = try EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let clip = try CLIPModel(folder: URL(fileURLWithPath: model))
+        let stored = try store.contentHashes(in: "crash")
+        let expectedIDs = Set(try FileManager.default.contentsOfDirectory(atPath: images.path))
+        #expect(Set(stored.keys) == expectedIDs)
+        #expect(try store.collection("crash")?.itemCount == expectedIDs.count)
+        for id in expectedIDs.sorted() {
+            let item = try #require(try store.item(id, in: "crash"))
+            let vector = clip.embed(image: try ImageDecoder().decode(fileAt: images.appendingPathComponent(id).path).rgb())
+            // Batched and single products sum in different orders: equal to float rounding, not bit for bit.
+            #expect(item.vector.count == vector.count && zip(item.vector, vector).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(id)")
+        }
+        try? FileManager.default.removeItem(at: root)
+    }
+}
