@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Embedding", "CLIP", "ImageIO",
+                "Embedding", "CLIP", "ImageIO", "ImageCollections",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Embedding", "CLIP", "ImageIO",
+                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "Ingest",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,4 +1,5 @@
 import Embedding
+import ImageCollections
 import Foundation
 import Hummingbird
 import Logging
@@ -7,7 +8,7 @@ import NIOCore
 /// Builds the HTTP application: Azure routes, health, readiness, metrics and the OpenAPI document,
 /// behind error mapping, request logging, authentication and rate limiting (outermost first).
 public func buildApplication(
-    configuration: ServerConfiguration, versions: [ModelVersion], metrics: ServerMetrics = ServerMetrics(),
+    configuration: ServerConfiguration, versions: [ModelVersion], store: (any CollectionStore)? = nil, metrics: ServerMetrics = ServerMetrics(),
     logger: Logger = Logger(label: "loupe.server"),
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
@@ -30,6 +31,11 @@ public func buildApplication(
     }
     AzureController(versions: byName, defaultVersion: configuration.defaultModelVersion, configuration: configuration)
         .add(to: router)
+    if let store {
+        CollectionsController(store: store, versions: byName, defaultVersion: configuration.defaultModelVersion,
+                              configuration: configuration, uploads: configuration.uploadsFolder)
+            .add(to: router)
+    }
     router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
     router.get("/ready") { _, _ in
         jsonResponse(["status": "ready", "models": versions.map { ["modelVersion": $0.name, "model": $0.source, "dimension": $0.embedder.model.dimension] }])

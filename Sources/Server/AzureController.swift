@@ -3,6 +3,7 @@ import Embedding
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ImageCollections
 import ImageIO
 import NIOCore
 
@@ -11,11 +12,14 @@ public struct ModelVersion: Sendable {
     public let name: String
     public let source: String
     public let embedder: BatchingEmbedder
+    /// How collections record this model.
+    public let identity: ModelIdentity
 
-    public init(name: String, source: String, embedder: BatchingEmbedder) {
+    public init(name: String, source: String, embedder: BatchingEmbedder, identity: ModelIdentity) {
         self.name = name
         self.source = source
         self.embedder = embedder
+        self.identity = identity
     }
 }
 

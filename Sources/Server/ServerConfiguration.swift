@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     public var batchWindow: Duration = .milliseconds(4)
     /// The model-version answered when a request names none (or `latest`).
     public var defaultModelVersion = "2023-04-15"
+    /// Where images uploaded to collections are kept.
+    public var uploadsFolder = URL(fileURLWithPath: "./loupe-data/uploads")
 
     public init() {}
 

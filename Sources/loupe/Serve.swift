@@ -11,8 +11,10 @@ extension Loupe {
         static let configuration = CommandConfiguration(
             abstract: "Serve embeddings over HTTP with Azure AI Vision's multimodal embeddings API.",
             discussion: """
-                Routes: POST /computervision/retrieval:vectorizeImage and :vectorizeText (?api-version=2024-02-01), \
-                GET /health, /ready, /metrics, /openapi.json. Keys come from --key or LOUPE_KEYS (comma-separated); \
+                Routes: POST /computervision/retrieval:vectorizeImage and :vectorizeText (?api-version=2024-02-01); \
+                collections in the --data folder: GET/POST /collections, DELETE /collections/NAME, \
+                POST /collections/NAME/items, GET|DELETE /collections/NAME/items/ID, GET …/items/ID/image, \
+                POST /collections/NAME/search; GET /health, /ready, /metrics, /openapi.json. Keys come from --key or LOUPE_KEYS (comma-separated); \
                 without keys the server only listens on loopback unless --no-auth is given.
                 """)
 
@@ -31,6 +33,7 @@ extension Loupe {
         @Option(help: "Most inputs per engine batch.") var maxBatch = 32
         @Option(help: "Milliseconds to gather concurrent requests into one batch.") var batchWindowMs = 4
         @Option(help: "Log format: text or json.") var logFormat = "text"
+        @OptionGroup var store: StoreOptions
 
         func validate() throws {
             guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0...65535") }
@@ -76,16 +79,18 @@ extension Loupe {
             let metrics = ServerMetrics()
             var versions = [ModelVersion]()
             for (name, source) in pairs {
-                let folder = try await ModelLoading.locate(source)
-                let model = try ModelLoading.load(folder, name: source)
+                let (model, identity) = try await CollectionModel.load(source)
                 logger.info("model loaded", metadata: ["modelVersion": "\(name)", "model": "\(source)", "dimension": "\(model.dimension)"])
                 let embedder = BatchingEmbedder(model: model, maxBatch: maxBatch, window: configuration.batchWindow) {
                     metrics.recordBatch(size: $0)
                 }
-                versions.append(ModelVersion(name: name, source: source, embedder: embedder))
+                versions.append(ModelVersion(name: name, source: source, embedder: embedder, identity: identity))
             }
             do {
-                let app = try buildApplication(configuration: configuration, versions: versions, metrics: metrics, logger: logger)
+                let collections = try store.open()
+                configuration.uploadsFolder = collections.folder.appendingPathComponent("uploads")
+                let app = try buildApplication(
+                    configuration: configuration, versions: versions, store: collections, metrics: metrics, logger: logger)
                 // Ends on SIGINT / SIGTERM after in-flight requests finish.
                 try await app.runService()
             } catch let error as ServerSetupError {

@@ -4,6 +4,8 @@ import Embedding
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import ImageCollections
+import Ingest
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -34,8 +36,12 @@ enum ServerHarness {
     }
 
     /// A live server; `body` gets its base URL and a sender.
+    static func identity(_ name: String) -> ModelIdentity {
+        ModelFingerprint.identity(of: fixtures.appendingPathComponent("models/\(name)"), name: name, dimension: models[name]!.dimension)
+    }
+
     static func withServer(
-        configure: (inout ServerConfiguration) -> Void = { _ in },
+        configure: (inout ServerConfiguration) -> Void = { _ in }, store: (any CollectionStore)? = nil,
         _ body: @escaping @Sendable (_ base: String, _ send: Sender) async throws -> Void
     ) async throws {
         var configuration = ServerConfiguration()
@@ -44,13 +50,14 @@ enum ServerHarness {
         let metrics = ServerMetrics()
         let versions = [
             ModelVersion(name: "2023-04-15", source: "tiny-quickgelu", embedder: BatchingEmbedder(
-                model: models["tiny-quickgelu"]!, maxBatch: configuration.maxBatch, window: configuration.batchWindow) { metrics.recordBatch(size: $0) }),
-            ModelVersion(name: "tiny-gelu", source: "tiny-gelu", embedder: BatchingEmbedder(model: models["tiny-gelu"]!)),
+                model: models["tiny-quickgelu"]!, maxBatch: configuration.maxBatch, window: configuration.batchWindow) { metrics.recordBatch(size: $0) },
+                identity: identity("tiny-quickgelu")),
+            ModelVersion(name: "tiny-gelu", source: "tiny-gelu", embedder: BatchingEmbedder(model: models["tiny-gelu"]!), identity: identity("tiny-gelu")),
         ]
         defer { for version in versions { version.embedder.stop() } }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let app = try buildApplication(configuration: configuration, versions: versions, metrics: metrics, logger: logger)
+        let app = try buildApplication(configuration: configuration, versions: versions, store: store, metrics: metrics, logger: logger)
         try await app.test(.live) { client in
             let base = "http://127.0.0.1:\(client.port!)"
             let sender = Sender()

@@ -1,0 +1,253 @@
+import CLIP
+import Crypto
+import Embedding
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImageCollections
+import ImageIO
+import NIOCore
+
+/// Loupe's own routes: collections, their items, and search by text, image or example.
+struct CollectionsController<Context: RequestContext> {
+    let store: any CollectionStore
+    let versions: [String: ModelVersion]
+    let defaultVersion: String
+    let configuration: ServerConfiguration
+    /// Uploaded images are kept here, named by their hash.
+    let uploads: URL
+    let decoder = ImageDecoder()
+
+    func add(to router: Router<Context>) {
+        router.get("/collections") { _, _ in try list() }
+        router.post("/collections") { request, _ in try await create(request) }
+        router.delete("/collections/:name") { _, context in
+            try run { try store.deleteCollection(try name(context)) }
+            return Response(status: .noContent)
+        }
+        router.post("/collections/:name/items") { request, context in try await addItem(request, collection: try name(context)) }
+        router.get("/collections/:name/items/:id") { _, context in
+            try jsonResponse(itemJSON(try item(context)))
+        }
+        router.get("/collections/:name/items/:id/image") { _, context in try image(try item(context)) }
+        router.delete("/collections/:name/items/:id") { _, context in
+            try run { try store.deleteItem(try parameter("id", context), in: try name(context)) }
+            return Response(status: .noContent)
+        }
+        router.post("/collections/:name/search") { request, context in try await search(request, collection: try name(context)) }
+    }
+
+    // MARK: - Collections
+
+    private func list() throws -> Response {
+        let collections = try run { try store.collections() }
+        return jsonResponse(["collections": collections.map { info -> [String: Any] in
+            ["name": info.name, "items": info.itemCount, "model": info.model.id, "dimension": info.model.dimension,
+             "modelVersion": version(for: info.model)?.name as Any]
+        }])
+    }
+
+    private func create(_ request: Request) async throws -> Response {
+        let body = try await json(request)
+        guard let name = body["name"] as? String else { throw bad("InvalidRequestBody", "The body needs a string field \"name\".") }
+        let version = try modelVersion(named: body["modelVersion"] as? String)
+        let info = try run { try store.openCollection(name, model: version.identity) }
+        return jsonResponse(["name": info.name, "items": info.itemCount, "modelVersion": version.name], status: .created)
+    }
+
+    // MARK: - Items
+
+    private func addItem(_ request: Request, collection: String) async throws -> Response {
+        let version = try servedVersion(for: collection)
+        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let id: String, bytes: [UInt8], metadata: [String: String]
+        if mediaType == "application/json" {
+            let body = try await json(request)
+            guard let url = body["url"] as? String else { throw bad("InvalidRequestBody", "Send an image body, or JSON with \"url\".") }
+            id = (body["id"] as? String) ?? url
+            metadata = try Self.metadata(body["metadata"])
+            bytes = try await fetch(url)
+        } else if mediaType == "application/octet-stream" || mediaType.hasPrefix("image/") {
+            guard let given = request.uri.queryParameters["id"].map(String.init), !given.isEmpty else {
+                throw bad("InvalidRequestBody", "Name the item with ?id=… when uploading an image.")
+            }
+            id = given
+            metadata = [:]
+            bytes = try await collect(request, limit: configuration.maximumBodyBytes)
+        } else {
+            throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
+        }
+        guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
+        let image = try decode(bytes)
+        let vector = try await version.embedder.embed(image: image)
+        let hash = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let file = uploads.appendingPathComponent(hash)
+        do {
+            try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: file.path) { try Data(bytes).write(to: file, options: .atomic) }
+        } catch {
+            throw AzureError(.internalServerError, code: "StorageFailed", message: "The image could not be stored.")
+        }
+        try run {
+            try store.upsert([Item(id: id, source: file.path, contentHash: hash, metadata: metadata, vector: vector)], into: collection)
+        }
+        return jsonResponse(["id": id, "collection": collection], status: .created)
+    }
+
+    private func item(_ context: Context) throws -> Item {
+        let collection = try name(context), id = try parameter("id", context)
+        guard let item = try run({ try store.item(id, in: collection) }) else {
+            throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: id).description)
+        }
+        return item
+    }
+
+    private func itemJSON(_ item: Item) -> [String: Any] {
+        ["id": item.id, "metadata": item.metadata, "contentHash": item.contentHash]
+    }
+
+    /// Only the file the store recorded for the item is served: request paths never name files.
+    private func image(_ item: Item) throws -> Response {
+        guard let data = FileManager.default.contents(atPath: item.source), let format = ImageFormat(signature: Array(data.prefix(16))) else {
+            throw AzureError(.notFound, code: "ImageNotFound", message: "The image of item \(item.id) is no longer available.")
+        }
+        let types: [ImageFormat: String] = [.jpeg: "image/jpeg", .png: "image/png", .webp: "image/webp", .gif: "image/gif", .bmp: "image/bmp", .tiff: "image/tiff"]
+        return Response(status: .ok, headers: [
+            .contentType: types[format]!, .cacheControl: "private, max-age=86400", .eTag: "\"\(item.contentHash)\"",
+            HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+        ], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    // MARK: - Search
+
+    private func search(_ request: Request, collection: String) async throws -> Response {
+        let version = try servedVersion(for: collection)
+        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        var k = request.uri.queryParameters["k"].flatMap { Int($0) } ?? 10
+        var filters = [MetadataFilter]()
+        let query: [Float]
+        if mediaType == "application/json" {
+            let body = try await json(request)
+            k = (body["k"] as? Int) ?? k
+            do {
+                filters = try ((body["filters"] as? [String]) ?? []).map(MetadataFilter.init(parsing:))
+            } catch let error as StoreError {
+                throw bad("InvalidFilter", error.description)
+            }
+            if let text = body["text"] as? String {
+                do {
+                    query = try await version.embedder.embed(text: text)
+                } catch CLIPError.emptyText {
+                    throw bad("InvalidTextLength", "The text has nothing to search for.")
+                }
+            } else if let like = body["like"] as? String {
+                guard let item = try run({ try store.item(like, in: collection) }) else {
+                    throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: like).description)
+                }
+                query = item.vector
+            } else if let url = body["url"] as? String {
+                query = try await version.embedder.embed(image: try decode(try await fetch(url)))
+            } else {
+                throw bad("InvalidRequestBody", "Search with {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
+            }
+        } else if mediaType == "application/octet-stream" || mediaType.hasPrefix("image/") {
+            query = try await version.embedder.embed(image: try decode(try await collect(request, limit: configuration.maximumBodyBytes)))
+        } else {
+            throw bad("UnsupportedMediaType", "Send application/json or an image body.")
+        }
+        guard (1...1000).contains(k) else { throw bad("InvalidRequestBody", "k must be between 1 and 1000.") }
+        let results = try run { try store.search(collection, vector: query, model: version.identity, k: k, filters: filters) }
+        return jsonResponse(["results": results.map { result -> [String: Any] in
+            ["id": result.item.id, "relevance": Double(result.relevance), "cosine": Double(result.similarity), "metadata": result.item.metadata]
+        }])
+    }
+
+    // MARK: - Helpers
+
+    private func version(for model: ModelIdentity) -> ModelVersion? {
+        versions.values.sorted { $0.name < $1.name }.first { $0.identity == model }
+    }
+
+    private func servedVersion(for collection: String) throws -> ModelVersion {
+        guard let info = try run({ try store.collection(collection) }) else {
+            throw AzureError(.notFound, code: "CollectionNotFound", message: StoreError.noSuchCollection(collection).description)
+        }
+        guard let version = version(for: info.model) else {
+            throw AzureError(.conflict, code: "ModelNotServed",
+                             message: "Collection \(collection) was made with \(info.model.id) (\(info.model.revision.prefix(12))), which this server does not run.")
+        }
+        return version
+    }
+
+    private func modelVersion(named name: String?) throws -> ModelVersion {
+        let name = name ?? defaultVersion
+        guard let version = versions[name] else { throw bad("InvalidModel", "Model version \(name) is not available.") }
+        return version
+    }
+
+    private func name(_ context: Context) throws -> String { try parameter("name", context) }
+
+    private func parameter(_ key: String, _ context: Context) throws -> String {
+        guard let value = context.parameters.get(key) else { throw bad("InvalidRequest", "Missing \(key).") }
+        return value.removingPercentEncoding ?? value
+    }
+
+    private func bad(_ code: String, _ message: String) -> AzureError { .invalidRequest(code, message) }
+
+    /// Store errors become HTTP errors with their message.
+    private func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as StoreError {
+            switch error {
+            case .noSuchCollection: throw AzureError(.notFound, code: "CollectionNotFound", message: error.description)
+            case .noSuchItem: throw AzureError(.notFound, code: "ItemNotFound", message: error.description)
+            case .modelMismatch: throw AzureError(.conflict, code: "ModelMismatch", message: error.description)
+            case .invalidName, .invalidFilter, .invalidVector: throw bad("InvalidRequest", error.description)
+            case .database: throw AzureError(.internalServerError, code: "StoreFailed", message: error.description)
+            }
+        }
+    }
+
+    private func collect(_ request: Request, limit: Int) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw bad("InvalidImageSize", "The request body is \(length) bytes; the limit is \(limit).")
+        }
+        do {
+            return Array(try await request.body.collect(upTo: limit).readableBytesView)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw bad("InvalidImageSize", "The request body is larger than \(limit) bytes.")
+        }
+    }
+
+    private func json(_ request: Request) async throws -> [String: Any] {
+        let body = try await collect(request, limit: 256 * 1024)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw bad("InvalidRequestBody", "The request body is not a JSON object.")
+        }
+        return object
+    }
+
+    static func metadata(_ value: Any?) throws -> [String: String] {
+        guard let value else { return [:] }
+        guard let object = value as? [String: Any] else { throw AzureError.invalidRequest("InvalidRequestBody", "metadata must be an object.") }
+        return object.mapValues { ($0 as? String) ?? "\($0)" }
+    }
+
+    private func fetch(_ url: String) async throws -> [UInt8] {
+        do {
+            return try await URLFetcher(allowPrivateAddresses: configuration.allowPrivateURLs, timeout: configuration.urlTimeout).fetch(url)
+        } catch let failure as URLFetcher.Failure {
+            if case .tooLarge = failure { throw bad("InvalidImageSize", failure.description) }
+            throw bad("InvalidImageUrl", failure.description)
+        }
+    }
+
+    private func decode(_ bytes: [UInt8]) throws -> RGBImage {
+        do {
+            return try decoder.decode(bytes).rgb()
+        } catch let error as ImageError {
+            throw bad(AzureController<Context>.azureCode(error), AzureController<Context>.azureMessage(error))
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import ImageCollections
+import ImageIO
+import Ingest
+import Server
+import Testing
+
+@Suite struct CollectionRoutesTests {
+    static let json = ["Content-Type": "application/json"]
+
+    static func store() throws -> EmbeddedStore {
+        try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-routes-\(UUID())"))
+    }
+
+    @Test func createAddGetSearchAndDelete() async throws {
+        let store = try Self.store()
+        let model = ServerHarness.models["tiny-quickgelu"]!
+        let files = ["landscape_rgb_512x384.png", "gray_l_320x240.jpg", "cmyk_360x240.jpg"]
+        try await ServerHarness.withServer(configure: { $0.uploadsFolder = store.folder.appendingPathComponent("uploads") }, store: store) { base, send in
+            let created = try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "paintings"}"#.utf8))
+            #expect(created.status == 201)
+            for file in files {
+                let reply = try await send.send(base + "/collections/paintings/items?id=\(file)", headers: ["Content-Type": "image/png"],
+                                                body: try ServerHarness.image(file))
+                #expect(reply.status == 201, "\(String(decoding: reply.body, as: UTF8.self))")
+            }
+            let listed = try await send.send(.GET, base + "/collections").json["collections"] as? [[String: Any]]
+            #expect(listed?.first?["items"] as? Int == 3)
+            #expect(listed?.first?["modelVersion"] as? String == "2023-04-15")
+
+            let item = try await send.send(.GET, base + "/collections/paintings/items/cmyk_360x240.jpg")
+            #expect(item.json["id"] as? String == "cmyk_360x240.jpg")
+            let image = try await send.send(.GET, base + "/collections/paintings/items/cmyk_360x240.jpg/image")
+            #expect(image.status == 200 && image.headers["content-type"] == "image/jpeg")
+            #expect(image.body == (try ServerHarness.image("cmyk_360x240.jpg")))
+
+            // Text search ranks by the model's own similarities.
+            let text = "a painting of a blue house"
+            let query = try model.embed(text: text)
+            let expected = try files.map { file -> (String, Float) in
+                let vector = model.embed(image: try ImageDecoder().decode(ServerHarness.image(file)).rgb())
+                return (file, zip(query, vector).map(*).reduce(0, +))
+            }.sorted { $0.1 > $1.1 }.map(\.0)
+            let search = try await send.send(base + "/collections/paintings/search", headers: Self.json,
+                                             body: Data(#"{"text": "\#(text)", "k": 3}"#.utf8))
+            #expect(((search.json["results"] as? [[String: Any]]) ?? []).map { $0["id"] as? String } == expected)
+
+            // More like this: the item itself first.
+            let like = try await send.send(base + "/collections/paintings/search", headers: Self.json,
+                                           body: Data(#"{"like": "gray_l_320x240.jpg", "k": 1}"#.utf8))
+            #expect(((like.json["results"] as? [[String: Any]]) ?? []).first?["id"] as? String == "gray_l_320x240.jpg")
+            // By image upload.
+            let byImage = try await send.send(base + "/collections/paintings/search?k=1", headers: ["Content-Type": "image/png"],
+                                              body: try ServerHarness.image("landscape_rgb_512x384.png"))
+            #expect(((byImage.json["results"] as? [[String: Any]]) ?? []).first?["id"] as? String == "landscape_rgb_512x384.png")
+
+            #expect(try await send.send(.DELETE, base + "/collections/paintings/items/gray_l_320x240.jpg").status == 204)
+            #expect(try await send.send(.GET, base + "/collections/paintings/items/gray_l_320x240.jpg").status == 404)
+            #expect(try await send.send(.DELETE, base + "/collections/paintings").status == 204)
+            #expect(try await send.send(.GET, base + "/collections/paintings/items/cmyk_360x240.jpg").status == 404)
+        }
+    }
+
+    @Test func badRequestsAreRefusedClearly() async throws {
+        let store = try Self.store()
+        _ = try store.openCollection("other-model", model: ModelIdentity(id: "elsewhere", revision: "r", dimension: 16))
+        try await ServerHarness.withServer(configure: { $0.uploadsFolder = store.folder.appendingPathComponent("uploads") }, store: store) { base, send in
+            _ = try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "c"}"#.utf8))
+            let cases: [(String, String, [String: String], Data?, Int, String)] = [
+                ("POST", "/collections", Self.json, Data(#"{"name": "a b"}"#.utf8), 400, "InvalidRequest"),
+                ("POST", "/collections", Self.json, Data(#"{"name": "x", "modelVersion": "9999"}"#.utf8), 400, "InvalidModel"),
+                ("POST", "/collections", Self.json, Data("[1]".utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/items", ["Content-Type": "image/png"], try ServerHarness.image("tiny_rgb_50x40.png"), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/items?id=x", ["Content-Type": "image/png"], Data("<html>".utf8), 400, "InvalidImageFormat"),
+                ("POST", "/collections/c/items", Self.json, Data(#"{"url": "http://127.0.0.1:9/a.png"}"#.utf8), 400, "InvalidImageUrl"),
+                ("POST", "/collections/nope/items?id=x", ["Content-Type": "image/png"], try ServerHarness.image("tiny_rgb_50x40.png"), 404, "CollectionNotFound"),
+                ("POST", "/collections/other-model/search", Self.json, Data(#"{"text": "x"}"#.utf8), 409, "ModelNotServed"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": "x", "filters": ["DATE>>1"]}"#.utf8), 400, "InvalidFilter"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": "x", "k": 0}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"like": "missing"}"#.utf8), 404, "ItemNotFound"),
+                ("POST", "/collections/c/search", ["Content-Type": "text/plain"], Data("x".utf8), 400, "UnsupportedMediaType"),
+                ("GET", "/collections/c/items/..%2F..%2Fetc%2Fpasswd/image", [:], nil, 404, "ItemNotFound"),
+                ("DELETE", "/collections/nope", [:], nil, 404, "CollectionNotFound"),
+            ]
+            for (method, path, headers, body, status, code) in cases {
+                let reply = try await send.send(.init(rawValue: method), base + path, headers: headers, body: body)
+                #expect(reply.status == status, "\(method) \(path): \(String(decoding: reply.body, as: UTF8.self))")
+                #expect((reply.innerCode ?? reply.errorCode) == code, "\(method) \(path): \(String(decoding: reply.body, as: UTF8.self))")
+            }
+        }
+    }
+}
