@@ -133,7 +133,7 @@ import Testing
     }
 
     @Test func aKeyOverItsRateGets429WithRetryAfter() async throws {
-        try await ServerHarness.withServer(configure: { $0.keys = ["a", "b"]; $0.rateLimit = 0.5; $0.rateBurst = 2 }) { base, send in
+        try await ServerHarness.withServer(configure: { $0.keys = ["a", "b"]; $0.rateLimit = 0.01; $0.rateBurst = 2 }) { base, send in
             let body = Data(#"{"text":"a blue house"}"#.utf8)
             func call(_ key: String) async throws -> ServerHarness.Reply {
                 try await send.send(base + Self.text + Self.query, headers: Self.json.merging(["Ocp-Apim-Subscription-Key": key]) { $1 }, body: body)
