@@ -16,7 +16,7 @@ struct CollectionsController<Context: RequestContext> {
     let configuration: ServerConfiguration
     /// Uploaded images are kept here, named by their hash.
     let uploads: URL
-    let decoder = ImageDecoder()
+    var inputs: RequestInputs { RequestInputs(configuration: configuration) }
 
     func add(to router: Router<Context>) {
         router.get("/collections") { _, _ in try list() }
@@ -48,8 +48,8 @@ struct CollectionsController<Context: RequestContext> {
     }
 
     private func create(_ request: Request) async throws -> Response {
-        let body = try await json(request)
-        guard let name = body["name"] as? String else { throw bad("InvalidRequestBody", "The body needs a string field \"name\".") }
+        let body = try await inputs.jsonObject(request)
+        let name = try inputs.string("name", in: body)
         let version = try modelVersion(named: body["modelVersion"] as? String)
         let info = try run { try store.openCollection(name, model: version.identity) }
         return jsonResponse(["name": info.name, "items": info.itemCount, "modelVersion": version.name], status: .created)
@@ -59,26 +59,25 @@ struct CollectionsController<Context: RequestContext> {
 
     private func addItem(_ request: Request, collection: String) async throws -> Response {
         let version = try servedVersion(for: collection)
-        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         let id: String, bytes: [UInt8], metadata: [String: String]
-        if mediaType == "application/json" {
-            let body = try await json(request)
-            guard let url = body["url"] as? String else { throw bad("InvalidRequestBody", "Send an image body, or JSON with \"url\".") }
+        if inputs.mediaType(request) == "application/json" {
+            let body = try await inputs.jsonObject(request)
+            let url = try inputs.string("url", in: body)
             id = (body["id"] as? String) ?? url
             metadata = try Self.metadata(body["metadata"])
-            bytes = try await fetch(url)
-        } else if mediaType == "application/octet-stream" || mediaType.hasPrefix("image/") {
+            bytes = try await inputs.fetch(url)
+        } else if inputs.isImageBody(request) {
             guard let given = request.uri.queryParameters["id"].map(String.init), !given.isEmpty else {
                 throw bad("InvalidRequestBody", "Name the item with ?id=… when uploading an image.")
             }
             id = given
             metadata = [:]
-            bytes = try await collect(request, limit: configuration.maximumBodyBytes)
+            bytes = try await inputs.imageBody(request)
         } else {
             throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
         }
         guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
-        let image = try decode(bytes)
+        let image = try inputs.image(bytes)
         let vector = try await version.embedder.embed(image: image)
         let hash = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         let file = uploads.appendingPathComponent(hash)
@@ -122,12 +121,11 @@ struct CollectionsController<Context: RequestContext> {
 
     private func search(_ request: Request, collection: String) async throws -> Response {
         let version = try servedVersion(for: collection)
-        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         var k = request.uri.queryParameters["k"].flatMap { Int($0) } ?? 10
         var filters = [MetadataFilter]()
         let query: [Float]
-        if mediaType == "application/json" {
-            let body = try await json(request)
+        if inputs.mediaType(request) == "application/json" {
+            let body = try await inputs.jsonObject(request)
             k = (body["k"] as? Int) ?? k
             do {
                 filters = try ((body["filters"] as? [String]) ?? []).map(MetadataFilter.init(parsing:))
@@ -146,12 +144,12 @@ struct CollectionsController<Context: RequestContext> {
                 }
                 query = item.vector
             } else if let url = body["url"] as? String {
-                query = try await version.embedder.embed(image: try decode(try await fetch(url)))
+                query = try await version.embedder.embed(image: try inputs.image(try await inputs.fetch(url)))
             } else {
                 throw bad("InvalidRequestBody", "Search with {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
             }
-        } else if mediaType == "application/octet-stream" || mediaType.hasPrefix("image/") {
-            query = try await version.embedder.embed(image: try decode(try await collect(request, limit: configuration.maximumBodyBytes)))
+        } else if inputs.isImageBody(request) {
+            query = try await version.embedder.embed(image: try inputs.image(try await inputs.imageBody(request)))
         } else {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
@@ -209,45 +207,10 @@ struct CollectionsController<Context: RequestContext> {
         }
     }
 
-    private func collect(_ request: Request, limit: Int) async throws -> [UInt8] {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
-            throw bad("InvalidImageSize", "The request body is \(length) bytes; the limit is \(limit).")
-        }
-        do {
-            return Array(try await request.body.collect(upTo: limit).readableBytesView)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw bad("InvalidImageSize", "The request body is larger than \(limit) bytes.")
-        }
-    }
-
-    private func json(_ request: Request) async throws -> [String: Any] {
-        let body = try await collect(request, limit: 256 * 1024)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            throw bad("InvalidRequestBody", "The request body is not a JSON object.")
-        }
-        return object
-    }
-
     static func metadata(_ value: Any?) throws -> [String: String] {
         guard let value else { return [:] }
         guard let object = value as? [String: Any] else { throw AzureError.invalidRequest("InvalidRequestBody", "metadata must be an object.") }
         return object.mapValues { ($0 as? String) ?? "\($0)" }
     }
 
-    private func fetch(_ url: String) async throws -> [UInt8] {
-        do {
-            return try await URLFetcher(allowPrivateAddresses: configuration.allowPrivateURLs, timeout: configuration.urlTimeout).fetch(url)
-        } catch let failure as URLFetcher.Failure {
-            if case .tooLarge = failure { throw bad("InvalidImageSize", failure.description) }
-            throw bad("InvalidImageUrl", failure.description)
-        }
-    }
-
-    private func decode(_ bytes: [UInt8]) throws -> RGBImage {
-        do {
-            return try decoder.decode(bytes).rgb()
-        } catch let error as ImageError {
-            throw bad(AzureController<Context>.azureCode(error), AzureController<Context>.azureMessage(error))
-        }
-    }
 }

@@ -3,6 +3,7 @@ import CLIP
 import Foundation
 import ImageIO
 import ModelHub
+import Server
 
 extension Loupe {
     struct Embed: AsyncParsableCommand {
@@ -94,27 +95,8 @@ struct EmbeddingLine {
             fields.append("\"error\":{\"code\":\(JSONText.string(error.code)),\"message\":\(JSONText.string(error.message))}")
         } else if let model, let vector {
             fields.append("\"model\":\(JSONText.string(model))")
-            fields.append("\"vector\":[\(vector.map { "\($0)" }.joined(separator: ","))]")
+            fields.append("\"vector\":\(JSONText.vector(vector))")
         }
         return "{" + fields.joined(separator: ",") + "}"
-    }
-}
-
-enum JSONText {
-    /// A JSON string literal, escaped.
-    static func string(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
