@@ -3,11 +3,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The server tests also run a Python client written the way Azure's documentation writes one.
-if ! python3 -c "import requests" 2>/dev/null; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get install -y -qq --no-install-recommends python3 python3-requests
-fi
+# Test-only tools: a Python client written the way Azure's documentation writes one (requests), and
+# the search page driven in headless Chromium (chromium, chromium-driver, selenium).
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+for tool in chromium chromedriver; do
+  command -v "$tool" >/dev/null || { $sudo apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver; break; }
+done
+for module in requests selenium; do
+  python3 -c "import $module" 2>/dev/null && continue
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "python3-$module" >/dev/null 2>&1 || true
+  python3 -c "import $module" 2>/dev/null && continue
+  python3 -m pip install --quiet "$module" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$module"
+done
 swift build --build-tests
 swift test --skip-build

@@ -40,6 +40,12 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 try database.execute("PRAGMA user_version = 1")
             }
         }
+        if version < 2 {
+            try database.transaction {
+                try database.execute("ALTER TABLE items ADD COLUMN thumbnail BLOB")
+                try database.execute("PRAGMA user_version = 2")
+            }
+        }
     }
 
     public func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo {
@@ -87,12 +93,12 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
                 let rows = try database.execute("""
-                    INSERT INTO items (collection, id, source, content_hash, metadata, vector) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO items (collection, id, source, content_hash, metadata, vector, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (collection, id) DO UPDATE SET source = excluded.source, content_hash = excluded.content_hash,
-                        metadata = excluded.metadata, vector = excluded.vector
+                        metadata = excluded.metadata, vector = excluded.vector, thumbnail = excluded.thumbnail
                     RETURNING key
                     """, [.text(collection), .text(item.id), .text(item.source), .text(item.contentHash), .text(metadata),
-                          .blob(Self.encode(item.vector))])
+                          .blob(Self.encode(item.vector)), item.thumbnail.map { .blob($0) } ?? .null])
                 guard let key = rows.first?.first?.integer else { throw StoreError.database("no key returned for \(item.id)") }
                 return key
             }
@@ -106,6 +112,10 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     public func item(_ id: String, in collection: String) throws -> Item? {
         try database.execute("SELECT id, source, content_hash, metadata, vector FROM items WHERE collection = ? AND id = ?",
                              [.text(collection), .text(id)]).first.map(Self.item)
+    }
+
+    public func thumbnail(_ id: String, in collection: String) throws -> Data? {
+        try database.execute("SELECT thumbnail FROM items WHERE collection = ? AND id = ?", [.text(collection), .text(id)]).first?.first?.blob
     }
 
     public func contentHashes(in collection: String) throws -> [String: String] {

@@ -28,13 +28,16 @@ public struct Item: Sendable, Equatable {
     public let contentHash: String
     public let metadata: [String: String]
     public let vector: [Float]
+    /// A small JPEG for display.
+    public let thumbnail: Data?
 
-    public init(id: String, source: String, contentHash: String, metadata: [String: String], vector: [Float]) {
+    public init(id: String, source: String, contentHash: String, metadata: [String: String], vector: [Float], thumbnail: Data? = nil) {
         self.id = id
         self.source = source
         self.contentHash = contentHash
         self.metadata = metadata
         self.vector = vector
+        self.thumbnail = thumbnail
     }
 }
 
@@ -124,7 +127,9 @@ public protocol CollectionStore: Sendable {
     func deleteCollection(_ name: String) throws
     /// Adds or replaces items, all or none.
     func upsert(_ items: [Item], into collection: String) throws
+    /// The item without its thumbnail (search results and listings do not need it).
     func item(_ id: String, in collection: String) throws -> Item?
+    func thumbnail(_ id: String, in collection: String) throws -> Data?
     /// The stored content hash per item id, for skipping unchanged files.
     func contentHashes(in collection: String) throws -> [String: String]
     func deleteItem(_ id: String, in collection: String) throws

@@ -48,7 +48,7 @@ public struct IngestPipeline: Sendable {
     }
 
     private struct Prepared: Sendable {
-        var ready: [(item: SourceItem, hash: String, pixels: [Float], isNew: Bool)] = []
+        var ready: [(item: SourceItem, hash: String, pixels: [Float], thumbnail: Data?, isNew: Bool)] = []
         var skipped = 0
         var problems: [SourceProblem] = []
     }
@@ -74,7 +74,8 @@ public struct IngestPipeline: Sendable {
             let ready = current.ready
             let vectors = ready.isEmpty ? [] : await runOffThePool { [model] in model.embed(pixelValues: ready.map(\.pixels)) }
             let records = zip(ready, vectors).map { entry, vector in
-                Item(id: entry.item.id, source: entry.item.path, contentHash: entry.hash, metadata: entry.item.metadata, vector: vector)
+                Item(id: entry.item.id, source: entry.item.path, contentHash: entry.hash, metadata: entry.item.metadata, vector: vector,
+                     thumbnail: entry.thumbnail)
             }
             if !records.isEmpty { try store.upsert(records, into: collection) }
             progress.added += ready.filter(\.isNew).count
@@ -90,8 +91,8 @@ public struct IngestPipeline: Sendable {
 
     private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int) async -> Prepared {
         guard !batch.isEmpty else { return Prepared() }
-        let results = await withTaskGroup(of: (Int, Result<(String, [Float]?), SourceProblem>).self) { group in
-            var results = [(Int, Result<(String, [Float]?), SourceProblem>)]()
+        let results = await withTaskGroup(of: (Int, Result<Loaded, SourceProblem>).self) { group in
+            var results = [(Int, Result<Loaded, SourceProblem>)]()
             var next = 0
             func submit() {
                 guard next < batch.count else { return }
@@ -110,10 +111,12 @@ public struct IngestPipeline: Sendable {
         var prepared = Prepared()
         for (index, result) in results {
             switch result {
-            case .success((let hash, let pixels?)):
-                prepared.ready.append((batch[index], hash, pixels, stored[batch[index].id] == nil))
-            case .success((_, nil)):
-                prepared.skipped += 1
+            case .success(let loaded):
+                guard let pixels = loaded.pixels else {
+                    prepared.skipped += 1
+                    continue
+                }
+                prepared.ready.append((batch[index], loaded.hash, pixels, loaded.thumbnail, stored[batch[index].id] == nil))
             case .failure(let problem):
                 prepared.problems.append(problem)
             }
@@ -121,17 +124,23 @@ public struct IngestPipeline: Sendable {
         return prepared
     }
 
-    /// The file's hash, and its pixel values unless the stored hash shows it unchanged.
-    private func load(_ item: SourceItem, storedHash: String?) -> Result<(String, [Float]?), SourceProblem> {
+    private struct Loaded: Sendable {
+        let hash: String
+        var pixels: [Float]? = nil
+        var thumbnail: Data? = nil
+    }
+
+    /// The file's hash, and its pixel values and thumbnail unless the stored hash shows it unchanged.
+    private func load(_ item: SourceItem, storedHash: String?) -> Result<Loaded, SourceProblem> {
         do {
             var status = stat()
             guard stat(item.path, &status) == 0 else { throw ImageError.fileNotFound(item.path) }
             try decoder.checkByteCount(Int(status.st_size))
             guard let data = FileManager.default.contents(atPath: item.path) else { throw ImageError.unreadable(item.path) }
             let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-            if hash == storedHash { return .success((hash, [Float]?.none)) }
+            if hash == storedHash { return .success(Loaded(hash: hash)) }
             let image = try decoder.decode(data).rgb()
-            return .success((hash, model.pixelValues(for: image)))
+            return .success(Loaded(hash: hash, pixels: model.pixelValues(for: image), thumbnail: try? Thumbnail.jpeg(from: image)))
         } catch let error as ImageError {
             return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.description))
         } catch {

@@ -35,6 +35,7 @@ public func buildApplication(
         CollectionsController(store: store, versions: byName, defaultVersion: configuration.defaultModelVersion,
                               configuration: configuration, uploads: configuration.uploadsFolder)
             .add(to: router)
+        try WebPage().add(to: router)
     }
     router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
     router.get("/ready") { _, _ in

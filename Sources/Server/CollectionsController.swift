@@ -30,6 +30,7 @@ struct CollectionsController<Context: RequestContext> {
             try jsonResponse(itemJSON(try item(context)))
         }
         router.get("/collections/:name/items/:id/image") { _, context in try image(try item(context)) }
+        router.get("/collections/:name/items/:id/thumbnail") { request, context in try await thumbnail(request, context) }
         router.delete("/collections/:name/items/:id") { _, context in
             try run { try store.deleteItem(try parameter("id", context), in: try name(context)) }
             return Response(status: .noContent)
@@ -79,6 +80,7 @@ struct CollectionsController<Context: RequestContext> {
         guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
         let image = try inputs.image(bytes)
         let vector = try await version.embedder.embed(image: image)
+        let thumbnail = try? Thumbnail.jpeg(from: image)
         let hash = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         let file = uploads.appendingPathComponent(hash)
         do {
@@ -88,7 +90,8 @@ struct CollectionsController<Context: RequestContext> {
             throw AzureError(.internalServerError, code: "StorageFailed", message: "The image could not be stored.")
         }
         try run {
-            try store.upsert([Item(id: id, source: file.path, contentHash: hash, metadata: metadata, vector: vector)], into: collection)
+            try store.upsert([Item(id: id, source: file.path, contentHash: hash, metadata: metadata, vector: vector, thumbnail: thumbnail)],
+                             into: collection)
         }
         return jsonResponse(["id": id, "collection": collection], status: .created)
     }
@@ -115,6 +118,20 @@ struct CollectionsController<Context: RequestContext> {
             .contentType: types[format]!, .cacheControl: "private, max-age=86400", .eTag: "\"\(item.contentHash)\"",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
         ], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The stored JPEG preview, cacheable: its ETag is the image's content hash.
+    private func thumbnail(_ request: Request, _ context: Context) async throws -> Response {
+        let item = try item(context)
+        let etag = "\"\(item.contentHash)\""
+        let caching: HTTPFields = [.cacheControl: "private, max-age=86400", .eTag: etag]
+        if request.headers[.ifNoneMatch] == etag { return Response(status: .notModified, headers: caching) }
+        guard let data = try run({ try store.thumbnail(item.id, in: try name(context)) }) else {
+            throw AzureError(.notFound, code: "ThumbnailNotFound", message: "Item \(item.id) has no thumbnail.")
+        }
+        var headers = caching
+        headers[.contentType] = "image/jpeg"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     // MARK: - Search

@@ -46,7 +46,8 @@ struct AzureErrorsAndMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
 /// metrics and the OpenAPI document stay open.
 struct SubscriptionKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keyDigests: [[UInt8]]
-    static var openPaths: Set<String> { ["/health", "/ready", "/metrics", "/openapi.json"] }
+    /// Open without a key: probes, metrics, the API description, and the page itself (which asks for the key).
+    static var openPaths: Set<String> { ["/health", "/ready", "/metrics", "/openapi.json", "/", "/app.js", "/app.css"] }
 
     init(keys: [String]) { keyDigests = keys.map { Array(SHA256.hash(data: Data($0.utf8))) } }
 

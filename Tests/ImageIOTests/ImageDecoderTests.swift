@@ -98,6 +98,19 @@ import Testing
         #expect(Orientation.apply(2, to: image).pixels == [3, 2, 1, 6, 5, 4])
     }
 
+    @Test func thumbnailsFitTheirBoxAsJPEG() throws {
+        let photo = try ImageDecoder().decode(Self.bytes("photo_progressive_800x600.jpg")).rgb()
+        let thumbnail = try ImageDecoder().decode(Thumbnail.jpeg(from: photo, maximumSide: 320))
+        #expect(thumbnail.width == 320 && thumbnail.height == 240)
+        let tiny = try ImageDecoder().decode(Self.bytes("tiny_rgb_50x40.png")).rgb()
+        let kept = try ImageDecoder().decode(Thumbnail.jpeg(from: tiny))
+        #expect(kept.width == 50 && kept.height == 40)
+        // Area averaging: a flat colour stays that colour (within JPEG's rounding).
+        let flat = RGBImage(width: 90, height: 30, pixels: [UInt8](repeating: 200, count: 90 * 30 * 3))
+        let averaged = Thumbnail.areaAverage(flat, width: 30, height: 10)
+        #expect(averaged.pixels.allSatisfy { $0 == 200 })
+    }
+
     @Test func transparentPixelsBecomeWhite() {
         let image = RasterImage(width: 1, height: 3, channels: 4, pixels: [10, 20, 30, 0, 10, 20, 30, 255, 0, 0, 0, 128])
         #expect(image.rgb().pixels == [255, 255, 255, 10, 20, 30, 127, 127, 127])

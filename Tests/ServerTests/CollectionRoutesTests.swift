@@ -33,6 +33,14 @@ import Testing
             let image = try await send.send(.GET, base + "/collections/paintings/items/cmyk_360x240.jpg/image")
             #expect(image.status == 200 && image.headers["content-type"] == "image/jpeg")
             #expect(image.body == (try ServerHarness.image("cmyk_360x240.jpg")))
+            let thumbnail = try await send.send(.GET, base + "/collections/paintings/items/landscape_rgb_512x384.png/thumbnail")
+            #expect(thumbnail.status == 200 && thumbnail.headers["content-type"] == "image/jpeg")
+            let preview = try ImageDecoder().decode(thumbnail.body)
+            #expect(preview.width == 320 && preview.height == 240)
+            let etag = try #require(thumbnail.headers["etag"])
+            #expect(thumbnail.headers["cache-control"]?.contains("max-age") == true)
+            let cached = try await send.send(.GET, base + "/collections/paintings/items/landscape_rgb_512x384.png/thumbnail", headers: ["If-None-Match": etag])
+            #expect(cached.status == 304 && cached.body.isEmpty)
 
             // Text search ranks by the model's own similarities.
             let text = "a painting of a blue house"

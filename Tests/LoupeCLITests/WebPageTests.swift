@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The search page in a real headless browser against `loupe serve` with a fixture collection.
+@Suite(.serialized) struct WebPageTests {
+    @Test func textImageAndMoreLikeThisInChromium() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-web-\(UUID())")
+        let images = root.appendingPathComponent("Images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        let fixtures = LoupeBinary.fixtures.appendingPathComponent("images")
+        var manifest = "IMAGE_FILE\tTITLE\tAUTHOR\tDATE\n"
+        for (index, file) in try FileManager.default.contentsOfDirectory(atPath: fixtures.path).sorted().enumerated() {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(file), to: images.appendingPathComponent(file))
+            // One title tries to inject markup: the page must show it as text.
+            let title = index == 0 ? "<img src=x onerror=\"window.__alerted=1\"><script>window.__alerted=1</script>" : "Painting \(index)"
+            manifest += "\(file)\t\(title)\tPainter \(index % 3)\t18\(10 + index)\n"
+        }
+        try manifest.write(to: root.appendingPathComponent("paintings.tsv"), atomically: true, encoding: .utf8)
+        let data = root.appendingPathComponent("data").path
+        let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-quickgelu").path
+        let ingest = try LoupeBinary.run(["ingest", root.appendingPathComponent("paintings.tsv").path, "--collection", "paintings",
+                                          "--model", model, "--data", data])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+
+        let port = ServeCommandTests.freePort()
+        let (server, _) = try ServeCommandTests.start(["serve", "--model", model, "--port", "\(port)", "--data", data])
+        defer { server.terminate() }
+        try await ServeCommandTests.waitUntilReady(port: port)
+        let base = "http://127.0.0.1:\(port)"
+        let shots = LoupeBinary.root.appendingPathComponent(".build/screenshots")
+        let query = "a painting of a blue house"
+        let upload = images.appendingPathComponent("landscape_rgb_512x384.png").path
+
+        let output = try Self.python([LoupeBinary.root.appendingPathComponent("Tests/LoupeCLITests/Web/browser_e2e.py").path,
+                                      base, "paintings", query, upload, shots.path])
+        let shown = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+
+        // What the page shows is what the API answers, in the same order.
+        let expected = try await Self.searchIDs(base, body: #"{"text": "\#(query)", "k": 24}"#)
+        #expect(shown["text"] as? [String] == expected)
+        #expect((shown["text_url"] as? String)?.contains("q=a+painting+of+a+blue+house") == true)
+        #expect((shown["titles"] as? [String])?.contains { $0.contains("<script>") } == true, "the hostile title is shown as text")
+        #expect(shown["alerts"] as? String == "undefined", "no injected script ran")
+        #expect((shown["alts"] as? [String])?.allSatisfy { !$0.isEmpty } == true)
+        #expect((shown["image"] as? [String])?.first == "landscape_rgb_512x384.png")
+        let itemURL = try #require(shown["item_url"] as? String)
+        #expect(itemURL.contains("item="))
+        #expect((shown["similar"] as? [String])?.isEmpty == false)
+        #expect((shown["metadata"] as? [String])?.contains("AUTHOR") == true)
+        #expect(shown["back_url"] as? String != itemURL)
+        #expect(shown["reloaded"] as? [String] == expected)
+        #expect((shown["page_width"] as? Int ?? 10_000) <= 390, "the phone-sized page does not scroll sideways")
+        for shot in ["1-text-search.png", "2-image-search.png", "3-item.png", "4-phone.png"] {
+            #expect(FileManager.default.fileExists(atPath: shots.appendingPathComponent(shot).path))
+        }
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    static func searchIDs(_ base: String, body: String) async throws -> [String] {
+        var request = URLRequest(url: URL(string: base + "/collections/paintings/search")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        let (data, _) = try await URLSession.shared.data(for: request)
+        let results = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+        return results.compactMap { $0["id"] as? String }
+    }
+
+    static func python(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        if process.terminationStatus != 0 { Issue.record("the browser run failed: \(String(decoding: errors, as: UTF8.self).suffix(2000))") }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
