@@ -48,18 +48,23 @@ public final class CLIPModel: @unchecked Sendable {
     public func embed(text: String) throws -> [Float] { try embed(tokens: tokens(for: text)) }
 
     /// Embeds token ids from `tokens(for:)`.
-    public func embed(tokens ids: [Int]) throws -> [Float] {
-        // Only the start and end tokens: nothing to embed (the text was empty or only white space).
-        guard ids.count > 2 else { throw CLIPError.emptyText }
-        guard ids.count <= configuration.textConfig.maxPositionEmbeddings,
-            ids.allSatisfy({ $0 >= 0 && $0 < configuration.textConfig.vocabSize })
-        else {
-            throw CLIPError.invalidTokenizer("token ids do not fit the model's vocabulary or context length")
+    public func embed(tokens ids: [Int]) throws -> [Float] { try embed(tokenBatch: [ids])[0] }
+
+    /// Embeds several token sequences in one pass (see `TextTower`: no padding reaches a result).
+    public func embed(tokenBatch: [[Int]]) throws -> [[Float]] {
+        for ids in tokenBatch {
+            // Only the start and end tokens: nothing to embed (the text was empty or only white space).
+            guard ids.count > 2 else { throw CLIPError.emptyText }
+            guard ids.count <= configuration.textConfig.maxPositionEmbeddings,
+                ids.allSatisfy({ $0 >= 0 && $0 < configuration.textConfig.vocabSize })
+            else {
+                throw CLIPError.invalidTokenizer("token ids do not fit the model's vocabulary or context length")
+            }
         }
-        return self.text(ids)
+        return self.text(tokenBatch)
     }
 
-    public func embed(texts: [String]) throws -> [[Float]] { try texts.map { try embed(text: $0) } }
+    public func embed(texts: [String]) throws -> [[Float]] { try embed(tokenBatch: texts.map { try tokens(for: $0) }) }
 
     /// The model input for one image: [3, size, size] planes.
     public func pixelValues(for image: RGBImage) -> [Float] { preprocessor.pixelValues(image) }

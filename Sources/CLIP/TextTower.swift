@@ -19,19 +19,28 @@ struct TextTower {
         configuration = c
     }
 
-    /// Embeds one token sequence that ends with the end-of-text token. The tower is causal, so the
-    /// end token's output depends only on the tokens before it: no padding is computed.
-    func callAsFunction(_ tokens: [Int]) -> [Float] {
+    /// Embeds token sequences that each end with the end-of-text token. The tower is causal, so an end
+    /// token's output depends only on the tokens before it: shorter sequences are padded to the longest
+    /// (the padding comes after their end token and cannot reach it), and nothing is padded to 77.
+    /// Running several texts together reads the weights once for all of them.
+    func callAsFunction(_ batch: [[Int]]) -> [[Float]] {
         let width = configuration.encoder.hiddenSize
-        let length = tokens.count
-        var x = Matrix(zeros: length, width)                      // [tokens, width]
-        for (position, token) in tokens.enumerated() {
-            for i in 0..<width {
-                x[position, i] = tokenEmbedding.base[token * width + i] + positionEmbedding.base[position * width + i]
+        let length = batch.map(\.count).max() ?? 0
+        guard length > 0 else { return [] }
+        var x = Matrix(zeros: batch.count * length, width)           // [texts·length, width]
+        for (item, tokens) in batch.enumerated() {
+            for position in 0..<length {
+                let token = position < tokens.count ? tokens[position] : tokens[tokens.count - 1]
+                let row = item * length + position
+                for i in 0..<width {
+                    x[row, i] = tokenEmbedding.base[token * width + i] + positionEmbedding.base[position * width + i]
+                }
             }
         }
-        let encoded = finalLayerNorm(encoder(x, batch: 1, length: length, causal: true))  // [tokens, width]
-        let pooled = encoded.gatherRows([length - 1])             // [1, width]
-        return Operations.l2Normalized(projection(pooled).values)  // [projection]
+        let encoded = encoder(x, batch: batch.count, length: length, causal: true)  // [texts·length, width]
+        let ends = batch.enumerated().map { $0.offset * length + $0.element.count - 1 }
+        let pooled = finalLayerNorm(encoded.gatherRows(ends))        // [texts, width]
+        let projected = projection(pooled)                           // [texts, projection]
+        return (0..<batch.count).map { Operations.l2Normalized(projected.row($0)) }
     }
 }

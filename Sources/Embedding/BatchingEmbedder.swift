@@ -97,17 +97,22 @@ public final class BatchingEmbedder: @unchecked Sendable {
 
     private func run(_ batch: [Job]) {
         var images: [(pixels: [Float], continuation: CheckedContinuation<[Float], Error>)] = []
+        var texts: [(tokens: [Int], continuation: CheckedContinuation<[Float], Error>)] = []
         for job in batch {
             switch job {
-            case .image(let pixels, let continuation):
-                images.append((pixels, continuation))
-            case .text(let tokens, let continuation):
-                // Texts are not padded to a common length: each runs on its own tokens only.
-                do {
-                    continuation.resume(returning: try model.embed(tokens: tokens))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+            case .image(let pixels, let continuation): images.append((pixels, continuation))
+            case .text(let tokens, let continuation): texts.append((tokens, continuation))
+            }
+        }
+        // Texts run together (the weights are read once for all of them), padded only to the longest.
+        let valid = texts.filter { $0.tokens.count > 2 }
+        for text in texts where text.tokens.count <= 2 { text.continuation.resume(throwing: CLIPError.emptyText) }
+        if !valid.isEmpty {
+            do {
+                let vectors = try model.embed(tokenBatch: valid.map(\.tokens))
+                for (text, vector) in zip(valid, vectors) { text.continuation.resume(returning: vector) }
+            } catch {
+                for text in valid { text.continuation.resume(throwing: error) }
             }
         }
         if !images.isEmpty {

@@ -60,3 +60,16 @@ import Testing
         #expect(try model.embed(text: "a house <end_of_text> and more") == model.embed(text: "a house <end_of_text>"))
     }
 }
+
+@Suite struct TextBatchTests {
+    /// Texts of different lengths in one pass give what each gives alone (and so the reference).
+    @Test func batchedTextsEqualSingleTexts() throws {
+        let model = try CLIPModel(folder: Fixtures.model("tiny-quickgelu"))
+        let reference = try #require(Fixtures.reference("tiny-quickgelu"))
+        let texts = reference.texts.map(\.text)
+        let batched = try model.embed(texts: texts)
+        for (index, text) in reference.texts.enumerated() {
+            ModelParityTests.check(batched[index], text.vector, "batched \(text.text.prefix(20))")
+        }
+    }
+}
