@@ -60,8 +60,32 @@ import FoundationNetworking
         try? FileManager.default.removeItem(at: root)
     }
 
-    static func searchIDs(_ base: String, body: String) async throws -> [String] {
+    @Test func withKeysThePageAsksOnceAndSendsTheKey() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-web-key-\(UUID())")
+        let data = root.appendingPathComponent("data").path
+        let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-quickgelu").path
+        let ingest = try LoupeBinary.run(["ingest", LoupeBinary.fixtures.appendingPathComponent("images").path, "--collection", "paintings",
+                                          "--model", model, "--data", data])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let port = ServeCommandTests.freePort()
+        let (server, _) = try ServeCommandTests.start(["serve", "--model", model, "--port", "\(port)", "--data", data, "--key", "page-key"])
+        defer { server.terminate() }
+        try await ServeCommandTests.waitUntilReady(port: port)
+        let base = "http://127.0.0.1:\(port)"
+        let shots = LoupeBinary.root.appendingPathComponent(".build/screenshots")
+        let output = try Self.python([LoupeBinary.root.appendingPathComponent("Tests/LoupeCLITests/Web/browser_e2e.py").path,
+                                      base, "paintings", "boats", LoupeBinary.fixtures.appendingPathComponent("images/tiny_rgb_50x40.png").path,
+                                      shots.path, "page-key"])
+        let shown = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+        #expect(shown["text"] as? [String] == (try await Self.searchIDs(base, body: #"{"text": "boats", "k": 24}"#, key: "page-key")))
+        #expect((shown["thumbnail_src"] as? String)?.hasPrefix("blob:") == true)
+        #expect(shown["asked_again"] as? Bool == false)
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    static func searchIDs(_ base: String, body: String, key: String? = nil) async throws -> [String] {
         var request = URLRequest(url: URL(string: base + "/collections/paintings/search")!)
+        if let key { request.setValue(key, forHTTPHeaderField: "Ocp-Apim-Subscription-Key") }
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")

@@ -1,6 +1,7 @@
 """Drives Loupe's search page in headless Chromium: a text search, a search by uploaded image, an item
 with its "more like this" row, back navigation, and a phone-sized view. Saves screenshots and prints
-what the page showed as JSON. Usage: browser_e2e.py BASE_URL COLLECTION QUERY IMAGE_PATH SCREENSHOT_DIR"""
+what the page showed as JSON. Usage: browser_e2e.py BASE_URL COLLECTION QUERY IMAGE_PATH SCREENSHOT_DIR [KEY]
+With KEY, the server wants a key: the page must ask for it once, then search with it."""
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, collection, query, image, shots = sys.argv[1:6]
+key = sys.argv[6] if len(sys.argv) > 6 else None
 shots = Path(shots)
 shots.mkdir(parents=True, exist_ok=True)
 
@@ -28,7 +30,30 @@ def ids(list_id):
     return [a.get_attribute("data-id") for a in driver.find_elements(By.CSS_SELECTOR, f"#{list_id} li a")]
 
 
+def keyed_run():
+    driver.get(f"{base}/?collection={collection}&q={query}")
+    wait.until(lambda d: d.find_element(By.ID, "key-dialog").is_displayed())
+    driver.save_screenshot(str(shots / "5-key-prompt.png"))
+    field = driver.find_element(By.ID, "key")
+    field.send_keys(key)
+    field.submit()
+    wait.until(lambda d: len(ids("results")) > 0)
+    shown["text"] = ids("results")
+    # Thumbnails are fetched with the key and shown from blob: URLs.
+    wait.until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#results img')].some(i => i.complete && i.naturalWidth > 0)"))
+    shown["thumbnail_src"] = driver.find_element(By.CSS_SELECTOR, "#results img").get_attribute("src")
+    driver.refresh()  # the key is kept for the tab: no second prompt
+    wait.until(lambda d: len(ids("results")) > 0)
+    shown["asked_again"] = driver.find_element(By.ID, "key-dialog").is_displayed()
+
+
 try:
+    if key:
+        keyed_run()
+        driver.quit()
+        print(json.dumps(shown))
+        sys.exit(0)
     driver.get(f"{base}/?collection={collection}")
     wait.until(ready.text_to_be_present_in_element((By.ID, "status"), "Describe"))
     box = driver.find_element(By.ID, "query")
