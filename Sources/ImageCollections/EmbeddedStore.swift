@@ -126,6 +126,19 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         return hashes
     }
 
+    public func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws {
+        guard try self.collection(collection) != nil else { throw StoreError.noSuchCollection(collection) }
+        var after = ""
+        while true {
+            let rows = try database.execute("""
+                SELECT id, source, content_hash, metadata, vector FROM items WHERE collection = ? AND id > ? ORDER BY id LIMIT 1000
+                """, [.text(collection), .text(after)])
+            for row in rows { try body(Self.item(row)) }
+            guard let last = rows.last?[0].text else { return }
+            after = last
+        }
+    }
+
     public func deleteItem(_ id: String, in collection: String) throws {
         let rows = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key", [.text(collection), .text(id)])
         guard let key = rows.first?.first?.integer else { throw StoreError.noSuchItem(collection: collection, id: id) }

@@ -132,6 +132,8 @@ public protocol CollectionStore: Sendable {
     func thumbnail(_ id: String, in collection: String) throws -> Data?
     /// The stored content hash per item id, for skipping unchanged files.
     func contentHashes(in collection: String) throws -> [String: String]
+    /// Every item in id order, without thumbnails, handed over in pages to bound memory.
+    func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws
     func deleteItem(_ id: String, in collection: String) throws
     func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult]
 }
