@@ -128,6 +128,13 @@ final class SafeTensors: @unchecked Sendable {
         }
     }
 
+    /// Frees the float32 copy made for a half-precision tensor once nothing points into it any more.
+    func discardWidened(_ key: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        widened.removeValue(forKey: key)?.deallocate()
+    }
+
     private func widen(key: String, entry: Entry, count: Int) -> UnsafeMutablePointer<Float> {
         lock.lock()
         defer { lock.unlock() }
@@ -170,6 +177,19 @@ final class WeightLoader {
     }
 
     func shape(of key: String) -> [Int]? { tensors.entries[key]?.shape }
+
+    /// Tensors concatenated along their first dimension into one new buffer (q, k, v into one product).
+    /// Half-precision sources are widened, copied, and their widened copies freed, so each weight exists
+    /// once in memory.
+    func concatenated(_ keys: [String], shapes: [[Int]]) throws -> WeightView {
+        let parts = try zip(keys, shapes).map { key, shape -> WeightView in
+            used.insert(key)
+            return try tensors.weight(key, shape: shape)
+        }
+        let fused = storage.concatenate(parts)
+        for key in keys { tensors.discardWidened(key) }
+        return fused
+    }
 
     /// Throws when the checkpoint holds a tensor nobody asked for.
     func verifyAllUsed() throws {

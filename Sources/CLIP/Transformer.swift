@@ -49,10 +49,10 @@ struct EncoderLayer {
     init(_ load: WeightLoader, _ prefix: String, _ c: EncoderConfiguration) throws {
         let width = c.hiddenSize
         layerNorm1 = try LayerNorm(load, "\(prefix).layer_norm1", width: width, epsilon: c.layerNormEps)
-        let projections = try ["q_proj", "k_proj", "v_proj"].map { try Linear(load, "\(prefix).self_attn.\($0)", in: width, out: width) }
+        let projections = ["q_proj", "k_proj", "v_proj"].map { "\(prefix).self_attn.\($0)" }
         queryKeyValue = Linear(
-            weight: load.storage.concatenate(projections.map(\.weight)),
-            bias: load.storage.concatenate(projections.map { $0.bias! }))
+            weight: try load.concatenated(projections.map { "\($0).weight" }, shapes: Array(repeating: [width, width], count: 3)),
+            bias: try load.concatenated(projections.map { "\($0).bias" }, shapes: Array(repeating: [width], count: 3)))
         output = try Linear(load, "\(prefix).self_attn.out_proj", in: width, out: width)
         layerNorm2 = try LayerNorm(load, "\(prefix).layer_norm2", width: width, epsilon: c.layerNormEps)
         fc1 = try Linear(load, "\(prefix).mlp.fc1", in: width, out: c.intermediateSize)
