@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "loupe",
             dependencies: [
-                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor", "ImageCollections", "Ingest",
+                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor", "ImageCollections", "Ingest", "VectorIndex",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

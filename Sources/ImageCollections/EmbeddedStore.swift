@@ -1,17 +1,61 @@
 import Foundation
 import VectorIndex
 
+/// Which vector index answers searches.
+public enum IndexKind: Sendable, Equatable {
+    /// Every vector compared: exact, and fast enough to about 100,000 items.
+    case exact
+    /// An HNSW graph: approximate, for larger collections; persisted in `indexes/`.
+    case hnsw(HNSWIndex.Parameters)
+}
+
 /// The default store: one data folder with a SQLite database (collections, items, metadata, vectors)
-/// and Loupe's exact vector index, built in memory from the stored vectors when a collection is first
-/// searched and kept current as items change.
+/// and Loupe's vector index, built in memory from the stored vectors when a collection is first
+/// searched and kept current as items change. An HNSW graph is saved as
+/// `indexes/<collection>.<generation>.hnsw`; the generation counts changes to the collection, so a file
+/// that missed changes (a crash before `flush`) is never used: the graph is rebuilt from the vectors.
 public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     public let folder: URL
+    public let indexKind: IndexKind
     private let database: SQLiteDatabase
     private let lock = NSLock()
-    private var indexes: [String: FlatIndex] = [:]
+    private var indexes: [String: LoadedIndex] = [:]
 
-    public init(folder: URL) throws {
+    enum LoadedIndex {
+        case flat(FlatIndex)
+        case hnsw(HNSWIndex, savedGeneration: Int64?)
+
+        mutating func add(key: Int64, vector: [Float]) throws {
+            switch self {
+            case .flat(var index):
+                try index.add(key: key, vector: vector)
+                self = .flat(index)
+            case .hnsw(let index, _):
+                try index.add(key: key, vector: vector)
+            }
+        }
+
+        mutating func remove(key: Int64) {
+            switch self {
+            case .flat(var index):
+                index.remove(key: key)
+                self = .flat(index)
+            case .hnsw(let index, _):
+                index.remove(key: key)
+            }
+        }
+
+        func search(_ query: [Float], k: Int, allowed: ((Int64) -> Bool)?) throws -> [SearchHit] {
+            switch self {
+            case .flat(let index): try index.search(query, k: k, allowed: allowed)
+            case .hnsw(let index, _): try index.search(query, k: k, allowed: allowed)
+            }
+        }
+    }
+
+    public init(folder: URL, index: IndexKind = .exact) throws {
         self.folder = folder
+        indexKind = index
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
@@ -44,6 +88,12 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             try database.transaction {
                 try database.execute("ALTER TABLE items ADD COLUMN thumbnail BLOB")
                 try database.execute("PRAGMA user_version = 2")
+            }
+        }
+        if version < 3 {
+            try database.transaction {
+                try database.execute("ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+                try database.execute("PRAGMA user_version = 3")
             }
         }
     }
@@ -82,6 +132,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         guard try collection(name) != nil else { throw StoreError.noSuchCollection(name) }
         try database.execute("DELETE FROM collections WHERE name = ?", [.text(name)])
         lock.withLock { _ = indexes.removeValue(forKey: name) }
+        removeIndexFiles(name, except: nil)
     }
 
     public func upsert(_ items: [Item], into collection: String) throws {
@@ -89,8 +140,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         for item in items where item.vector.count != info.model.dimension || !item.vector.allSatisfy(\.isFinite) {
             throw StoreError.invalidVector("item \(item.id) has \(item.vector.count) values for a \(info.model.dimension)-d collection")
         }
-        let keys = try database.transaction {
-            try items.map { item -> Int64 in
+        let keys = try database.transaction { () -> [Int64] in
+            let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
                 let rows = try database.execute("""
                     INSERT INTO items (collection, id, source, content_hash, metadata, vector, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -102,6 +153,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 guard let key = rows.first?.first?.integer else { throw StoreError.database("no key returned for \(item.id)") }
                 return key
             }
+            _ = try bumpGeneration(collection)
+            return keys
         }
         try lock.withLock {
             guard indexes[collection] != nil else { return }
@@ -140,9 +193,54 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     public func deleteItem(_ id: String, in collection: String) throws {
-        let rows = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key", [.text(collection), .text(id)])
-        guard let key = rows.first?.first?.integer else { throw StoreError.noSuchItem(collection: collection, id: id) }
+        let key = try database.transaction { () -> Int64 in
+            let rows = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key", [.text(collection), .text(id)])
+            guard let key = rows.first?.first?.integer else { throw StoreError.noSuchItem(collection: collection, id: id) }
+            _ = try bumpGeneration(collection)
+            return key
+        }
         lock.withLock { indexes[collection]?.remove(key: key) }
+    }
+
+    /// Counts a change to the collection (inside the caller's transaction); returns the new generation.
+    private func bumpGeneration(_ collection: String) throws -> Int64 {
+        try database.execute("UPDATE collections SET generation = generation + 1 WHERE name = ? RETURNING generation",
+                             [.text(collection)]).first?.first?.integer ?? 0
+    }
+
+    private func generation(_ collection: String) throws -> Int64 {
+        try database.execute("SELECT generation FROM collections WHERE name = ?", [.text(collection)]).first?.first?.integer ?? 0
+    }
+
+    private var indexFolder: URL { folder.appendingPathComponent("indexes") }
+
+    private func indexFile(_ collection: String, generation: Int64) -> URL {
+        indexFolder.appendingPathComponent("\(collection).\(generation).hnsw")
+    }
+
+    /// Saves every loaded HNSW graph that changed since it was last saved, and removes older files.
+    public func flush() throws {
+        let loaded = lock.withLock { indexes }
+        for (collection, index) in loaded {
+            guard case .hnsw(let graph, let saved) = index else { continue }
+            let current = try generation(collection)
+            guard saved != current else { continue }
+            do {
+                try FileManager.default.createDirectory(at: indexFolder, withIntermediateDirectories: true)
+                try graph.write(to: indexFile(collection, generation: current))
+            } catch {
+                throw StoreError.database("cannot save the index of \(collection): \(error)")
+            }
+            lock.withLock { indexes[collection] = .hnsw(graph, savedGeneration: current) }
+            removeIndexFiles(collection, except: current)
+        }
+    }
+
+    private func removeIndexFiles(_ collection: String, except keep: Int64?) {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: indexFolder.path)) ?? []
+        for file in files where file.hasPrefix("\(collection).") && file.hasSuffix(".hnsw") && file != keep.map({ "\(collection).\($0).hnsw" }) {
+            try? FileManager.default.removeItem(at: indexFolder.appendingPathComponent(file))
+        }
     }
 
     public func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult] {
@@ -169,10 +267,22 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    private func loadedIndex(_ collection: String, dimension: Int) throws -> FlatIndex {
+    private func loadedIndex(_ collection: String, dimension: Int) throws -> LoadedIndex {
         if let index = lock.withLock({ indexes[collection] }) { return index }
-        var index = FlatIndex(dimension: dimension)
-        for row in try database.execute("SELECT key, vector FROM items WHERE collection = ?", [.text(collection)]) {
+        var index: LoadedIndex
+        switch indexKind {
+        case .exact:
+            index = .flat(FlatIndex(dimension: dimension))
+        case .hnsw(let parameters):
+            let current = try generation(collection)
+            if let saved = try? HNSWIndex.read(from: indexFile(collection, generation: current)), saved.dimension == dimension {
+                saved.parameters.efSearch = parameters.efSearch
+                lock.withLock { indexes[collection] = .hnsw(saved, savedGeneration: current) }
+                return .hnsw(saved, savedGeneration: current)
+            }
+            index = .hnsw(HNSWIndex(dimension: dimension, parameters: parameters), savedGeneration: nil)
+        }
+        for row in try database.execute("SELECT key, vector FROM items WHERE collection = ? ORDER BY key", [.text(collection)]) {
             guard let key = row[0].integer, let blob = row[1].blob else { continue }
             try index.add(key: key, vector: Self.decode(blob))
         }

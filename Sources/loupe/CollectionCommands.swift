@@ -4,14 +4,27 @@ import Foundation
 import ImageCollections
 import ImageIO
 import Ingest
+import VectorIndex
 
 /// The data folder every collection command shares.
 struct StoreOptions: ParsableArguments {
     @Option(help: "The data folder of the embedded store.") var data = "./loupe-data"
+    @Option(help: "The vector index: exact (every vector compared) or hnsw (approximate, for large collections).")
+    var index = "exact"
+    @Option(help: "HNSW: links per node.") var hnswM = 16
+    @Option(help: "HNSW: candidates kept while building.") var efConstruction = 128
+    @Option(help: "HNSW: candidates kept while searching.") var efSearch = 96
+
+    func validate() throws {
+        guard ["exact", "hnsw"].contains(index) else { throw ValidationError("--index is exact or hnsw") }
+        guard hnswM >= 2, efConstruction >= 1, efSearch >= 1 else { throw ValidationError("HNSW parameters must be positive (M at least 2)") }
+    }
 
     func open() throws -> EmbeddedStore {
+        let kind: IndexKind = index == "hnsw"
+            ? .hnsw(HNSWIndex.Parameters(m: hnswM, efConstruction: efConstruction, efSearch: efSearch)) : .exact
         do {
-            return try EmbeddedStore(folder: URL(fileURLWithPath: (data as NSString).expandingTildeInPath))
+            return try EmbeddedStore(folder: URL(fileURLWithPath: (data as NSString).expandingTildeInPath), index: kind)
         } catch let error as StoreError {
             throw CommandFailure(error.description)
         }
@@ -81,6 +94,7 @@ extension Loupe {
                 throw CommandFailure(error.description)
             }
             display.finish(summary.progress)
+            try store.flush()
             let report = store.folder.appendingPathComponent("\(collection)-errors.tsv")
             if summary.problems.isEmpty {
                 try? FileManager.default.removeItem(at: report)
@@ -160,6 +174,7 @@ extension Loupe {
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                     StandardStreams.writeOut(String(decoding: data, as: UTF8.self) + "\n")
                 }
+                try store.flush()  // a graph built for this search is kept for the next one
             } catch let error as StoreError {
                 throw CommandFailure(error.description)
             }

@@ -4,10 +4,12 @@ import Testing
 @testable import ImageCollections
 @testable import VectorIndex
 
-/// Behaviour every store must have. The embedded store runs it here; other stores run the same suite.
+/// Behaviour every store must have, with either index. The embedded store runs it here.
 @Suite struct EmbeddedStoreTests {
-    static func temporaryStore() throws -> EmbeddedStore {
-        try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())"))
+    static let kinds: [IndexKind] = [.exact, .hnsw(HNSWIndex.Parameters())]
+
+    static func temporaryStore(_ kind: IndexKind = .exact) throws -> EmbeddedStore {
+        try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())"), index: kind)
     }
 
     static let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 4)
@@ -16,8 +18,9 @@ import Testing
         Item(id: id, source: "/images/\(id)", contentHash: "hash-\(id)", metadata: metadata, vector: vector)
     }
 
-    @Test func itemsRoundTripAndSearchRanksByCosine() throws {
-        let store = try Self.temporaryStore()
+    @Test(arguments: kinds)
+    func itemsRoundTripAndSearchRanksByCosine(_ kind: IndexKind) throws {
+        let store = try Self.temporaryStore(kind)
         _ = try store.openCollection("paintings", model: Self.model)
         try store.upsert([
             Self.item("a", [1, 0, 0, 0], metadata: ["TITLE": "A"]), Self.item("b", [0.9, 0.1, 0, 0]), Self.item("c", [0, 1, 0, 0]),
@@ -30,8 +33,9 @@ import Testing
         #expect(try store.collection("paintings")?.itemCount == 4)
     }
 
-    @Test func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex() throws {
-        let store = try Self.temporaryStore()
+    @Test(arguments: kinds)
+    func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: IndexKind) throws {
+        let store = try Self.temporaryStore(kind)
         _ = try store.openCollection("c", model: Self.model)
         try store.upsert([Self.item("a", [1, 0, 0, 0]), Self.item("b", [0, 1, 0, 0])], into: "c")
         _ = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
@@ -43,8 +47,9 @@ import Testing
         #expect(try store.collection("c")?.itemCount == 1)
     }
 
-    @Test func aDifferentModelIsRefusedEverywhere() throws {
-        let store = try Self.temporaryStore()
+    @Test(arguments: kinds)
+    func aDifferentModelIsRefusedEverywhere(_ kind: IndexKind) throws {
+        let store = try Self.temporaryStore(kind)
         _ = try store.openCollection("c", model: Self.model)
         let other = ModelIdentity(id: "test/model", revision: "def", dimension: 4)
         #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
@@ -57,8 +62,9 @@ import Testing
         #expect(throws: StoreError.self) { try store.upsert([Self.item("x", [.nan, 0, 0, 0])], into: "c") }
     }
 
-    @Test func filtersOnEqualityAndNumericRanges() throws {
-        let store = try Self.temporaryStore()
+    @Test(arguments: kinds)
+    func filtersOnEqualityAndNumericRanges(_ kind: IndexKind) throws {
+        let store = try Self.temporaryStore(kind)
         _ = try store.openCollection("c", model: Self.model)
         try store.upsert([
             Self.item("early", [1, 0, 0, 0], metadata: ["DATE": "c. 1501-1510", "SCHOOL": "Italian"]),
@@ -78,8 +84,9 @@ import Testing
         }
     }
 
-    @Test func hostileNamesAndValuesAreData() throws {
-        let store = try Self.temporaryStore()
+    @Test(arguments: kinds)
+    func hostileNamesAndValuesAreData(_ kind: IndexKind) throws {
+        let store = try Self.temporaryStore(kind)
         for name in ["", "a b", "x'; DROP TABLE items; --", "../etc", String(repeating: "n", count: 65)] {
             #expect(throws: StoreError.invalidName(name)) { try store.openCollection(name, model: Self.model) }
         }
@@ -90,22 +97,58 @@ import Testing
         #expect(try store.collections().map(\.name) == ["c"])
     }
 
-    @Test func everythingSurvivesReopening() throws {
+    @Test(arguments: kinds)
+    func everythingSurvivesReopening(_ kind: IndexKind) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
         let vectors: [[Float]] = (0..<50).map { i in (0..<4).map { Float(sin(Double(i * 4 + $0))) } }
         var before: [String] = []
         do {
-            let store = try EmbeddedStore(folder: folder)
+            let store = try EmbeddedStore(folder: folder, index: kind)
             _ = try store.openCollection("c", model: Self.model)
             try store.upsert(vectors.enumerated().map { Self.item("i\($0.offset)", $0.element) }, into: "c")
             before = try store.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id)
+            try store.flush()
         }
-        let reopened = try EmbeddedStore(folder: folder)
+        let reopened = try EmbeddedStore(folder: folder, index: kind)
         #expect(try reopened.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id) == before)
         #expect(try reopened.contentHashes(in: "c").count == 50)
         try reopened.deleteCollection("c")
         #expect(try reopened.collections().isEmpty)
         #expect(throws: StoreError.noSuchCollection("c")) { try reopened.deleteCollection("c") }
+    }
+}
+
+@Suite struct HNSWPersistenceTests {
+    /// The graph is saved under the collection's generation and read back; a file that missed a change is
+    /// not used.
+    @Test func savedGraphsAreReusedOnlyWhileCurrent() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
+        let kind = IndexKind.hnsw(HNSWIndex.Parameters())
+        let model = EmbeddedStoreTests.model
+        let vectors: [[Float]] = (0..<300).map { i in (0..<4).map { Float(cos(Double(i * 7 + $0))) } }
+        let query: [Float] = [0.2, 0.4, -0.1, 0.3]
+        var before: [String] = []
+        do {
+            let store = try EmbeddedStore(folder: folder, index: kind)
+            _ = try store.openCollection("c", model: model)
+            try store.upsert(vectors.enumerated().map { EmbeddedStoreTests.item("i\($0.offset)", $0.element) }, into: "c")
+            before = try store.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id)
+            try store.flush()
+        }
+        let files = { try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("indexes").path).sorted() }
+        #expect(try files() == ["c.1.hnsw"])
+        do {
+            let reopened = try EmbeddedStore(folder: folder, index: kind)
+            #expect(try reopened.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id) == before)
+            // A change without a flush: the saved graph is now stale.
+            try reopened.upsert([EmbeddedStoreTests.item("new", query)], into: "c")
+        }
+        let third = try EmbeddedStore(folder: folder, index: kind)
+        #expect(try third.search("c", vector: query, model: model, k: 1, filters: []).first?.item.id == "new")
+        try third.flush()
+        #expect(try files() == ["c.2.hnsw"])
+        try third.deleteCollection("c")
+        #expect(try files().isEmpty)
     }
 }
 
