@@ -95,6 +95,17 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 try database.execute("ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
                 try database.execute("PRAGMA user_version = 3")
             }
+        if version < 4 {
+            try database.transaction {
+                // Full-text index of each item's metadata values, keyed by the item's key.
+                try database.execute("CREATE VIRTUAL TABLE items_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
+                for row in try database.execute("SELECT key, metadata FROM items") {
+                    guard let key = row[0].integer, let metadata = row[1].text.flatMap(Self.metadata) else { continue }
+                    try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(metadata))])
+                }
+                try database.execute("PRAGMA user_version = 4")
+            }
+        }
         }
     }
 
@@ -130,7 +141,10 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
 
     public func deleteCollection(_ name: String) throws {
         guard try collection(name) != nil else { throw StoreError.noSuchCollection(name) }
-        try database.execute("DELETE FROM collections WHERE name = ?", [.text(name)])
+        try database.transaction {
+            try database.execute("DELETE FROM items_text WHERE rowid IN (SELECT key FROM items WHERE collection = ?)", [.text(name)])
+            try database.execute("DELETE FROM collections WHERE name = ?", [.text(name)])
+        }
         lock.withLock { _ = indexes.removeValue(forKey: name) }
         removeIndexFiles(name, except: nil)
     }
@@ -151,6 +165,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                     """, [.text(collection), .text(item.id), .text(item.source), .text(item.contentHash), .text(metadata),
                           .blob(Self.encode(item.vector)), item.thumbnail.map { .blob($0) } ?? .null])
                 guard let key = rows.first?.first?.integer else { throw StoreError.database("no key returned for \(item.id)") }
+                try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
+                try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(item.metadata))])
                 return key
             }
             _ = try bumpGeneration(collection)
@@ -196,6 +212,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         let key = try database.transaction { () -> Int64 in
             let rows = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key", [.text(collection), .text(id)])
             guard let key = rows.first?.first?.integer else { throw StoreError.noSuchItem(collection: collection, id: id) }
+            try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
             _ = try bumpGeneration(collection)
             return key
         }
@@ -244,6 +261,45 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     public func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult] {
+        let hits = try vectorHits(collection, vector: vector, model: model, k: max(0, min(k, 1000)), filters: filters).hits
+        return try hits.compactMap { hit in try storedItem(key: hit.key).map { SearchResult(item: $0, similarity: hit.similarity) } }
+    }
+
+    public func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
+                             vectorWeight: Float) throws -> [SearchResult] {
+        let k = max(0, min(k, 1000))
+        let pool = max(5 * k, 50)
+        let (hits, allowed) = try vectorHits(collection, vector: vector, model: model, k: pool, filters: filters)
+        // BM25 from SQLite is negative, more negative is better.
+        var textScores = [Int64: Double]()
+        if let match = HybridScore.matchQuery(text) {
+            let rows = try database.execute("""
+                SELECT t.rowid, bm25(items_text) FROM items_text t JOIN items i ON i.key = t.rowid
+                WHERE items_text MATCH ? AND i.collection = ? ORDER BY bm25(items_text) LIMIT ?
+                """, [.text(match), .text(collection), .integer(Int64(pool))])
+            for row in rows {
+                guard let key = row[0].integer, case .real(let score) = row[1], allowed?.contains(key) ?? true else { continue }
+                textScores[key] = score
+            }
+        }
+        let best = textScores.values.min() ?? 0
+        var similarities = Dictionary(hits.map { ($0.key, $0.similarity) }, uniquingKeysWith: { a, _ in a })
+        for key in textScores.keys where similarities[key] == nil {
+            similarities[key] = try storedSimilarity(of: key, to: vector)
+        }
+        let ranked = similarities.map { key, similarity -> (Int64, Float, Float) in
+            let textScore = best < 0 ? Float((textScores[key] ?? 0) / best) : 0
+            return (key, similarity, HybridScore.blend(similarity: similarity, text: textScore, vectorWeight: vectorWeight))
+        }.sorted { $0.2 > $1.2 }.prefix(k)
+        return try ranked.compactMap { key, similarity, score in
+            try storedItem(key: key).map { SearchResult(item: $0, similarity: similarity, relevance: score) }
+        }
+    }
+
+    /// The best `k` vector matches among the items the filters allow (and the allowed set, if filtered).
+    private func vectorHits(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter])
+        throws -> (hits: [SearchHit], allowed: Set<Int64>?)
+    {
         guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
         guard info.model == model else { throw StoreError.modelMismatch(collection: collection, expected: info.model, got: model) }
         let index = try loadedIndex(collection, dimension: info.model.dimension)
@@ -255,16 +311,33 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 if filters.allSatisfy({ $0.matches(metadata) }) { allowed!.insert(key) }
             }
         }
-        let hits: [SearchHit]
         do {
-            hits = try index.search(vector, k: max(0, min(k, 1000)), allowed: allowed.map { set in { set.contains($0) } })
+            return (try index.search(vector, k: k, allowed: allowed.map { set in { set.contains($0) } }), allowed)
         } catch {
             throw StoreError.invalidVector("\(error)")
         }
-        return try hits.compactMap { hit in
-            try database.execute("SELECT id, source, content_hash, metadata, vector FROM items WHERE key = ?", [.integer(hit.key)])
-                .first.map { SearchResult(item: Self.item($0), similarity: hit.similarity) }
+    }
+
+    /// Cosine similarity of one stored item to a query, from its stored vector (for text-only candidates).
+    private func storedSimilarity(of key: Int64, to query: [Float]) throws -> Float {
+        guard let blob = try database.execute("SELECT vector FROM items WHERE key = ?", [.integer(key)]).first?.first?.blob else { return -1 }
+        let stored = Self.decode(blob)
+        var dot: Double = 0, a: Double = 0, b: Double = 0
+        for (x, y) in zip(stored, query) {
+            dot += Double(x) * Double(y)
+            a += Double(x) * Double(x)
+            b += Double(y) * Double(y)
         }
+        return a > 0 && b > 0 ? Float(dot / (a.squareRoot() * b.squareRoot())) : -1
+    }
+
+    private func storedItem(key: Int64) throws -> Item? {
+        try database.execute("SELECT id, source, content_hash, metadata, vector FROM items WHERE key = ?", [.integer(key)]).first.map(Self.item)
+    }
+
+    /// What full-text search sees of an item: its metadata values.
+    static func searchableText(_ metadata: [String: String]) -> String {
+        metadata.keys.sorted().compactMap { metadata[$0] }.joined(separator: " \n ")
     }
 
     private func loadedIndex(_ collection: String, dimension: Int) throws -> LoadedIndex {

@@ -90,8 +90,14 @@ public struct SearchResult: Sendable, Equatable {
     public let item: Item
     /// Cosine similarity of the vectors, in [-1, 1].
     public let similarity: Float
-    /// (1 + cosine) / 2, in [0, 1]: the figure shown to people.
-    public var relevance: Float { (1 + similarity) / 2 }
+    /// (1 + cosine) / 2 in [0, 1], or the hybrid score (see `HybridScore`): the figure shown to people.
+    public let relevance: Float
+
+    public init(item: Item, similarity: Float, relevance: Float? = nil) {
+        self.item = item
+        self.similarity = similarity
+        self.relevance = relevance ?? (1 + similarity) / 2
+    }
 }
 
 public enum StoreError: Error, Equatable, CustomStringConvertible {
@@ -136,6 +142,28 @@ public protocol CollectionStore: Sendable {
     func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws
     func deleteItem(_ id: String, in collection: String) throws
     func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult]
+    /// Vector similarity blended with a full-text match of `text` on the metadata (see `HybridScore`).
+    func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
+                      vectorWeight: Float) throws -> [SearchResult]
+}
+
+/// How hybrid search ranks: `score = w · (1 + cosine) / 2 + (1 − w) · text`, where `text` is the item's
+/// BM25 score on its metadata divided by the best BM25 score among the candidates (so in [0, 1], and 0
+/// when the metadata does not match), and `w` is the vector weight (0.7 unless given). Candidates are
+/// the union of the best vector matches and the best text matches, 5·k (at least 50) of each.
+public enum HybridScore {
+    public static let defaultVectorWeight: Float = 0.7
+
+    public static func blend(similarity: Float, text: Float, vectorWeight: Float) -> Float {
+        vectorWeight * (1 + similarity) / 2 + (1 - vectorWeight) * text
+    }
+
+    /// An FTS5 query that matches any of the words: each is quoted, so no text is read as query syntax.
+    static func matchQuery(_ text: String) -> String? {
+        let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
+        guard !words.isEmpty else { return nil }
+        return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " OR ")
+    }
 }
 
 extension CollectionStore {

@@ -140,6 +140,8 @@ struct CollectionsController<Context: RequestContext> {
         let version = try servedVersion(for: collection)
         var k = request.uri.queryParameters["k"].flatMap { Int($0) } ?? 10
         var filters = [MetadataFilter]()
+        var hybridText: String?
+        var vectorWeight = HybridScore.defaultVectorWeight
         let query: [Float]
         if inputs.mediaType(request) == "application/json" {
             let body = try await inputs.jsonObject(request)
@@ -149,7 +151,12 @@ struct CollectionsController<Context: RequestContext> {
             } catch let error as StoreError {
                 throw bad("InvalidFilter", error.description)
             }
+            if let weight = body["vectorWeight"] as? Double {
+                guard (0...1).contains(weight) else { throw bad("InvalidRequestBody", "vectorWeight is between 0 and 1.") }
+                vectorWeight = Float(weight)
+            }
             if let text = body["text"] as? String {
+                if body["hybrid"] as? Bool == true { hybridText = text }
                 do {
                     query = try await version.embedder.embed(text: text)
                 } catch CLIPError.emptyText {
@@ -171,7 +178,13 @@ struct CollectionsController<Context: RequestContext> {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
         guard (1...1000).contains(k) else { throw bad("InvalidRequestBody", "k must be between 1 and 1000.") }
-        let results = try run { try store.search(collection, vector: query, model: version.identity, k: k, filters: filters) }
+        let results = try run {
+            if let hybridText {
+                return try store.hybridSearch(collection, vector: query, text: hybridText, model: version.identity, k: k, filters: filters,
+                                              vectorWeight: vectorWeight)
+            }
+            return try store.search(collection, vector: query, model: version.identity, k: k, filters: filters)
+        }
         return jsonResponse(["results": results.map { result -> [String: Any] in
             ["id": result.item.id, "relevance": Double(result.relevance), "cosine": Double(result.similarity), "metadata": result.item.metadata]
         }])

@@ -117,7 +117,8 @@ extension Loupe {
             abstract: "Search a collection by text, by an image, or for items like one of its own.",
             discussion: """
                 Prints one JSON object per result, best first: id, relevance = (1 + cosine) / 2 in [0, 1], cosine, \
-                source and metadata. Filters: FIELD=value, FIELD>=number, FIELD<=number (numbers are read from the \
+                source and metadata. With --hybrid, relevance = w · (1 + cosine) / 2 + (1 − w) · text, where text is the \
+                item's BM25 score on its metadata over the best one (0 without a match) and w is --vector-weight. Filters: FIELD=value, FIELD>=number, FIELD<=number (numbers are read from the \
                 start of the field, so DATE>=1850 works on "c. 1889").
                 """)
 
@@ -128,6 +129,9 @@ extension Loupe {
         @Option(name: .short, help: "How many results.") var k = 10
         @Option(name: .customLong("filter"), help: "A metadata condition (repeatable).") var filters: [String] = []
         @Option(help: "The model for the query (default: the collection's own; another one is refused).") var model: String?
+        @Flag(help: "Blend the text's vector similarity with a full-text match on the metadata.") var hybrid = false
+        @Option(help: "Hybrid: the weight of vector similarity, 0...1 (the rest goes to the text match).")
+        var vectorWeight: Float = HybridScore.defaultVectorWeight
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -135,6 +139,8 @@ extension Loupe {
                 throw ValidationError("give exactly one of: a text, --image PATH, --like ITEM_ID")
             }
             guard (1...1000).contains(k) else { throw ValidationError("-k must be between 1 and 1000") }
+            if hybrid && text == nil { throw ValidationError("--hybrid needs a text query") }
+            guard (0...1).contains(vectorWeight) else { throw ValidationError("--vector-weight is between 0 and 1") }
         }
 
         func run() async throws {
@@ -166,7 +172,11 @@ extension Loupe {
                 }
             }
             do {
-                for result in try store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters) {
+                let results = hybrid
+                    ? try store.hybridSearch(collection, vector: query, text: text ?? "", model: identity, k: k, filters: parsedFilters,
+                                             vectorWeight: vectorWeight)
+                    : try store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters)
+                for result in results {
                     let object: [String: Any] = [
                         "id": result.item.id, "relevance": Double(result.relevance), "cosine": Double(result.similarity),
                         "source": result.item.source, "metadata": result.item.metadata,

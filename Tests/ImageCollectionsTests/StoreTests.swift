@@ -85,6 +85,35 @@ import Testing
     }
 
     @Test(arguments: kinds)
+    func hybridSearchLiftsMetadataMatches(_ kind: IndexKind) throws {
+        let store = try Self.temporaryStore(kind)
+        _ = try store.openCollection("c", model: Self.model)
+        try store.upsert([
+            Self.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour at dawn"]),
+            Self.item("house", [0.6, 0.8, 0, 0], metadata: ["TITLE": "The blue house", "AUTHOR": "Renoir"]),
+            Self.item("far", [0, 0, 1, 0], metadata: ["TITLE": "Still life"]),
+        ], into: "c")
+        let plain = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 3, filters: []).map(\.item.id)
+        #expect(plain == ["near", "house", "far"])
+        let hybrid = try store.hybridSearch("c", vector: [1, 0, 0, 0], text: "a blue house", model: Self.model, k: 3, filters: [], vectorWeight: 0.5)
+        #expect(hybrid.map(\.item.id) == ["house", "near", "far"])
+        // score = 0.5 · (1 + 0.6) / 2 + 0.5 · 1 for the only text match.
+        #expect(abs(hybrid[0].relevance - 0.9) < 1e-5)
+        #expect(abs(hybrid[1].relevance - 0.5) < 1e-5)
+        // Weight 1 is plain vector search; accents and case do not matter to the text match.
+        #expect(try store.hybridSearch("c", vector: [1, 0, 0, 0], text: "house", model: Self.model, k: 3, filters: [], vectorWeight: 1).map(\.item.id) == plain)
+        #expect(try store.hybridSearch("c", vector: [0, 0, 1, 0], text: "RÉNOIR", model: Self.model, k: 1, filters: [], vectorWeight: 0.2).first?.item.id == "house")
+        // Text that looks like query syntax is only words.
+        for hostile in ["\"", "NEAR(blue house)", "title:* OR", "'); DROP TABLE items; --", "", "***"] {
+            #expect(try store.hybridSearch("c", vector: [1, 0, 0, 0], text: hostile, model: Self.model, k: 3, filters: [], vectorWeight: 0.5).count == 3)
+        }
+        // Deleted items leave the text index too.
+        try store.deleteItem("house", in: "c")
+        #expect(try store.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: Self.model, k: 3, filters: [], vectorWeight: 0.5)
+            .map(\.item.id) == ["near", "far"])
+    }
+
+    @Test(arguments: kinds)
     func hostileNamesAndValuesAreData(_ kind: IndexKind) throws {
         let store = try Self.temporaryStore(kind)
         for name in ["", "a b", "x'; DROP TABLE items; --", "../etc", String(repeating: "n", count: 65)] {

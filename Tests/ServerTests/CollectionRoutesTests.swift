@@ -53,6 +53,14 @@ import Testing
                                              body: Data(#"{"text": "\#(text)", "k": 3}"#.utf8))
             #expect(((search.json["results"] as? [[String: Any]]) ?? []).map { $0["id"] as? String } == expected)
 
+            // Hybrid: uploads carry no metadata, so the text adds nothing and the order stays the vector order.
+            let hybrid = try await send.send(base + "/collections/paintings/search", headers: Self.json,
+                                             body: Data(#"{"text": "\#(text)", "k": 3, "hybrid": true}"#.utf8))
+            #expect(((hybrid.json["results"] as? [[String: Any]]) ?? []).map { $0["id"] as? String } == expected)
+            let badWeight = try await send.send(base + "/collections/paintings/search", headers: Self.json,
+                                                body: Data(#"{"text": "x", "hybrid": true, "vectorWeight": 2}"#.utf8))
+            #expect(badWeight.status == 400)
+
             // More like this: the item itself first.
             let like = try await send.send(base + "/collections/paintings/search", headers: Self.json,
                                            body: Data(#"{"like": "gray_l_320x240.jpg", "k": 1}"#.utf8))
