@@ -17,4 +17,6 @@ for module in requests selenium; do
   python3 -m pip install --quiet "$module" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$module"
 done
 swift build --build-tests
-swift test --skip-build
+# Serially: some tests are long and CPU-bound (the 100k HNSW build, the browser, the crash test) and the
+# servers under test need the two cores of this kind of machine to answer in time.
+swift test --skip-build --no-parallel
