@@ -32,16 +32,22 @@ enum ClusteredVectors {
         return Double(found) / Double(queries.count * k)
     }
 
-    /// recall@10 against exact search at the default parameters on 100,000 clustered 512-d vectors.
-    @Test func recallAtDefaultsOn100kClusteredVectors() throws {
-        let vectors = ClusteredVectors.make(count: 100_000, dimension: 512, clusters: 500, seed: 1)
-        let queries = ClusteredVectors.make(count: 200, dimension: 512, clusters: 500, seed: 2)
-        let index = HNSWIndex(dimension: 512)
-        var exact = FlatIndex(dimension: 512)
+    /// The same vectors in an HNSW graph and in an exact index, keyed by position.
+    static func indexes(_ vectors: [[Float]], dimension: Int) throws -> (HNSWIndex, FlatIndex) {
+        let index = HNSWIndex(dimension: dimension)
+        var exact = FlatIndex(dimension: dimension)
         for (key, vector) in vectors.enumerated() {
             try index.add(key: Int64(key), vector: vector)
             try exact.add(key: Int64(key), vector: vector)
         }
+        return (index, exact)
+    }
+
+    /// recall@10 against exact search at the default parameters on 100,000 clustered 512-d vectors.
+    @Test func recallAtDefaultsOn100kClusteredVectors() throws {
+        let vectors = ClusteredVectors.make(count: 100_000, dimension: 512, clusters: 500, seed: 1)
+        let queries = ClusteredVectors.make(count: 200, dimension: 512, clusters: 500, seed: 2)
+        let (index, exact) = try Self.indexes(vectors, dimension: 512)
         let recall = try Self.recall(index, exact, queries: queries)
         #expect(recall >= 0.95, "recall@10 = \(recall)")
 
@@ -57,12 +63,7 @@ enum ClusteredVectors {
 
     @Test func addsReplacementsAndDeletesAfterTheBuild() throws {
         let vectors = ClusteredVectors.make(count: 3_000, dimension: 64, clusters: 30, seed: 3)
-        let index = HNSWIndex(dimension: 64)
-        var exact = FlatIndex(dimension: 64)
-        for (key, vector) in vectors.enumerated() {
-            try index.add(key: Int64(key), vector: vector)
-            try exact.add(key: Int64(key), vector: vector)
-        }
+        var (index, exact) = try Self.indexes(vectors, dimension: 64)
         for key in stride(from: 0, to: 3_000, by: 3) {
             index.remove(key: Int64(key))
             exact.remove(key: Int64(key))

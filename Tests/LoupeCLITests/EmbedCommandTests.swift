@@ -26,16 +26,21 @@ enum LoupeBinary {
         }
     }
 
+    /// Runs `loupe` offline with a cache of its own.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        var overrides = ["HF_HOME": FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cli-hf-\(UUID())").path,
+                         "HF_HUB_OFFLINE": "1"]
+        overrides.merge(environment) { $1 }
+        return try run(executable: url, arguments, environment: overrides)
+    }
+
+    /// Runs any program from the repository root and collects what it prints.
+    static func run(executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let process = Process()
-        process.executableURL = url
+        process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = root
-        var env = ProcessInfo.processInfo.environment
-        env["HF_HOME"] = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cli-hf-\(UUID())").path
-        env["HF_HUB_OFFLINE"] = "1"
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

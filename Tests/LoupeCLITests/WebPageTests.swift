@@ -95,17 +95,8 @@ import FoundationNetworking
     }
 
     static func python(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if process.terminationStatus != 0 { Issue.record("the browser run failed: \(String(decoding: errors, as: UTF8.self).suffix(2000))") }
-        return String(decoding: output, as: UTF8.self)
+        let result = try LoupeBinary.run(executable: URL(fileURLWithPath: "/usr/bin/env"), ["python3"] + arguments)
+        if result.status != 0 { Issue.record("the browser run failed: \(result.stderr.suffix(2000))") }
+        return result.stdout
     }
 }
