@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Embedding", dependencies: ["CLIP", "ImageIO"]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // Exact search runs over every vector: optimised even in debug builds, like Tensor.
-        .target(name: "VectorIndex", swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "VectorIndex", dependencies: ["Tensor"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // "Collections" is taken by swift-collections, which the server depends on.
         .target(name: "ImageCollections", dependencies: ["CSQLite", "VectorIndex"]),
         .target(

@@ -179,7 +179,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     public func item(_ id: String, in collection: String) throws -> Item? {
-        try database.execute("SELECT id, source, content_hash, metadata, vector FROM items WHERE collection = ? AND id = ?",
+        try database.execute("SELECT \(Self.itemColumns) FROM items WHERE collection = ? AND id = ?",
                              [.text(collection), .text(id)]).first.map(Self.item)
     }
 
@@ -200,7 +200,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         var after = ""
         while true {
             let rows = try database.execute("""
-                SELECT id, source, content_hash, metadata, vector FROM items WHERE collection = ? AND id > ? ORDER BY id LIMIT 1000
+                SELECT \(Self.itemColumns) FROM items WHERE collection = ? AND id > ? ORDER BY id LIMIT 1000
                 """, [.text(collection), .text(after)])
             for row in rows { try body(Self.item(row)) }
             guard let last = rows.last?[0].text else { return }
@@ -332,7 +332,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     private func storedItem(key: Int64) throws -> Item? {
-        try database.execute("SELECT id, source, content_hash, metadata, vector FROM items WHERE key = ?", [.integer(key)]).first.map(Self.item)
+        try database.execute("SELECT \(Self.itemColumns) FROM items WHERE key = ?", [.integer(key)]).first.map(Self.item)
     }
 
     /// What full-text search sees of an item: its metadata values.
@@ -362,6 +362,9 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         lock.withLock { indexes[collection] = index }
         return index
     }
+
+    /// The columns `item(_:)` reads, in its order.
+    static let itemColumns = "id, source, content_hash, metadata, vector"
 
     static func encode(_ vector: [Float]) -> Data { vector.withUnsafeBufferPointer { Data(buffer: $0) } }
 

@@ -81,7 +81,7 @@ final class SQLiteDatabase: @unchecked Sendable {
             try execute("COMMIT")
             return result
         } catch {
-            try? execute("ROLLBACK")
+            _ = try? execute("ROLLBACK")  // the original error is the one worth reporting
             throw error
         }
     }

@@ -66,8 +66,9 @@ public enum Operations {
         return output
     }
 
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    /// Inner product of two float vectors, eight lanes and four accumulators at a time.
+    @inlinable
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
         var i = 0
         let rawA = UnsafeRawPointer(a), rawB = UnsafeRawPointer(b)

@@ -1,3 +1,5 @@
+import Tensor
+
 /// One search result: the caller's key and the cosine similarity of its vector to the query.
 public struct SearchHit: Sendable, Equatable {
     public let key: Int64
@@ -68,7 +70,7 @@ public struct FlatIndex: Sendable {
         vectors.withUnsafeBufferPointer { stored in
             q.withUnsafeBufferPointer { query in
                 for (slot, key) in keys.enumerated() where allowed?(key) ?? true {
-                    best.offer(SearchHit(key: key, similarity: Distance.dot(stored.baseAddress! + slot * dimension, query.baseAddress!, dimension)))
+                    best.offer(SearchHit(key: key, similarity: Operations.dot(stored.baseAddress! + slot * dimension, query.baseAddress!, count: dimension)))
                 }
             }
         }
@@ -103,24 +105,4 @@ struct TopK {
     }
 
     func sorted() -> [SearchHit] { hits }
-}
-
-enum Distance {
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
-        var i = 0
-        let rawA = UnsafeRawPointer(a), rawB = UnsafeRawPointer(b)
-        while i + 16 <= count {
-            s0 += rawA.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * rawB.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-            s1 += rawA.loadUnaligned(fromByteOffset: 4 * (i + 8), as: SIMD8<Float>.self) * rawB.loadUnaligned(fromByteOffset: 4 * (i + 8), as: SIMD8<Float>.self)
-            i += 16
-        }
-        var sum = (s0 + s1).sum()
-        while i < count {
-            sum += a[i] * b[i]
-            i += 1
-        }
-        return sum
-    }
 }

@@ -1,8 +1,9 @@
 import Foundation
+import Tensor
 
 /// Approximate nearest-neighbour search with a hierarchical navigable small-world graph (Malkov and
 /// Yashunin), cosine similarity on normalised vectors. Graph, vector storage and metric are kept apart:
-/// `vectors` holds rows by node, `links` the graph, `Distance.dot` the metric. Removal leaves a tombstone
+/// `vectors` holds rows by node, `links` the graph, `Operations.dot` (Tensor) the metric. Removal leaves a tombstone
 /// that search walks through but never returns; re-adding a key replaces its node.
 public final class HNSWIndex: @unchecked Sendable {
     public struct Parameters: Sendable, Equatable {
@@ -119,12 +120,12 @@ public final class HNSWIndex: @unchecked Sendable {
 
     private func similarity(_ a: Int32, _ b: Int32) -> Float {
         vectors.withUnsafeBufferPointer { v in
-            Distance.dot(v.baseAddress! + Int(a) * dimension, v.baseAddress! + Int(b) * dimension, dimension)
+            Operations.dot(v.baseAddress! + Int(a) * dimension, v.baseAddress! + Int(b) * dimension, count: dimension)
         }
     }
 
     private func similarity(_ query: UnsafePointer<Float>, _ node: Int32) -> Float {
-        vectors.withUnsafeBufferPointer { v in Distance.dot(v.baseAddress! + Int(node) * dimension, query, dimension) }
+        vectors.withUnsafeBufferPointer { v in Operations.dot(v.baseAddress! + Int(node) * dimension, query, count: dimension) }
     }
 
     private func greedy(from start: Int32, to node: Int32, layer: Int32) -> Int32 {
