@@ -39,10 +39,11 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
         .target(name: "Embedding", dependencies: ["CLIP", "ImageIO"]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Exact search runs over every vector: optimised even in debug builds, like Tensor.
         .target(name: "VectorIndex", dependencies: ["Tensor"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // "Collections" is taken by swift-collections, which the server depends on.
-        .target(name: "ImageCollections", dependencies: ["CSQLite", "VectorIndex"]),
+        .target(name: "ImageCollections", dependencies: ["CSQLite", "CLibPQ", "VectorIndex"]),
         .target(
             name: "Ingest",
             dependencies: ["CLIP", "ImageIO", "ImageCollections", .product(name: "Crypto", package: "swift-crypto")]
@@ -75,8 +76,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Starts the tests' PostgreSQL (scripts/postgres.sh) and hands out a schema per test.
+        .target(name: "LoupeTestSupport", path: "Tests/Support"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO"]),
+        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(
@@ -88,11 +91,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "Ingest",
+                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "Ingest", "LoupeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -95,6 +95,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 try database.execute("ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
                 try database.execute("PRAGMA user_version = 3")
             }
+        }
         if version < 4 {
             try database.transaction {
                 // Full-text index of each item's metadata values, keyed by the item's key.
@@ -105,7 +106,6 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 }
                 try database.execute("PRAGMA user_version = 4")
             }
-        }
         }
     }
 
@@ -151,9 +151,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
 
     public func upsert(_ items: [Item], into collection: String) throws {
         guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
-        for item in items where item.vector.count != info.model.dimension || !item.vector.allSatisfy(\.isFinite) {
-            throw StoreError.invalidVector("item \(item.id) has \(item.vector.count) values for a \(info.model.dimension)-d collection")
-        }
+        try Self.validate(items, dimension: info.model.dimension)
         let keys = try database.transaction { () -> [Int64] in
             let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
@@ -335,11 +333,6 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         try database.execute("SELECT \(Self.itemColumns) FROM items WHERE key = ?", [.integer(key)]).first.map(Self.item)
     }
 
-    /// What full-text search sees of an item: its metadata values.
-    static func searchableText(_ metadata: [String: String]) -> String {
-        metadata.keys.sorted().compactMap { metadata[$0] }.joined(separator: " \n ")
-    }
-
     private func loadedIndex(_ collection: String, dimension: Int) throws -> LoadedIndex {
         if let index = lock.withLock({ indexes[collection] }) { return index }
         var index: LoadedIndex
@@ -370,10 +363,6 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
 
     static func decode(_ data: Data) -> [Float] {
         data.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
-    }
-
-    static func metadata(_ json: String) -> [String: String]? {
-        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String]
     }
 
     static func item(_ row: [SQLiteDatabase.Value]) -> Item {

@@ -71,19 +71,22 @@ public enum MetadataFilter: Sendable, Equatable {
         }
     }
 
-    /// The first number in a field: "c. 1889" and "1500-1510" count as 1889 and 1500.
+    /// The first number in a field: "c. 1889" and "1500-1510" count as 1889 and 1500. Digits, then a
+    /// decimal part only when digits follow the point (the PostgreSQL store reads `[0-9]+(\.[0-9]+)?`).
     static func number(_ text: String?) -> Double? {
-        guard let text else { return nil }
-        var digits = ""
-        for character in text {
-            if character.isASCII && (character.isNumber || (character == "." && !digits.isEmpty)) {
-                digits.append(character)
-            } else if !digits.isEmpty {
-                break
-            }
+        guard let text, let start = text.firstIndex(where: \.isASCIIDigit) else { return nil }
+        var end = text[start...].firstIndex(where: { !$0.isASCIIDigit }) ?? text.endIndex
+        if end < text.endIndex, text[end] == ".", let next = text.index(end, offsetBy: 1, limitedBy: text.endIndex), next < text.endIndex,
+            text[next].isASCIIDigit
+        {
+            end = text[next...].firstIndex(where: { !$0.isASCIIDigit }) ?? text.endIndex
         }
-        return Double(digits)
+        return Double(text[start..<end])
     }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 public struct SearchResult: Sendable, Equatable {
@@ -108,6 +111,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case modelMismatch(collection: String, expected: ModelIdentity, got: ModelIdentity)
     case invalidFilter(String)
     case invalidVector(String)
+    case invalidText(String)
 
     public var description: String {
         switch self {
@@ -120,6 +124,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
                 + "\(got.id) (\(got.revision.prefix(12)), \(got.dimension)-d) cannot add to or search it"
         case .invalidFilter(let text): "\"\(text)\" is not a filter: use FIELD=value, FIELD>=number or FIELD<=number"
         case .invalidVector(let reason): "invalid vector: \(reason)"
+        case .invalidText(let reason): "invalid text: \(reason)"
         }
     }
 }
@@ -145,11 +150,13 @@ public protocol CollectionStore: Sendable {
     /// Vector similarity blended with a full-text match of `text` on the metadata (see `HybridScore`).
     func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
                       vectorWeight: Float) throws -> [SearchResult]
+    /// Saves what is only in memory (the embedded store's HNSW graphs); a no-op where nothing is.
+    func flush() throws
 }
 
 /// How hybrid search ranks: `score = w · (1 + cosine) / 2 + (1 − w) · text`, where `text` is the item's
-/// BM25 score on its metadata divided by the best BM25 score among the candidates (so in [0, 1], and 0
-/// when the metadata does not match), and `w` is the vector weight (0.7 unless given). Candidates are
+/// full-text score on its metadata (BM25 in the embedded store, `ts_rank` in PostgreSQL) divided by the
+/// best such score among the candidates (so in [0, 1], and 0 when the metadata does not match), and `w` is the vector weight (0.7 unless given). Candidates are
 /// the union of the best vector matches and the best text matches, 5·k (at least 50) of each.
 public enum HybridScore {
     public static let defaultVectorWeight: Float = 0.7
@@ -167,10 +174,28 @@ public enum HybridScore {
 }
 
 extension CollectionStore {
+    public func flush() throws {}
+
     static func validate(name: String) throws {
         let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
         guard (1...64).contains(name.count), name.unicodeScalars.allSatisfy(allowed.contains) else {
             throw StoreError.invalidName(name)
         }
+    }
+
+    /// Every vector has the collection's dimension and only finite values.
+    static func validate(_ items: [Item], dimension: Int) throws {
+        for item in items where item.vector.count != dimension || !item.vector.allSatisfy(\.isFinite) {
+            throw StoreError.invalidVector("item \(item.id) has \(item.vector.count) values for a \(dimension)-d collection, or one not finite")
+        }
+    }
+
+    /// What full-text search sees of an item: its metadata values.
+    static func searchableText(_ metadata: [String: String]) -> String {
+        metadata.keys.sorted().compactMap { metadata[$0] }.joined(separator: " \n ")
+    }
+
+    static func metadata(_ json: String) -> [String: String]? {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String]
     }
 }

@@ -231,7 +231,7 @@ struct CollectionsController<Context: RequestContext> {
             case .noSuchCollection: throw AzureError(.notFound, code: "CollectionNotFound", message: error.description)
             case .noSuchItem: throw AzureError(.notFound, code: "ItemNotFound", message: error.description)
             case .modelMismatch: throw AzureError(.conflict, code: "ModelMismatch", message: error.description)
-            case .invalidName, .invalidFilter, .invalidVector: throw bad("InvalidRequest", error.description)
+            case .invalidName, .invalidFilter, .invalidVector, .invalidText: throw bad("InvalidRequest", error.description)
             case .database: throw AzureError(.internalServerError, code: "StoreFailed", message: error.description)
             }
         }

@@ -6,10 +6,15 @@ import ImageIO
 import Ingest
 import VectorIndex
 
-/// The data folder every collection command shares.
+/// Where collections live, shared by every collection command: the embedded store in a data folder, or
+/// PostgreSQL with pgvector.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "The data folder of the embedded store.") var data = "./loupe-data"
-    @Option(help: "The vector index: exact (every vector compared) or hnsw (approximate, for large collections).")
+    @Option(help: "The data folder: the embedded store, error reports and uploads.") var data = "./loupe-data"
+    @Option(help: ArgumentHelp(
+        "Keep collections in PostgreSQL with pgvector instead: a URL such as postgres://user@host:5432/db.",
+        discussion: "The password is best left to PGPASSWORD or ~/.pgpass, where other users cannot see it."))
+    var store: String?
+    @Option(help: "The embedded store's vector index: exact (every vector compared) or hnsw (approximate, for large collections).")
     var index = "exact"
     @Option(help: "HNSW: links per node.") var hnswM = 16
     @Option(help: "HNSW: candidates kept while building.") var efConstruction = 128
@@ -18,13 +23,24 @@ struct StoreOptions: ParsableArguments {
     func validate() throws {
         guard ["exact", "hnsw"].contains(index) else { throw ValidationError("--index is exact or hnsw") }
         guard hnswM >= 2, efConstruction >= 1, efSearch >= 1 else { throw ValidationError("HNSW parameters must be positive (M at least 2)") }
+        if let store {
+            guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else {
+                throw ValidationError("--store takes a postgres:// URL")
+            }
+        }
     }
 
-    func open() throws -> EmbeddedStore {
-        let kind: IndexKind = index == "hnsw"
-            ? .hnsw(HNSWIndex.Parameters(m: hnswM, efConstruction: efConstruction, efSearch: efSearch)) : .exact
+    var dataFolder: URL { URL(fileURLWithPath: (data as NSString).expandingTildeInPath) }
+
+    func open() throws -> any CollectionStore {
         do {
-            return try EmbeddedStore(folder: URL(fileURLWithPath: (data as NSString).expandingTildeInPath), index: kind)
+            if let store {
+                // PostgreSQL always has pgvector's HNSW index; --index only chooses for the embedded store.
+                return try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch))
+            }
+            let kind: IndexKind = index == "hnsw"
+                ? .hnsw(HNSWIndex.Parameters(m: hnswM, efConstruction: efConstruction, efSearch: efSearch)) : .exact
+            return try EmbeddedStore(folder: dataFolder, index: kind)
         } catch let error as StoreError {
             throw CommandFailure(error.description)
         }
@@ -95,13 +111,14 @@ extension Loupe {
             }
             display.finish(summary.progress)
             try store.flush()
-            let report = store.folder.appendingPathComponent("\(collection)-errors.tsv")
+            let report = self.store.dataFolder.appendingPathComponent("\(collection)-errors.tsv")
             if summary.problems.isEmpty {
                 try? FileManager.default.removeItem(at: report)
             } else {
                 let lines = ["id\tpath\tcode\tmessage"] + summary.problems.map { problem in
                     [problem.id, problem.path, problem.code, problem.message].map(Self.tsvField).joined(separator: "\t")
                 }
+                try FileManager.default.createDirectory(at: self.store.dataFolder, withIntermediateDirectories: true)
                 try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: report)
                 StandardStreams.writeError("\(summary.problems.count) items failed; see \(report.path)\n")
             }

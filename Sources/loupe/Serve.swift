@@ -88,7 +88,7 @@ extension Loupe {
             }
             do {
                 let collections = try store.open()
-                configuration.uploadsFolder = collections.folder.appendingPathComponent("uploads")
+                configuration.uploadsFolder = store.dataFolder.appendingPathComponent("uploads")
                 let app = try buildApplication(
                     configuration: configuration, versions: versions, store: collections, metrics: metrics, logger: logger)
                 // Ends on SIGINT / SIGTERM after in-flight requests finish.

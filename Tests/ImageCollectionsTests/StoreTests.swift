@@ -1,16 +1,46 @@
 import Foundation
+import LoupeTestSupport
 import Testing
 
 @testable import ImageCollections
 @testable import VectorIndex
 
-/// Behaviour every store must have, with either index. The embedded store runs it here.
-@Suite struct EmbeddedStoreTests {
-    static let kinds: [IndexKind] = [.exact, .hnsw(HNSWIndex.Parameters())]
+/// The stores the behaviour suite runs against: the embedded store with each index, and PostgreSQL.
+enum StoreUnderTest: Sendable, CustomTestStringConvertible {
+    case embedded(IndexKind)
+    case postgres
 
-    static func temporaryStore(_ kind: IndexKind = .exact) throws -> EmbeddedStore {
-        try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())"), index: kind)
+    static let all: [StoreUnderTest] = [.embedded(.exact), .embedded(.hnsw(HNSWIndex.Parameters())), .postgres]
+
+    var testDescription: String {
+        switch self {
+        case .embedded(.exact): "embedded, exact"
+        case .embedded(.hnsw): "embedded, HNSW"
+        case .postgres: "PostgreSQL + pgvector"
+        }
     }
+
+    /// Where a new, empty store lives: a folder, or a PostgreSQL URL with a schema of its own.
+    func newLocation() throws -> String {
+        switch self {
+        case .embedded: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())").path
+        case .postgres: try TestPostgres.freshURL()
+        }
+    }
+
+    func open(_ location: String) throws -> any CollectionStore {
+        switch self {
+        case .embedded(let kind): try EmbeddedStore(folder: URL(fileURLWithPath: location), index: kind)
+        case .postgres: try PostgresStore(url: location)
+        }
+    }
+
+    func make() throws -> any CollectionStore { try open(newLocation()) }
+}
+
+/// Behaviour every store must have.
+@Suite struct StoreBehaviourTests {
+    static let kinds = StoreUnderTest.all
 
     static let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 4)
 
@@ -19,8 +49,8 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func itemsRoundTripAndSearchRanksByCosine(_ kind: IndexKind) throws {
-        let store = try Self.temporaryStore(kind)
+    func itemsRoundTripAndSearchRanksByCosine(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
         _ = try store.openCollection("paintings", model: Self.model)
         try store.upsert([
             Self.item("a", [1, 0, 0, 0], metadata: ["TITLE": "A"]), Self.item("b", [0.9, 0.1, 0, 0]), Self.item("c", [0, 1, 0, 0]),
@@ -34,8 +64,8 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: IndexKind) throws {
-        let store = try Self.temporaryStore(kind)
+    func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
         _ = try store.openCollection("c", model: Self.model)
         try store.upsert([Self.item("a", [1, 0, 0, 0]), Self.item("b", [0, 1, 0, 0])], into: "c")
         _ = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
@@ -48,8 +78,8 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func aDifferentModelIsRefusedEverywhere(_ kind: IndexKind) throws {
-        let store = try Self.temporaryStore(kind)
+    func aDifferentModelIsRefusedEverywhere(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
         _ = try store.openCollection("c", model: Self.model)
         let other = ModelIdentity(id: "test/model", revision: "def", dimension: 4)
         #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
@@ -63,8 +93,8 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func filtersOnEqualityAndNumericRanges(_ kind: IndexKind) throws {
-        let store = try Self.temporaryStore(kind)
+    func filtersOnEqualityAndNumericRanges(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
         _ = try store.openCollection("c", model: Self.model)
         try store.upsert([
             Self.item("early", [1, 0, 0, 0], metadata: ["DATE": "c. 1501-1510", "SCHOOL": "Italian"]),
@@ -85,8 +115,8 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func hybridSearchLiftsMetadataMatches(_ kind: IndexKind) throws {
-        let store = try Self.temporaryStore(kind)
+    func hybridSearchLiftsMetadataMatches(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
         _ = try store.openCollection("c", model: Self.model)
         try store.upsert([
             Self.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour at dawn"]),
@@ -114,8 +144,8 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func hostileNamesAndValuesAreData(_ kind: IndexKind) throws {
-        let store = try Self.temporaryStore(kind)
+    func hostileNamesAndValuesAreData(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
         for name in ["", "a b", "x'; DROP TABLE items; --", "../etc", String(repeating: "n", count: 65)] {
             #expect(throws: StoreError.invalidName(name)) { try store.openCollection(name, model: Self.model) }
         }
@@ -127,23 +157,74 @@ import Testing
     }
 
     @Test(arguments: kinds)
-    func everythingSurvivesReopening(_ kind: IndexKind) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
+    func thumbnailsHashesAndPagedListingsRoundTrip(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
+        _ = try store.openCollection("c", model: Self.model)
+        // Every byte value, including NUL, survives as a thumbnail.
+        let thumbnail = Data((0..<1024).map { UInt8($0 % 256) })
+        let items = (0..<2345).map { i in
+            Item(id: String(format: "item-%05d", i), source: "/images/\(i).jpg", contentHash: "h\(i)", metadata: ["N": "\(i)"],
+                 vector: [Float(i), 1, -0.5, 1e-7], thumbnail: i == 7 ? thumbnail : nil)
+        }
+        for start in stride(from: 0, to: items.count, by: 500) {
+            try store.upsert(Array(items[start..<min(start + 500, items.count)]), into: "c")
+        }
+        #expect(try store.thumbnail("item-00007", in: "c") == thumbnail)
+        #expect(try store.thumbnail("item-00008", in: "c") == nil)
+        #expect(try store.thumbnail("missing", in: "c") == nil)
+        #expect(try store.item("item-00007", in: "c")?.thumbnail == nil)  // items come without it
+        #expect(try store.contentHashes(in: "c") == Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0.contentHash) }))
+        var listed = [Item]()
+        try store.forEachItem(in: "c") { listed.append($0) }
+        #expect(listed.map(\.id) == items.map(\.id))
+        #expect(listed.map(\.vector) == items.map(\.vector))  // exactly, not nearly
+        #expect(throws: StoreError.noSuchCollection("nope")) { try store.forEachItem(in: "nope") { _ in } }
+        // A failed batch writes nothing.
+        #expect(throws: StoreError.self) {
+            try store.upsert([Self.item("fine", [1, 0, 0, 0]), Self.item("short", [1, 0])], into: "c")
+        }
+        #expect(try store.item("fine", in: "c") == nil)
+        #expect(throws: StoreError.noSuchCollection("nope")) { try store.upsert([Self.item("x", [1, 0, 0, 0])], into: "nope") }
+    }
+
+    @Test(arguments: kinds)
+    func everythingSurvivesReopening(_ kind: StoreUnderTest) throws {
+        let location = try kind.newLocation()
         let vectors: [[Float]] = (0..<50).map { i in (0..<4).map { Float(sin(Double(i * 4 + $0))) } }
         var before: [String] = []
         do {
-            let store = try EmbeddedStore(folder: folder, index: kind)
+            let store = try kind.open(location)
             _ = try store.openCollection("c", model: Self.model)
             try store.upsert(vectors.enumerated().map { Self.item("i\($0.offset)", $0.element) }, into: "c")
             before = try store.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id)
             try store.flush()
         }
-        let reopened = try EmbeddedStore(folder: folder, index: kind)
+        let reopened = try kind.open(location)
         #expect(try reopened.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id) == before)
         #expect(try reopened.contentHashes(in: "c").count == 50)
         try reopened.deleteCollection("c")
         #expect(try reopened.collections().isEmpty)
         #expect(throws: StoreError.noSuchCollection("c")) { try reopened.deleteCollection("c") }
+    }
+}
+
+@Suite struct EmbeddedMigrationTests {
+    /// A data folder from before the full-text index (schema version 3) gains it, filled from the items.
+    @Test func aVersionThreeDatabaseGainsTheTextIndex() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
+        let model = StoreBehaviourTests.model
+        do {
+            let store = try EmbeddedStore(folder: folder)
+            _ = try store.openCollection("c", model: model)
+            try store.upsert([StoreBehaviourTests.item("house", [0, 1, 0, 0], metadata: ["TITLE": "The blue house"]),
+                              StoreBehaviourTests.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour"])], into: "c")
+            let database = try SQLiteDatabase(path: folder.appendingPathComponent("loupe.sqlite").path)
+            try database.execute("DROP TABLE items_text")
+            try database.execute("PRAGMA user_version = 3")
+        }
+        let reopened = try EmbeddedStore(folder: folder)
+        let hybrid = try reopened.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: model, k: 2, filters: [], vectorWeight: 0.3)
+        #expect(hybrid.map(\.item.id) == ["house", "near"])
     }
 }
 
@@ -153,14 +234,14 @@ import Testing
     @Test func savedGraphsAreReusedOnlyWhileCurrent() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
         let kind = IndexKind.hnsw(HNSWIndex.Parameters())
-        let model = EmbeddedStoreTests.model
+        let model = StoreBehaviourTests.model
         let vectors: [[Float]] = (0..<300).map { i in (0..<4).map { Float(cos(Double(i * 7 + $0))) } }
         let query: [Float] = [0.2, 0.4, -0.1, 0.3]
         var before: [String] = []
         do {
             let store = try EmbeddedStore(folder: folder, index: kind)
             _ = try store.openCollection("c", model: model)
-            try store.upsert(vectors.enumerated().map { EmbeddedStoreTests.item("i\($0.offset)", $0.element) }, into: "c")
+            try store.upsert(vectors.enumerated().map { StoreBehaviourTests.item("i\($0.offset)", $0.element) }, into: "c")
             before = try store.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id)
             try store.flush()
         }
@@ -170,7 +251,7 @@ import Testing
             let reopened = try EmbeddedStore(folder: folder, index: kind)
             #expect(try reopened.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id) == before)
             // A change without a flush: the saved graph is now stale.
-            try reopened.upsert([EmbeddedStoreTests.item("new", query)], into: "c")
+            try reopened.upsert([StoreBehaviourTests.item("new", query)], into: "c")
         }
         let third = try EmbeddedStore(folder: folder, index: kind)
         #expect(try third.search("c", vector: query, model: model, k: 1, filters: []).first?.item.id == "new")

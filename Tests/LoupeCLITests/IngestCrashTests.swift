@@ -2,12 +2,14 @@ import CLIP
 import Foundation
 import ImageCollections
 import ImageIO
+import LoupeTestSupport
 import Testing
 
 /// `loupe ingest` killed with SIGKILL at random moments, then run to the end: every item once, each
 /// with the vector the model gives its file.
 @Suite struct IngestCrashTests {
-    @Test func killedRunsEndExact() async throws {
+    @Test(arguments: ["embedded", "postgres"])
+    func killedRunsEndExact(_ storeKind: String) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-crash-\(UUID())")
         let images = root.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
@@ -21,7 +23,9 @@ import Testing
         }
         let data = root.appendingPathComponent("data").path
         let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-gelu").path
+        let postgresURL = storeKind == "postgres" ? try TestPostgres.freshURL() : nil
         let arguments = ["ingest", images.path, "--collection", "crash", "--model", model, "--data", data, "--batch", "3", "--jobs", "2"]
+            + (postgresURL.map { ["--store", $0] } ?? [])
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<5 {
             let process = Process()
@@ -37,7 +41,7 @@ import Testing
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let store = try EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let store: any CollectionStore = try postgresURL.map { try PostgresStore(url: $0) } ?? EmbeddedStore(folder: URL(fileURLWithPath: data))
         let clip = try CLIPModel(folder: URL(fileURLWithPath: model))
         let stored = try store.contentHashes(in: "crash")
         let expectedIDs = Set(try FileManager.default.contentsOfDirectory(atPath: images.path))

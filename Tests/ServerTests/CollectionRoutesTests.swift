@@ -2,21 +2,26 @@ import Foundation
 import ImageCollections
 import ImageIO
 import Ingest
+import LoupeTestSupport
 import Server
 import Testing
 
 @Suite struct CollectionRoutesTests {
     static let json = ["Content-Type": "application/json"]
 
-    static func store() throws -> EmbeddedStore {
-        try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-routes-\(UUID())"))
+    static func store(_ kind: String = "embedded") throws -> any CollectionStore {
+        kind == "postgres"
+            ? try PostgresStore(url: try TestPostgres.freshURL())
+            : try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-routes-\(UUID())"))
     }
 
-    @Test func createAddGetSearchAndDelete() async throws {
-        let store = try Self.store()
+    @Test(arguments: ["embedded", "postgres"])
+    func createAddGetSearchAndDelete(_ kind: String) async throws {
+        let store = try Self.store(kind)
+        let uploads = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-uploads-\(UUID())")
         let model = ServerHarness.models["tiny-quickgelu"]!
         let files = ["landscape_rgb_512x384.png", "gray_l_320x240.jpg", "cmyk_360x240.jpg"]
-        try await ServerHarness.withServer(configure: { $0.uploadsFolder = store.folder.appendingPathComponent("uploads") }, store: store) { base, send in
+        try await ServerHarness.withServer(configure: { $0.uploadsFolder = uploads }, store: store) { base, send in
             let created = try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "paintings"}"#.utf8))
             #expect(created.status == 201)
             for file in files {
@@ -80,7 +85,7 @@ import Testing
     @Test func badRequestsAreRefusedClearly() async throws {
         let store = try Self.store()
         _ = try store.openCollection("other-model", model: ModelIdentity(id: "elsewhere", revision: "r", dimension: 16))
-        try await ServerHarness.withServer(configure: { $0.uploadsFolder = store.folder.appendingPathComponent("uploads") }, store: store) { base, send in
+        try await ServerHarness.withServer(configure: { $0.uploadsFolder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-uploads-\(UUID())") }, store: store) { base, send in
             _ = try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "c"}"#.utf8))
             let cases: [(String, String, [String: String], Data?, Int, String)] = [
                 ("POST", "/collections", Self.json, Data(#"{"name": "a b"}"#.utf8), 400, "InvalidRequest"),

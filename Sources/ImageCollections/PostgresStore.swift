@@ -1,0 +1,327 @@
+import Foundation
+
+/// Collections in PostgreSQL with pgvector, for collections that outgrow one machine.
+///
+/// One items table for every collection, keyed by (collection, id), so a distributed PostgreSQL (Citus,
+/// Azure Cosmos DB for PostgreSQL) can shard it by `collection` (see the README). Vectors are a `vector`
+/// column; each collection gets a partial HNSW index (`vector_cosine_ops`) over the column cast to its
+/// dimension, which is how pgvector indexes a column whose rows have different dimensions. Full-text
+/// search uses a `tsvector` of the metadata values, folded to lower case without accents by Loupe (so no
+/// `unaccent` extension is needed) and indexed with GIN.
+public final class PostgresStore: CollectionStore, @unchecked Sendable {
+    public struct Parameters: Sendable, Equatable {
+        /// HNSW links per node and build-time candidates (pgvector's `m`, `ef_construction`).
+        public var m: Int
+        public var efConstruction: Int
+        /// Candidates kept while searching (`hnsw.ef_search`).
+        public var efSearch: Int
+        /// Connections kept open.
+        public var connections: Int
+
+        public init(m: Int = 16, efConstruction: Int = 128, efSearch: Int = 96, connections: Int = 4) {
+            self.m = m
+            self.efConstruction = efConstruction
+            self.efSearch = efSearch
+            self.connections = connections
+        }
+    }
+
+    public let parameters: Parameters
+    private let pool: PostgresPool
+
+    /// pgvector's HNSW indexes vectors of up to 2,000 dimensions; larger ones are searched exactly.
+    static let largestIndexedDimension = 2000
+
+    public init(url: String, parameters: Parameters = Parameters()) throws {
+        self.parameters = parameters
+        pool = try PostgresPool(url: url, size: parameters.connections)
+        try migrate()
+    }
+
+    // MARK: Schema
+
+    /// Schema versions, applied in order under an advisory lock (two Loupe processes may start at once)
+    /// and recorded in `loupe_schema`.
+    static let migrations: [[String]] = [
+        [
+            "CREATE EXTENSION IF NOT EXISTS vector",
+            """
+            CREATE TABLE loupe_collections (
+                name text COLLATE "C" PRIMARY KEY, model_id text NOT NULL, model_revision text NOT NULL,
+                dimension integer NOT NULL CHECK (dimension > 0), created_at timestamptz NOT NULL DEFAULT now())
+            """,
+            """
+            CREATE TABLE loupe_items (
+                collection text COLLATE "C" NOT NULL REFERENCES loupe_collections (name),
+                id text COLLATE "C" NOT NULL, source text NOT NULL, content_hash text NOT NULL,
+                metadata jsonb NOT NULL, embedding vector NOT NULL, thumbnail bytea, search_text text NOT NULL,
+                search tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, search_text)) STORED,
+                PRIMARY KEY (collection, id))
+            """,
+            "CREATE INDEX loupe_items_search ON loupe_items USING gin (search)",
+        ],
+    ]
+
+    private func migrate() throws {
+        try pool.transaction { connection in
+            try connection.execute("SELECT pg_advisory_xact_lock(7_400_211)")  // Loupe's schema lock
+            try connection.execute("CREATE TABLE IF NOT EXISTS loupe_schema (version integer NOT NULL)")
+            let version = try connection.execute("SELECT max(version) FROM loupe_schema").first?.integer(0) ?? 0
+            for (index, statements) in Self.migrations.enumerated() where index + 1 > version {
+                for statement in statements { try connection.execute(statement) }
+                try connection.execute("INSERT INTO loupe_schema (version) VALUES ($1)", [.text(String(index + 1))])
+            }
+        }
+    }
+
+    /// The collection's HNSW index: named by a hash, because names may be longer than PostgreSQL's 63 bytes.
+    static func indexName(_ collection: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in collection.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return "loupe_hnsw_" + String(hash, radix: 16)
+    }
+
+    // MARK: Collections
+
+    public func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo {
+        try Self.validate(name: name)
+        if let existing = try collection(name) {
+            guard existing.model == model else { throw StoreError.modelMismatch(collection: name, expected: existing.model, got: model) }
+            return existing
+        }
+        try pool.transaction { connection in
+            try connection.execute("""
+                INSERT INTO loupe_collections (name, model_id, model_revision, dimension) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (name) DO NOTHING
+                """, [.text(name), .text(model.id), .text(model.revision), .text(String(model.dimension))])
+            guard model.dimension <= Self.largestIndexedDimension else { return }
+            // DDL takes no parameters: the name is checked above to be letters, digits, - and _ only.
+            try connection.execute("""
+                CREATE INDEX IF NOT EXISTS \(Self.indexName(name)) ON loupe_items
+                USING hnsw ((embedding::vector(\(model.dimension))) vector_cosine_ops)
+                WITH (m = \(parameters.m), ef_construction = \(parameters.efConstruction)) WHERE collection = '\(name)'
+                """)
+        }
+        guard let created = try collection(name) else { throw StoreError.noSuchCollection(name) }
+        guard created.model == model else { throw StoreError.modelMismatch(collection: name, expected: created.model, got: model) }
+        return created
+    }
+
+    public func collection(_ name: String) throws -> CollectionInfo? {
+        try collections(where: name).first
+    }
+
+    public func collections() throws -> [CollectionInfo] { try collections(where: nil) }
+
+    private func collections(where name: String?) throws -> [CollectionInfo] {
+        let rows = try pool.withConnection { connection in
+            try connection.execute("""
+                SELECT c.name, c.model_id, c.model_revision, c.dimension,
+                    (SELECT count(*) FROM loupe_items i WHERE i.collection = c.name)
+                FROM loupe_collections c WHERE $1::text IS NULL OR c.name = $1 ORDER BY c.name
+                """, [name.map { .text($0) } ?? .null])
+        }
+        return rows.compactMap { row in
+            guard let name = row.text(0), let id = row.text(1), let revision = row.text(2), let dimension = row.integer(3),
+                let count = row.integer(4)
+            else { return nil }
+            return CollectionInfo(name: name, model: ModelIdentity(id: id, revision: revision, dimension: Int(dimension)), itemCount: Int(count))
+        }
+    }
+
+    public func deleteCollection(_ name: String) throws {
+        guard try collection(name) != nil else { throw StoreError.noSuchCollection(name) }
+        try pool.transaction { connection in
+            try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
+            try connection.execute("DELETE FROM loupe_items WHERE collection = $1", [.text(name)])
+            try connection.execute("DELETE FROM loupe_collections WHERE name = $1", [.text(name)])
+        }
+    }
+
+    // MARK: Items
+
+    public func upsert(_ items: [Item], into collection: String) throws {
+        guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
+        try Self.validate(items, dimension: info.model.dimension)
+        for item in items {
+            let texts = [item.id, item.source, item.contentHash] + item.metadata.keys + item.metadata.values
+            if texts.contains(where: { $0.utf8.contains(0) }) {
+                throw StoreError.invalidText("item \(item.id.replacingOccurrences(of: "\0", with: "\\0")) holds a NUL character, which PostgreSQL text cannot")
+            }
+        }
+        try pool.transaction { connection in
+            for item in items {
+                let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
+                try connection.execute("""
+                    INSERT INTO loupe_items (collection, id, source, content_hash, metadata, embedding, thumbnail, search_text)
+                    VALUES ($1, $2, $3, $4, $5::jsonb, $6::vector, $7, $8)
+                    ON CONFLICT (collection, id) DO UPDATE SET source = excluded.source, content_hash = excluded.content_hash,
+                        metadata = excluded.metadata, embedding = excluded.embedding, thumbnail = excluded.thumbnail,
+                        search_text = excluded.search_text
+                    """, [.text(collection), .text(item.id), .text(item.source), .text(item.contentHash), .text(metadata),
+                          .text(Self.vectorLiteral(item.vector)), item.thumbnail.map { .bytes($0) } ?? .null,
+                          .text(Self.foldedForSearch(Self.searchableText(item.metadata)))])
+            }
+        }
+    }
+
+    public func item(_ id: String, in collection: String) throws -> Item? {
+        try pool.withConnection { connection in
+            try connection.execute("SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id = $2",
+                                   [.text(collection), .text(id)]).first.map(Self.item)
+        }
+    }
+
+    public func thumbnail(_ id: String, in collection: String) throws -> Data? {
+        try pool.withConnection { connection in
+            try connection.execute("SELECT thumbnail FROM loupe_items WHERE collection = $1 AND id = $2",
+                                   [.text(collection), .text(id)], binaryResults: true).first?.bytes(0)
+        }
+    }
+
+    public func contentHashes(in collection: String) throws -> [String: String] {
+        var hashes = [String: String]()
+        for row in try pool.withConnection({ try $0.execute("SELECT id, content_hash FROM loupe_items WHERE collection = $1", [.text(collection)]) }) {
+            if let id = row.text(0), let hash = row.text(1) { hashes[id] = hash }
+        }
+        return hashes
+    }
+
+    public func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws {
+        guard try self.collection(collection) != nil else { throw StoreError.noSuchCollection(collection) }
+        var after = ""
+        while true {
+            let rows = try pool.withConnection { connection in
+                try connection.execute("""
+                    SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id > $2 ORDER BY id LIMIT 1000
+                    """, [.text(collection), .text(after)])
+            }
+            for row in rows { try body(Self.item(row)) }
+            guard let last = rows.last?.text(0) else { return }
+            after = last
+        }
+    }
+
+    public func deleteItem(_ id: String, in collection: String) throws {
+        let deleted = try pool.withConnection { connection in
+            try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2 RETURNING id", [.text(collection), .text(id)])
+        }
+        guard !deleted.isEmpty else { throw StoreError.noSuchItem(collection: collection, id: id) }
+    }
+
+    // MARK: Search
+
+    public func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult] {
+        let dimension = try checkedDimension(collection, vector: vector, model: model)
+        let k = max(0, min(k, 1000))
+        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(k))]
+        let condition = Self.condition(filters, parameters: &parameters)
+        return try pool.transaction { connection in
+            try tuneSearch(connection, filtered: !filters.isEmpty)
+            return try connection.execute("""
+                SELECT \(Self.itemColumns), 1 - (embedding::vector(\(dimension)) <=> $2::vector(\(dimension)))
+                FROM loupe_items WHERE collection = $1 AND \(condition)
+                ORDER BY embedding::vector(\(dimension)) <=> $2::vector(\(dimension)) LIMIT $3::integer
+                """, parameters)
+        }.map { row in SearchResult(item: Self.item(row), similarity: Float(row.double(5) ?? -1)) }
+    }
+
+    public func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
+                             vectorWeight: Float) throws -> [SearchResult] {
+        let dimension = try checkedDimension(collection, vector: vector, model: model)
+        let k = max(0, min(k, 1000))
+        let pool = max(5 * k, 50)
+        // Words only, joined by OR: nothing the user typed is read as tsquery syntax.
+        let words = Self.foldedForSearch(text).split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
+        let query = words.map(String.init).joined(separator: " | ")
+        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(pool)), .text(query)]
+        let condition = Self.condition(filters, parameters: &parameters)
+        let rows = try self.pool.transaction { connection in
+            try tuneSearch(connection, filtered: !filters.isEmpty)
+            return try connection.execute("""
+                WITH query AS (SELECT to_tsquery('simple', $4) AS words),
+                vector_hits AS (
+                    SELECT id FROM loupe_items WHERE collection = $1 AND \(condition)
+                    ORDER BY embedding::vector(\(dimension)) <=> $2::vector(\(dimension)) LIMIT $3::integer),
+                text_hits AS (
+                    SELECT id FROM loupe_items, query WHERE $4 <> '' AND collection = $1 AND search @@ words AND \(condition)
+                    ORDER BY ts_rank(search, words) DESC LIMIT $3::integer)
+                SELECT \(Self.itemColumns), 1 - (embedding::vector(\(dimension)) <=> $2::vector(\(dimension))),
+                    CASE WHEN $4 <> '' AND search @@ words THEN ts_rank(search, words) ELSE 0 END
+                FROM loupe_items, query
+                WHERE collection = $1 AND id IN (SELECT id FROM vector_hits UNION SELECT id FROM text_hits)
+                """, parameters)
+        }
+        let best = rows.compactMap { $0.double(6) }.max() ?? 0
+        return rows.map { row -> SearchResult in
+            let similarity = Float(row.double(5) ?? -1)
+            let textScore = best > 0 ? Float((row.double(6) ?? 0) / best) : 0
+            return SearchResult(item: Self.item(row), similarity: similarity,
+                                relevance: HybridScore.blend(similarity: similarity, text: textScore, vectorWeight: vectorWeight))
+        }.sorted { $0.relevance > $1.relevance }.prefix(k).map { $0 }
+    }
+
+    private func checkedDimension(_ collection: String, vector: [Float], model: ModelIdentity) throws -> Int {
+        guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
+        guard info.model == model else { throw StoreError.modelMismatch(collection: collection, expected: info.model, got: model) }
+        guard vector.count == info.model.dimension, vector.allSatisfy(\.isFinite) else {
+            throw StoreError.invalidVector("the query has \(vector.count) values for a \(info.model.dimension)-d collection")
+        }
+        return info.model.dimension
+    }
+
+    /// Search settings for this transaction only. With filters, pgvector 0.8 keeps scanning the graph
+    /// until enough rows pass them (`iterative_scan`), instead of filtering only the first ef_search.
+    private func tuneSearch(_ connection: PostgresConnection, filtered: Bool) throws {
+        try connection.execute("SELECT set_config('hnsw.ef_search', $1, true)", [.text(String(parameters.efSearch))])
+        if filtered { try connection.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)") }
+    }
+
+    /// The filters as SQL over bound parameters appended to `parameters`. A numeric range reads the
+    /// field's first number, as `MetadataFilter.number` does.
+    static func condition(_ filters: [MetadataFilter], parameters: inout [PostgresConnection.Parameter]) -> String {
+        var clauses = ["true"]
+        func bind(_ value: String) -> String {
+            parameters.append(.text(value))
+            return "$\(parameters.count)"
+        }
+        for filter in filters {
+            switch filter {
+            case .equals(let field, let value):
+                clauses.append("metadata ->> \(bind(field)) = \(bind(value))")
+            case .atLeast(let field, let value):
+                clauses.append("substring(metadata ->> \(bind(field)) from '[0-9]+(?:\\.[0-9]+)?')::float8 >= \(bind(String(value)))::float8")
+            case .atMost(let field, let value):
+                clauses.append("substring(metadata ->> \(bind(field)) from '[0-9]+(?:\\.[0-9]+)?')::float8 <= \(bind(String(value)))::float8")
+            }
+        }
+        return clauses.joined(separator: " AND ")
+    }
+
+    // MARK: Values
+
+    /// The columns `item(_:)` reads, in its order.
+    static let itemColumns = "id, source, content_hash, metadata::text, embedding::text"
+
+    /// pgvector's text form. Swift prints the shortest decimal that reads back as the same Float, and
+    /// pgvector prints the same way, so vectors round-trip exactly.
+    static func vectorLiteral(_ vector: [Float]) -> String {
+        "[" + vector.map { "\($0)" }.joined(separator: ",") + "]"
+    }
+
+    static func parseVector(_ text: String) -> [Float] {
+        text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",").compactMap { Float($0) }
+    }
+
+    /// Lower case without accents, so "RÉNOIR" finds "Renoir" as the embedded store's tokenizer does.
+    static func foldedForSearch(_ text: String) -> String {
+        text.folding(options: [.diacriticInsensitive, .caseInsensitive, .widthInsensitive], locale: nil)
+    }
+
+    static func item(_ row: PostgresConnection.Row) -> Item {
+        Item(id: row.text(0) ?? "", source: row.text(1) ?? "", contentHash: row.text(2) ?? "",
+             metadata: row.text(3).flatMap(metadata) ?? [:], vector: row.text(4).map(parseVector) ?? [])
+    }
+}
