@@ -17,10 +17,13 @@ public enum TestPostgres {
     ]
 
     private static let server: Result<String, Failure> = {
-        if let url = ProcessInfo.processInfo.environment["LOUPE_TEST_POSTGRES_URL"], !url.isEmpty { return .success(url) }
-        let started = run(root.appendingPathComponent("scripts/postgres.sh").path, ["start"], environment: scriptEnvironment)
-        guard started.status == 0, let url = started.stdout.split(separator: "\n").last.map(String.init), url.hasPrefix("postgres://") else {
-            return .failure(Failure(description: "scripts/postgres.sh could not start PostgreSQL: \(started.stderr)"))
+        var url = ProcessInfo.processInfo.environment["LOUPE_TEST_POSTGRES_URL"] ?? ""
+        if url.isEmpty {
+            let started = run(root.appendingPathComponent("scripts/postgres.sh").path, ["start"], environment: scriptEnvironment)
+            url = started.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            guard started.status == 0, url.hasPrefix("postgres://") else {
+                return .failure(Failure(description: "scripts/postgres.sh could not start PostgreSQL: \(started.stderr)"))
+            }
         }
         // In public, where every test schema sees it; Loupe would otherwise create it in the first schema.
         let extensionMade = run("/usr/bin/env", ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", url,
