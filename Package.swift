@@ -76,6 +76,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The index benchmark's Swift side (benchmarks/index_bench.sh).
+        .executableTarget(name: "index-bench", dependencies: ["VectorIndex", "LoupeTestSupport"], path: "benchmarks/IndexBench"),
         // Starts the tests' PostgreSQL (scripts/postgres.sh) and hands out a schema per test.
         .target(name: "LoupeTestSupport", path: "Tests/Support"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),

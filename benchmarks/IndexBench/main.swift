@@ -1,0 +1,79 @@
+// Loupe's side of the index benchmark (benchmarks/index_bench.sh runs it next to pgvector).
+//
+//   index-bench COUNT OUT_DIR [QUERIES] [EF_SEARCH,...] [M] [EF_CONSTRUCTION]
+//
+// Makes COUNT clustered 512-d vectors and QUERIES queries (the tests' generator, fixed seeds), answers
+// every query with exact search (the ground truth) and with an HNSW graph (M and EF_CONSTRUCTION, by
+// default 16 and 64 as pgvector's), and prints one JSON object. Writes OUT_DIR/vectors.f32 and queries.f32 (little-endian float32 rows)
+// and truth.i32 (the exact top 10 per query) for the pgvector side.
+import Foundation
+import LoupeTestSupport
+import VectorIndex
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3, let count = Int(arguments[1]), count > 0 else {
+    FileHandle.standardError.write(Data("usage: index-bench COUNT OUT_DIR [QUERIES] [EF_SEARCH,...] [M] [EF_CONSTRUCTION]\n".utf8))
+    exit(2)
+}
+let output = URL(fileURLWithPath: arguments[2])
+let queryCount = arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000
+let efValues = arguments.count > 4 ? arguments[4].split(separator: ",").compactMap { Int($0) } : [40, 96, 200]
+let m = arguments.count > 5 ? Int(arguments[5]) ?? 16 : 16
+let efConstruction = arguments.count > 6 ? Int(arguments[6]) ?? 64 : 64
+let dimension = 512, clusters = 1000, k = 10
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func write(_ rows: [[Float]], to name: String) throws {
+    var data = Data(capacity: rows.count * dimension * 4)
+    for row in rows { row.withUnsafeBytes { data.append(contentsOf: $0) } }
+    try data.write(to: output.appendingPathComponent(name))
+}
+
+try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+let vectors = ClusteredVectors.make(count: count, dimension: dimension, clusters: clusters, seed: 1)
+let queries = ClusteredVectors.make(count: queryCount, dimension: dimension, clusters: clusters, seed: 2)
+try write(vectors, to: "vectors.f32")
+try write(queries, to: "queries.f32")
+
+var exact = FlatIndex(dimension: dimension)
+for (key, vector) in vectors.enumerated() { try exact.add(key: Int64(key), vector: vector) }
+var truth = [[Int64]]()
+let exactSeconds = try seconds {
+    truth = try queries.map { try exact.search($0, k: k).map(\.key) }
+}
+var truthData = Data()
+for row in truth { for key in row { withUnsafeBytes(of: Int32(key).littleEndian) { truthData.append(contentsOf: $0) } } }
+try truthData.write(to: output.appendingPathComponent("truth.i32"))
+
+let graph = HNSWIndex(dimension: dimension, parameters: HNSWIndex.Parameters(m: m, efConstruction: efConstruction))
+let buildSeconds = try seconds {
+    for (key, vector) in vectors.enumerated() { try graph.add(key: Int64(key), vector: vector) }
+}
+var hnsw = [[String: Double]]()
+for ef in efValues {
+    graph.parameters.efSearch = ef
+    var found = 0
+    let elapsed = try seconds {
+        for (query, expected) in zip(queries, truth) {
+            let wanted = Set(expected)
+            found += try graph.search(query, k: k).filter { wanted.contains($0.key) }.count
+        }
+    }
+    hnsw.append(["ef_search": Double(ef), "qps": Double(queryCount) / elapsed, "recall_at_10": Double(found) / Double(queryCount * k)])
+}
+
+var usage = rusage()
+getrusage(RUSAGE_SELF.rawValue, &usage)
+let report: [String: Any] = [
+    "count": count, "dimension": dimension, "clusters": clusters, "queries": queryCount,
+    "exact_qps": Double(queryCount) / exactSeconds,
+    "hnsw_build_s": buildSeconds, "hnsw_m": graph.parameters.m, "hnsw_ef_construction": graph.parameters.efConstruction,
+    "hnsw": hnsw, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
+]
+let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+FileHandle.standardOutput.write(json + Data("\n".utf8))
