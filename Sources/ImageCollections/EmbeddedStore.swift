@@ -139,8 +139,16 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
     }
 
+    /// The collection's model, without counting its items (every write and search asks).
+    private func model(of collection: String) throws -> ModelIdentity? {
+        try database.execute("SELECT model_id, model_revision, dimension FROM collections WHERE name = ?", [.text(collection)]).first.flatMap { row in
+            guard let id = row[0].text, let revision = row[1].text, let dimension = row[2].integer else { return nil }
+            return ModelIdentity(id: id, revision: revision, dimension: Int(dimension))
+        }
+    }
+
     public func deleteCollection(_ name: String) throws {
-        guard try collection(name) != nil else { throw StoreError.noSuchCollection(name) }
+        guard try model(of: name) != nil else { throw StoreError.noSuchCollection(name) }
         try database.transaction {
             try database.execute("DELETE FROM items_text WHERE rowid IN (SELECT key FROM items WHERE collection = ?)", [.text(name)])
             try database.execute("DELETE FROM collections WHERE name = ?", [.text(name)])
@@ -150,8 +158,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     public func upsert(_ items: [Item], into collection: String) throws {
-        guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
-        try Self.validate(items, dimension: info.model.dimension)
+        guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
+        try Self.validate(items, dimension: model.dimension)
         let keys = try database.transaction { () -> [Int64] in
             let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
@@ -194,7 +202,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     public func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws {
-        guard try self.collection(collection) != nil else { throw StoreError.noSuchCollection(collection) }
+        guard try model(of: collection) != nil else { throw StoreError.noSuchCollection(collection) }
         var after = ""
         while true {
             let rows = try database.execute("""
@@ -298,9 +306,9 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     private func vectorHits(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter])
         throws -> (hits: [SearchHit], allowed: Set<Int64>?)
     {
-        guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
-        guard info.model == model else { throw StoreError.modelMismatch(collection: collection, expected: info.model, got: model) }
-        let index = try loadedIndex(collection, dimension: info.model.dimension)
+        guard let stored = try self.model(of: collection) else { throw StoreError.noSuchCollection(collection) }
+        guard stored == model else { throw StoreError.modelMismatch(collection: collection, expected: stored, got: model) }
+        let index = try loadedIndex(collection, dimension: stored.dimension)
         var allowed: Set<Int64>?
         if !filters.isEmpty {
             allowed = []

@@ -118,9 +118,11 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     private func collections(where name: String?) throws -> [CollectionInfo] {
         let rows = try pool.withConnection { connection in
             try connection.execute("""
-                SELECT c.name, c.model_id, c.model_revision, c.dimension,
-                    (SELECT count(*) FROM loupe_items i WHERE i.collection = c.name)
-                FROM loupe_collections c WHERE $1::text IS NULL OR c.name = $1 ORDER BY c.name
+                SELECT c.name, c.model_id, c.model_revision, c.dimension, coalesce(n.items, 0)
+                FROM loupe_collections c LEFT JOIN (
+                    SELECT collection, count(*) AS items FROM loupe_items WHERE $1::text IS NULL OR collection = $1 GROUP BY collection
+                ) n ON n.collection = c.name
+                WHERE $1::text IS NULL OR c.name = $1 ORDER BY c.name
                 """, [name.map { .text($0) } ?? .null])
         }
         return rows.compactMap { row in
@@ -131,8 +133,18 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }
     }
 
+    /// The collection's model, without counting its items (every write and search asks).
+    private func model(of collection: String) throws -> ModelIdentity? {
+        try pool.withConnection { connection in
+            try connection.execute("SELECT model_id, model_revision, dimension FROM loupe_collections WHERE name = $1", [.text(collection)])
+        }.first.flatMap { row in
+            guard let id = row.text(0), let revision = row.text(1), let dimension = row.integer(2) else { return nil }
+            return ModelIdentity(id: id, revision: revision, dimension: Int(dimension))
+        }
+    }
+
     public func deleteCollection(_ name: String) throws {
-        guard try collection(name) != nil else { throw StoreError.noSuchCollection(name) }
+        guard try model(of: name) != nil else { throw StoreError.noSuchCollection(name) }
         try pool.transaction { connection in
             try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
             try connection.execute("DELETE FROM loupe_items WHERE collection = $1", [.text(name)])
@@ -143,8 +155,8 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     // MARK: Items
 
     public func upsert(_ items: [Item], into collection: String) throws {
-        guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
-        try Self.validate(items, dimension: info.model.dimension)
+        guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
+        try Self.validate(items, dimension: model.dimension)
         for item in items {
             let texts = [item.id, item.source, item.contentHash] + item.metadata.keys + item.metadata.values
             if texts.contains(where: { $0.utf8.contains(0) }) {
@@ -190,7 +202,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     }
 
     public func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws {
-        guard try self.collection(collection) != nil else { throw StoreError.noSuchCollection(collection) }
+        guard try model(of: collection) != nil else { throw StoreError.noSuchCollection(collection) }
         var after = ""
         while true {
             let rows = try pool.withConnection { connection in
@@ -264,12 +276,12 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     }
 
     private func checkedDimension(_ collection: String, vector: [Float], model: ModelIdentity) throws -> Int {
-        guard let info = try self.collection(collection) else { throw StoreError.noSuchCollection(collection) }
-        guard info.model == model else { throw StoreError.modelMismatch(collection: collection, expected: info.model, got: model) }
-        guard vector.count == info.model.dimension, vector.allSatisfy(\.isFinite) else {
-            throw StoreError.invalidVector("the query has \(vector.count) values for a \(info.model.dimension)-d collection")
+        guard let stored = try self.model(of: collection) else { throw StoreError.noSuchCollection(collection) }
+        guard stored == model else { throw StoreError.modelMismatch(collection: collection, expected: stored, got: model) }
+        guard vector.count == stored.dimension, vector.allSatisfy(\.isFinite) else {
+            throw StoreError.invalidVector("the query has \(vector.count) values for a \(stored.dimension)-d collection")
         }
-        return info.model.dimension
+        return stored.dimension
     }
 
     /// Search settings for this transaction only. With filters, pgvector 0.8 keeps scanning the graph
