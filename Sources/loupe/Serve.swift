@@ -12,7 +12,7 @@ extension Loupe {
             abstract: "Serve embeddings over HTTP with Azure AI Vision's multimodal embeddings API.",
             discussion: """
                 Routes: POST /computervision/retrieval:vectorizeImage and :vectorizeText (?api-version=2024-02-01); \
-                collections in the --data folder: GET/POST /collections, DELETE /collections/NAME, \
+                collections in the --data folder or the --store PostgreSQL: GET/POST /collections, DELETE /collections/NAME, \
                 POST /collections/NAME/items, GET|DELETE /collections/NAME/items/ID, GET …/items/ID/image, \
                 POST /collections/NAME/search; GET /health, /ready, /metrics, /openapi.json. Keys come from --key or LOUPE_KEYS (comma-separated); \
                 without keys the server only listens on loopback unless --no-auth is given.
@@ -88,6 +88,7 @@ extension Loupe {
             }
             do {
                 let collections = try store.open()
+                logger.info("collections", metadata: ["store": "\(store.store == nil ? "embedded, \(store.dataFolder.path)" : "PostgreSQL")"])
                 configuration.uploadsFolder = store.dataFolder.appendingPathComponent("uploads")
                 let app = try buildApplication(
                     configuration: configuration, versions: versions, store: collections, metrics: metrics, logger: logger)
