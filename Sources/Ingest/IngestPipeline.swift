@@ -67,8 +67,18 @@ public struct IngestPipeline: Sendable {
         let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
         guard !batches.isEmpty else { return IngestSummary(progress: progress, problems: problems) }
         var current = await prepare(batches[0], stored: stored, jobs: options.jobs)
+        // A batch counts once its write has landed.
+        func account(_ batch: Prepared) {
+            progress.added += batch.ready.filter(\.isNew).count
+            progress.updated += batch.ready.filter { !$0.isNew }.count
+            progress.skipped += batch.skipped
+            progress.failed += batch.problems.count
+            problems += batch.problems
+            report(progress)
+        }
+        var writing: (write: Task<Void, Error>, batch: Prepared)?
         for index in batches.indices {
-            // The next batch is decoded while this one is embedded.
+            // The next batch is decoded while this one is embedded, and the previous one is written.
             let upcoming = index + 1 < batches.count ? batches[index + 1] : []
             async let next = prepare(upcoming, stored: stored, jobs: options.jobs)
             let ready = current.ready
@@ -77,14 +87,22 @@ public struct IngestPipeline: Sendable {
                 Item(id: entry.item.id, source: entry.item.path, contentHash: entry.hash, metadata: entry.item.metadata, vector: vector,
                      thumbnail: entry.thumbnail)
             }
-            if !records.isEmpty { try store.upsert(records, into: collection) }
-            progress.added += ready.filter(\.isNew).count
-            progress.updated += ready.filter { !$0.isNew }.count
-            progress.skipped += current.skipped
-            progress.failed += current.problems.count
-            problems += current.problems
-            report(progress)
+            // One write in flight at a time, in order: each is one transaction, so a crash loses at most
+            // whole batches, which the next run embeds again.
+            if let writing {
+                try await writing.write.value
+                account(writing.batch)
+            }
+            let store = self.store
+            writing = (Task {
+                guard !records.isEmpty else { return }
+                try await runOffThePool { Result { try store.upsert(records, into: collection) } }.get()
+            }, current)
             current = await next
+        }
+        if let writing {
+            try await writing.write.value
+            account(writing.batch)
         }
         return IngestSummary(progress: progress, problems: problems)
     }
