@@ -15,7 +15,7 @@ public struct ModelLocator: Sendable {
         }
         // A path-like argument that does not exist is a mistyped folder, not a Hub id.
         if model.hasPrefix("/") || model.hasPrefix(".") || model.hasPrefix("~") {
-            throw HubError.filesystem("no model folder at \(model)")
+            throw HubError.notAModel(model: model, reason: "there is no folder there")
         }
         return try await downloader.resolve(HubModelID(parsing: model), progress: progress)
     }
