@@ -160,6 +160,9 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     public func upsert(_ items: [Item], into collection: String) throws {
         guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
         try Self.validate(items, dimension: model.dimension)
+        // An HNSW graph is kept current while items arrive, so `flush` (at the end of an ingest) saves it
+        // and the first search does not have to build it from every vector.
+        if case .hnsw = indexKind { _ = try loadedIndex(collection, dimension: model.dimension) }
         let keys = try database.transaction { () -> [Int64] in
             let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)

@@ -208,6 +208,31 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 }
 
+@Suite struct EmbeddedHNSWIngestTests {
+    /// Items added to an HNSW store go into the graph as they arrive: a flush without any search saves it,
+    /// and a reopened store searches from the saved file.
+    @Test func graphsAreKeptCurrentWhileItemsArrive() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
+        let kind = IndexKind.hnsw(HNSWIndex.Parameters())
+        let model = StoreBehaviourTests.model
+        let vectors: [[Float]] = (0..<200).map { i in (0..<4).map { Float(sin(Double(i * 5 + $0))) } }
+        do {
+            let store = try EmbeddedStore(folder: folder, index: kind)
+            _ = try store.openCollection("c", model: model)
+            for start in stride(from: 0, to: 200, by: 50) {
+                try store.upsert((start..<start + 50).map { StoreBehaviourTests.item("i\($0)", vectors[$0]) }, into: "c")
+            }
+            try store.flush()
+        }
+        let saved = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("indexes").path)
+        #expect(saved == ["c.4.hnsw"])
+        let graph = try HNSWIndex.read(from: folder.appendingPathComponent("indexes/c.4.hnsw"))
+        #expect(graph.count == 200)
+        let reopened = try EmbeddedStore(folder: folder, index: kind)
+        #expect(try reopened.search("c", vector: vectors[17], model: model, k: 1, filters: []).first?.item.id == "i17")
+    }
+}
+
 @Suite struct EmbeddedMigrationTests {
     /// A data folder from before the full-text index (schema version 3) gains it, filled from the items.
     @Test func aVersionThreeDatabaseGainsTheTextIndex() throws {
