@@ -86,30 +86,20 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            _ = try? execute("ROLLBACK")  // the original error is the one worth reporting
-            throw error
-        }
+        try runTransaction(begin: { try execute("BEGIN") }, commit: { try execute("COMMIT") }, rollback: { try execute("ROLLBACK") }, body)
     }
 }
 
 /// A fixed number of connections handed out one caller at a time.
 final class PostgresPool: @unchecked Sendable {
-    private let url: String
     private let lock = NSLock()
-    private var idle: [PostgresConnection] = []
+    private var idle: [PostgresConnection]
     private let available: DispatchSemaphore
 
+    /// Opens every connection now, so a bad URL or an unreachable server fails at once.
     init(url: String, size: Int) throws {
-        self.url = url
-        available = DispatchSemaphore(value: size)
-        idle = [try PostgresConnection(url: url)]  // fail at once on a bad URL or unreachable server
-        for _ in 1..<max(1, size) { idle.append(try PostgresConnection(url: url)) }
+        idle = try (0..<max(1, size)).map { _ in try PostgresConnection(url: url) }
+        available = DispatchSemaphore(value: idle.count)
     }
 
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {

@@ -244,13 +244,13 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                              vectorWeight: Float) throws -> [SearchResult] {
         let dimension = try checkedDimension(collection, vector: vector, model: model)
         let k = max(0, min(k, 1000))
-        let pool = max(5 * k, 50)
+        let candidates = max(5 * k, 50)
         // Words only, joined by OR: nothing the user typed is read as tsquery syntax.
         let words = Self.foldedForSearch(text).split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
         let query = words.map(String.init).joined(separator: " | ")
-        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(pool)), .text(query)]
+        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(candidates)), .text(query)]
         let condition = Self.condition(filters, parameters: &parameters)
-        let rows = try self.pool.transaction { connection in
+        let rows = try pool.transaction { connection in
             try tuneSearch(connection, filtered: !filters.isEmpty)
             return try connection.execute("""
                 WITH query AS (SELECT to_tsquery('simple', $4) AS words),
@@ -299,14 +299,14 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
             parameters.append(.text(value))
             return "$\(parameters.count)"
         }
+        func firstNumber(_ field: String) -> String {
+            "substring(metadata ->> \(bind(field)) from '[0-9]+(?:\\.[0-9]+)?')::float8"
+        }
         for filter in filters {
             switch filter {
-            case .equals(let field, let value):
-                clauses.append("metadata ->> \(bind(field)) = \(bind(value))")
-            case .atLeast(let field, let value):
-                clauses.append("substring(metadata ->> \(bind(field)) from '[0-9]+(?:\\.[0-9]+)?')::float8 >= \(bind(String(value)))::float8")
-            case .atMost(let field, let value):
-                clauses.append("substring(metadata ->> \(bind(field)) from '[0-9]+(?:\\.[0-9]+)?')::float8 <= \(bind(String(value)))::float8")
+            case .equals(let field, let value): clauses.append("metadata ->> \(bind(field)) = \(bind(value))")
+            case .atLeast(let field, let value): clauses.append("\(firstNumber(field)) >= \(bind(String(value)))::float8")
+            case .atMost(let field, let value): clauses.append("\(firstNumber(field)) <= \(bind(String(value)))::float8")
             }
         }
         return clauses.joined(separator: " AND ")

@@ -75,15 +75,8 @@ final class SQLiteDatabase: @unchecked Sendable {
     func transaction<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            _ = try? execute("ROLLBACK")  // the original error is the one worth reporting
-            throw error
-        }
+        return try runTransaction(begin: { try execute("BEGIN IMMEDIATE") }, commit: { try execute("COMMIT") },
+                                  rollback: { try execute("ROLLBACK") }, body)
     }
 }
 

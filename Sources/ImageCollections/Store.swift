@@ -75,11 +75,11 @@ public enum MetadataFilter: Sendable, Equatable {
     /// decimal part only when digits follow the point (the PostgreSQL store reads `[0-9]+(\.[0-9]+)?`).
     static func number(_ text: String?) -> Double? {
         guard let text, let start = text.firstIndex(where: \.isASCIIDigit) else { return nil }
-        var end = text[start...].firstIndex(where: { !$0.isASCIIDigit }) ?? text.endIndex
-        if end < text.endIndex, text[end] == ".", let next = text.index(end, offsetBy: 1, limitedBy: text.endIndex), next < text.endIndex,
-            text[next].isASCIIDigit
-        {
-            end = text[next...].firstIndex(where: { !$0.isASCIIDigit }) ?? text.endIndex
+        func digitsEnd(from index: String.Index) -> String.Index { text[index...].firstIndex { !$0.isASCIIDigit } ?? text.endIndex }
+        var end = digitsEnd(from: start)
+        if end < text.endIndex, text[end] == "." {
+            let fraction = text.index(after: end)
+            if fraction < text.endIndex, text[fraction].isASCIIDigit { end = digitsEnd(from: fraction) }
         }
         return Double(text[start..<end])
     }
@@ -197,5 +197,19 @@ extension CollectionStore {
 
     static func metadata(_ json: String) -> [String: String]? {
         (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String]
+    }
+}
+
+/// Runs `body` between `begin` and `commit`; when anything fails, rolls back and rethrows the first error
+/// (the one worth reporting; a failed rollback would only hide it). Both databases' transactions use it.
+func runTransaction<T>(begin: () throws -> Void, commit: () throws -> Void, rollback: () throws -> Void, _ body: () throws -> T) throws -> T {
+    try begin()
+    do {
+        let result = try body()
+        try commit()
+        return result
+    } catch {
+        try? rollback()
+        throw error
     }
 }

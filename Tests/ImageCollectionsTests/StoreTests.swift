@@ -23,7 +23,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// Where a new, empty store lives: a folder, or a PostgreSQL URL with a schema of its own.
     func newLocation() throws -> String {
         switch self {
-        case .embedded: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())").path
+        case .embedded: Self.newFolder().path
         case .postgres: try TestPostgres.freshURL()
         }
     }
@@ -36,6 +36,9 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     func make() throws -> any CollectionStore { try open(newLocation()) }
+
+    /// A data folder no test has used.
+    static func newFolder() -> URL { FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())") }
 }
 
 /// Behaviour every store must have.
@@ -208,11 +211,31 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 }
 
-@Suite struct EmbeddedHNSWIngestTests {
+@Suite struct EmbeddedMigrationTests {
+    /// A data folder from before the full-text index (schema version 3) gains it, filled from the items.
+    @Test func aVersionThreeDatabaseGainsTheTextIndex() throws {
+        let folder = StoreUnderTest.newFolder()
+        let model = StoreBehaviourTests.model
+        do {
+            let store = try EmbeddedStore(folder: folder)
+            _ = try store.openCollection("c", model: model)
+            try store.upsert([StoreBehaviourTests.item("house", [0, 1, 0, 0], metadata: ["TITLE": "The blue house"]),
+                              StoreBehaviourTests.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour"])], into: "c")
+            let database = try SQLiteDatabase(path: folder.appendingPathComponent("loupe.sqlite").path)
+            try database.execute("DROP TABLE items_text")
+            try database.execute("PRAGMA user_version = 3")
+        }
+        let reopened = try EmbeddedStore(folder: folder)
+        let hybrid = try reopened.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: model, k: 2, filters: [], vectorWeight: 0.3)
+        #expect(hybrid.map(\.item.id) == ["house", "near"])
+    }
+}
+
+@Suite struct HNSWPersistenceTests {
     /// Items added to an HNSW store go into the graph as they arrive: a flush without any search saves it,
     /// and a reopened store searches from the saved file.
     @Test func graphsAreKeptCurrentWhileItemsArrive() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
+        let folder = StoreUnderTest.newFolder()
         let kind = IndexKind.hnsw(HNSWIndex.Parameters())
         let model = StoreBehaviourTests.model
         let vectors: [[Float]] = (0..<200).map { i in (0..<4).map { Float(sin(Double(i * 5 + $0))) } }
@@ -231,33 +254,11 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         let reopened = try EmbeddedStore(folder: folder, index: kind)
         #expect(try reopened.search("c", vector: vectors[17], model: model, k: 1, filters: []).first?.item.id == "i17")
     }
-}
 
-@Suite struct EmbeddedMigrationTests {
-    /// A data folder from before the full-text index (schema version 3) gains it, filled from the items.
-    @Test func aVersionThreeDatabaseGainsTheTextIndex() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
-        let model = StoreBehaviourTests.model
-        do {
-            let store = try EmbeddedStore(folder: folder)
-            _ = try store.openCollection("c", model: model)
-            try store.upsert([StoreBehaviourTests.item("house", [0, 1, 0, 0], metadata: ["TITLE": "The blue house"]),
-                              StoreBehaviourTests.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour"])], into: "c")
-            let database = try SQLiteDatabase(path: folder.appendingPathComponent("loupe.sqlite").path)
-            try database.execute("DROP TABLE items_text")
-            try database.execute("PRAGMA user_version = 3")
-        }
-        let reopened = try EmbeddedStore(folder: folder)
-        let hybrid = try reopened.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: model, k: 2, filters: [], vectorWeight: 0.3)
-        #expect(hybrid.map(\.item.id) == ["house", "near"])
-    }
-}
-
-@Suite struct HNSWPersistenceTests {
     /// The graph is saved under the collection's generation and read back; a file that missed a change is
     /// not used.
     @Test func savedGraphsAreReusedOnlyWhileCurrent() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())")
+        let folder = StoreUnderTest.newFolder()
         let kind = IndexKind.hnsw(HNSWIndex.Parameters())
         let model = StoreBehaviourTests.model
         let vectors: [[Float]] = (0..<300).map { i in (0..<4).map { Float(cos(Double(i * 7 + $0))) } }
