@@ -78,7 +78,7 @@ let package = Package(
         ),
         // The index benchmark's Swift side (benchmarks/index_bench.sh).
         .executableTarget(name: "index-bench", dependencies: ["VectorIndex", "LoupeTestSupport"], path: "benchmarks/IndexBench"),
-        // Starts the tests' PostgreSQL (scripts/postgres.sh) and hands out a schema per test.
+        // Hands out a schema per test on the PostgreSQL scripts/test.sh starts; the shared test vectors.
         .target(name: "LoupeTestSupport", path: "Tests/Support"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),

