@@ -30,7 +30,11 @@ let package = Package(
                 .linkedLibrary("gif"), .linkedLibrary("tiff"),
             ]
         ),
-        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // The matrix-product kernels: one source compiled for AVX-512 and, through a symbolic link, for
+        // AVX2 + FMA; Tensor uses the one the processor runs and OpenBLAS elsewhere.
+        .target(name: "KernelsAVX512", swiftSettings: kernelSettings(cpu: "skylake-avx512", defines: ["LOUPE_AVX512"])),
+        .target(name: "KernelsAVX2", swiftSettings: kernelSettings(cpu: "haswell", defines: [])),
+        .target(name: "Tensor", dependencies: ["CBLAS", "KernelsAVX512", "KernelsAVX2"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(
             name: "CLIP",
             dependencies: ["Tensor", "ImageIO"],
@@ -82,7 +86,7 @@ let package = Package(
         .target(name: "LoupeTestSupport", path: "Tests/Support"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),
-        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO"]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(
             name: "ModelHubTests",
@@ -105,3 +109,13 @@ let package = Package(
         ),
     ]
 )
+
+/// Optimised even in debug builds, and for the instruction set the kernel is written for. Swift emits
+/// vector instructions beyond SSE only for a module built for a CPU that has them.
+func kernelSettings(cpu: String, defines: [String]) -> [SwiftSetting] {
+    #if arch(x86_64)
+    return [.unsafeFlags(["-Ounchecked", "-target-cpu", cpu])] + defines.map { .define($0) }
+    #else
+    return []
+    #endif
+}

@@ -9,7 +9,7 @@ public final class CLIPModel: @unchecked Sendable {
     public let tokenizer: CLIPTokenizer
     public let preprocessor: ImagePreprocessor
     private let weights: SafeTensors  // keeps the memory mapping alive for the towers' views
-    private let derivedWeights: WeightStorage  // and the fused weights built at load
+    private let derivedWeights: WeightStorage  // and the fused biases built at load
     private let text: TextTower
     private let vision: VisionTower
 
@@ -18,13 +18,15 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// Loads every file from `folder`, verifying each weight: unknown keys, missing keys and shape
     /// mismatches are errors that name the key.
-    public init(folder: URL) throws {
+    /// `kernel` is the matrix-product code the weights are prepared for (the fastest this processor
+    /// runs unless a test or benchmark asks for another).
+    public init(folder: URL, kernel: ProductKernel = .best) throws {
         configuration = try CLIPConfiguration.load(from: folder.appendingPathComponent("config.json"))
         preprocessor = ImagePreprocessor(
             configuration: try PreprocessorConfiguration.load(from: folder.appendingPathComponent("preprocessor_config.json")))
         tokenizer = try CLIPTokenizer(folder: folder, contextLength: configuration.textConfig.maxPositionEmbeddings)
         weights = try SafeTensors(folder: folder)
-        let load = WeightLoader(weights)
+        let load = WeightLoader(weights, kernel: kernel)
         text = try TextTower(load, configuration.textConfig, projectionDim: configuration.projectionDim)
         vision = try VisionTower(load, configuration.visionConfig, projectionDim: configuration.projectionDim)
         _ = try load("logit_scale")

@@ -128,11 +128,23 @@ final class SafeTensors: @unchecked Sendable {
         }
     }
 
-    /// Frees the float32 copy made for a half-precision tensor once nothing points into it any more.
-    func discardWidened(_ key: String) {
+    /// Gives back the memory behind `key` once nothing reads it any more (its values were packed into
+    /// a new layout): the float32 copy of a half-precision tensor is freed, and the mapped pages of a
+    /// float32 one are dropped (they are clean pages of the file; nothing is lost).
+    func release(_ key: String) {
         lock.lock()
         defer { lock.unlock() }
-        widened.removeValue(forKey: key)?.deallocate()
+        if let copy = widened.removeValue(forKey: key) {
+            copy.deallocate()
+        } else if let entry = entries[key] {
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = Int(bitPattern: entry.file.base) + entry.offset
+            let first = (start + page - 1) / page * page
+            let end = (start + entry.byteCount) / page * page
+            if end > first {
+                madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED))
+            }
+        }
     }
 
     private func widen(key: String, entry: Entry, count: Int) -> UnsafeMutablePointer<Float> {
@@ -169,7 +181,13 @@ final class WeightLoader {
         "text_model.embeddings.position_ids", "vision_model.embeddings.position_ids",
     ]
 
-    init(_ tensors: SafeTensors) { self.tensors = tensors }
+    /// The product kernel linear weights are prepared for.
+    let kernel: ProductKernel
+
+    init(_ tensors: SafeTensors, kernel: ProductKernel) {
+        self.tensors = tensors
+        self.kernel = kernel
+    }
 
     func callAsFunction(_ key: String, _ shape: Int...) throws -> WeightView {
         used.insert(key)
@@ -178,16 +196,39 @@ final class WeightLoader {
 
     func shape(of key: String) -> [Int]? { tensors.entries[key]?.shape }
 
-    /// Tensors concatenated along their first dimension into one new buffer (q, k, v into one product).
-    /// Half-precision sources are widened, copied, and their widened copies freed, so each weight exists
-    /// once in memory.
-    func concatenated(_ keys: [String], shapes: [[Int]]) throws -> WeightView {
-        let parts = try zip(keys, shapes).map { key, shape -> WeightView in
+    /// A linear layer's weight made of `keys` stacked along the output dimension (q, k and v as one
+    /// product), each [out, inFeatures]. When the weight is packed into its own buffer, the sources are
+    /// released, so each weight is held in memory once.
+    func linear(_ keys: [String], outFeatures: [Int], inFeatures: Int) throws -> LinearWeight {
+        let parts = try zip(keys, outFeatures).map { key, out -> WeightView in
             used.insert(key)
-            return try tensors.weight(key, shape: shape)
+            return try tensors.weight(key, shape: [out, inFeatures])
+        }
+        return prepared(parts, from: keys)
+    }
+
+    /// A convolution kernel [out, channels, height, width] whose stride equals its size, as the linear
+    /// weight [out, channels · height · width] it is on image patches.
+    func convolutionAsLinear(_ key: String, _ shape: [Int]) throws -> LinearWeight {
+        used.insert(key)
+        let kernel = try tensors.weight(key, shape: shape)
+        return prepared([WeightView(base: kernel.base, shape: [shape[0], shape.dropFirst().reduce(1, *)])], from: [key])
+    }
+
+    private func prepared(_ parts: [WeightView], from keys: [String]) -> LinearWeight {
+        let weight = LinearWeight(parts: parts, kernel: kernel)
+        if weight.ownsValues { keys.forEach(tensors.release) }
+        return weight
+    }
+
+    /// Biases (or other vectors) concatenated into one new buffer, owned by `storage`.
+    func concatenated(_ keys: [String], count: Int) throws -> WeightView {
+        let parts = try keys.map { key -> WeightView in
+            used.insert(key)
+            return try tensors.weight(key, shape: [count])
         }
         let fused = storage.concatenate(parts)
-        for key in keys { tensors.discardWidened(key) }
+        keys.forEach(tensors.release)
         return fused
     }
 

@@ -2,20 +2,23 @@ import Tensor
 
 /// `nn.Linear`: weight [out, in] and an optional bias [out].
 struct Linear {
-    let weight: WeightView
+    let weight: LinearWeight
     let bias: WeightView?
 
-    init(weight: WeightView, bias: WeightView?) {
+    init(weight: LinearWeight, bias: WeightView?) {
         self.weight = weight
         self.bias = bias
     }
 
     init(_ load: WeightLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int, bias hasBias: Bool = true) throws {
-        weight = try load("\(prefix).weight", outFeatures, inFeatures)
+        weight = try load.linear(["\(prefix).weight"], outFeatures: [outFeatures], inFeatures: inFeatures)
         bias = hasBias ? try load("\(prefix).bias", outFeatures) : nil
     }
 
-    func callAsFunction(_ x: Matrix) -> Matrix { Operations.linear(x, weight: weight, bias: bias) }
+    /// `x · weightᵀ + bias`, plus `residual` when given (added in the same pass).
+    func callAsFunction(_ x: Matrix, residual: Matrix? = nil) -> Matrix {
+        Operations.linear(x, weight: weight, bias: bias, residual: residual)
+    }
 }
 
 struct LayerNorm {
@@ -51,8 +54,8 @@ struct EncoderLayer {
         layerNorm1 = try LayerNorm(load, "\(prefix).layer_norm1", width: width, epsilon: c.layerNormEps)
         let projections = ["q_proj", "k_proj", "v_proj"].map { "\(prefix).self_attn.\($0)" }
         queryKeyValue = Linear(
-            weight: try load.concatenated(projections.map { "\($0).weight" }, shapes: Array(repeating: [width, width], count: 3)),
-            bias: try load.concatenated(projections.map { "\($0).bias" }, shapes: Array(repeating: [width], count: 3)))
+            weight: try load.linear(projections.map { "\($0).weight" }, outFeatures: [width, width, width], inFeatures: width),
+            bias: try load.concatenated(projections.map { "\($0).bias" }, count: width))
         output = try Linear(load, "\(prefix).self_attn.out_proj", in: width, out: width)
         layerNorm2 = try LayerNorm(load, "\(prefix).layer_norm2", width: width, epsilon: c.layerNormEps)
         fc1 = try Linear(load, "\(prefix).mlp.fc1", in: width, out: c.intermediateSize)
@@ -68,9 +71,9 @@ struct EncoderLayer {
         let attended = Operations.attention(
             qkv: queryKeyValue(normed),                              // [batch·length, 3·width]
             batch: batch, length: length, heads: heads, causal: causal)  // [batch·length, width]
-        let h = Operations.add(x, output(attended))                  // [batch·length, width]
+        let h = output(attended, residual: x)                        // [batch·length, width]
         let hidden = Operations.apply(activation, to: fc1(layerNorm2(h)))  // [batch·length, intermediate]
-        return Operations.add(h, fc2(hidden))                        // [batch·length, width]
+        return fc2(hidden, residual: h)                              // [batch·length, width]
     }
 }
 

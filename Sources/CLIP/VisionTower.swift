@@ -3,7 +3,7 @@ import Tensor
 /// `CLIPVisionTransformer` plus `visual_projection`.
 struct VisionTower {
     let classEmbedding: WeightView     // [width]
-    let patchEmbedding: WeightView     // [width, channels · patch · patch], a stride-`patch` convolution
+    let patchEmbedding: Linear         // [width, channels · patch · patch], a stride-`patch` convolution
     let positionEmbedding: WeightView  // [patches + 1, width]
     let preLayerNorm: LayerNorm
     let encoder: TransformerEncoder
@@ -18,8 +18,10 @@ struct VisionTower {
         let width = c.encoder.hiddenSize
         let side = c.imageSize / c.patchSize
         classEmbedding = try load("vision_model.embeddings.class_embedding", width)
-        let kernel = try load("vision_model.embeddings.patch_embedding.weight", width, c.numChannels, c.patchSize, c.patchSize)
-        patchEmbedding = WeightView(base: kernel.base, shape: [width, c.numChannels * c.patchSize * c.patchSize])
+        patchEmbedding = Linear(
+            weight: try load.convolutionAsLinear(
+                "vision_model.embeddings.patch_embedding.weight", [width, c.numChannels, c.patchSize, c.patchSize]),
+            bias: nil)
         positionEmbedding = try load("vision_model.embeddings.position_embedding.weight", side * side + 1, width)
         preLayerNorm = try LayerNorm(load, "vision_model.pre_layrnorm", width: width, epsilon: c.encoder.layerNormEps)
         encoder = try TransformerEncoder(load, "vision_model.encoder", c.encoder)
@@ -56,7 +58,7 @@ struct VisionTower {
                 }
             }
         }
-        let patches = Operations.linear(columns, weight: patchEmbedding, bias: nil)  // [batch·patches, width]
+        let patches = patchEmbedding(columns)                      // [batch·patches, width]
 
         var x = Matrix(zeros: batch * tokens, width)              // [batch·tokens, width]
         for item in 0..<batch {

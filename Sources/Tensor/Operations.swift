@@ -3,64 +3,18 @@ import Foundation
 
 /// The arithmetic of a transformer layer on `Matrix` values, with BLAS doing the matrix products.
 public enum Operations {
-    /// `input · weightᵀ + bias`, the PyTorch `nn.Linear` convention: weight is [out, in].
-    public static func linear(_ input: Matrix, weight: WeightView, bias: WeightView?) -> Matrix {
-        let outFeatures = weight.shape[0]
-        let inFeatures = weight.shape[1]
+    /// `input · weightᵀ + bias (+ residual)`, the PyTorch `nn.Linear` convention: the weight is
+    /// [out, in]. A residual connection is added in the same pass over the output.
+    public static func linear(_ input: Matrix, weight: LinearWeight, bias: WeightView?, residual: Matrix? = nil) -> Matrix {
+        let outFeatures = weight.outFeatures
+        let inFeatures = weight.inFeatures
         precondition(input.columns == inFeatures, "linear layer input width mismatch")
-        if input.rows <= smallRows { return smallLinear(input, weight: weight, bias: bias) }
-        var output = Matrix(zeros: input.rows, outFeatures)
-        if let bias {
-            output.values.withUnsafeMutableBufferPointer { out in
-                for row in 0..<input.rows {
-                    (out.baseAddress! + row * outFeatures).update(from: bias.base, count: outFeatures)
-                }
-            }
-        }
+        precondition(residual.map { $0.rows == input.rows && $0.columns == outFeatures } ?? true, "residual shape mismatch")
+        var output = residual ?? Matrix(zeros: input.rows, outFeatures)
         input.values.withUnsafeBufferPointer { a in
             output.values.withUnsafeMutableBufferPointer { c in
-                cblas_sgemm(
-                    CblasRowMajor, CblasNoTrans, CblasTrans,
-                    Int32(input.rows), Int32(outFeatures), Int32(inFeatures),
-                    1, a.baseAddress, Int32(inFeatures),
-                    weight.base, Int32(inFeatures),
-                    bias == nil ? 0 : 1, c.baseAddress, Int32(outFeatures))
-            }
-        }
-        return output
-    }
-
-    /// Up to this many rows, a product is bound by reading the weights, not by arithmetic.
-    static let smallRows = 8
-
-    /// `linear` for a few rows (a short text): each weight row is read from memory once and used for
-    /// every input row while it sits in L1, with the output features split across cores. BLAS would
-    /// copy the whole weight matrix into its packed layout first, reading it twice.
-    static func smallLinear(_ input: Matrix, weight: WeightView, bias: WeightView?) -> Matrix {
-        let outFeatures = weight.shape[0]
-        let inFeatures = weight.shape[1]
-        let rows = input.rows
-        var output = Matrix(zeros: rows, outFeatures)
-        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, outFeatures / 64))
-        input.values.withUnsafeBufferPointer { x in
-            output.values.withUnsafeMutableBufferPointer { y in
-                // Addresses, not pointers, cross into the concurrent closure (pointers are not Sendable).
-                let xAddress = Int(bitPattern: x.baseAddress!), yAddress = Int(bitPattern: y.baseAddress!)
-                let wAddress = Int(bitPattern: weight.base), bAddress = bias.map { Int(bitPattern: $0.base) }
-                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                    let x = UnsafePointer<Float>(bitPattern: xAddress)!
-                    let y = UnsafeMutablePointer<Float>(bitPattern: yAddress)!
-                    let w = UnsafePointer<Float>(bitPattern: wAddress)!
-                    let b = bAddress.flatMap { UnsafePointer<Float>(bitPattern: $0) }
-                    let first = chunk * outFeatures / chunks
-                    let last = (chunk + 1) * outFeatures / chunks
-                    for j in first..<last {
-                        let row = w + j * inFeatures
-                        for r in 0..<rows {
-                            y[r * outFeatures + j] = dot(x + r * inFeatures, row, count: inFeatures) + (b?[j] ?? 0)
-                        }
-                    }
-                }
+                weight.multiply(a.baseAddress!, rows: input.rows, bias: bias?.base, into: c.baseAddress!,
+                                accumulate: residual != nil)
             }
         }
         return output
@@ -192,8 +146,14 @@ public enum Operations {
     }
 }
 
-/// Threads BLAS may use for one matrix product.
-public enum BLASThreads {
-    public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
-    public static var current: Int { Int(openblas_get_num_threads()) }
+/// Threads one matrix product may use, in the Swift kernels and in BLAS.
+public enum ComputeThreads {
+    nonisolated(unsafe) private static var chosen = ProcessInfo.processInfo.activeProcessorCount
+
+    public static func set(_ count: Int) {
+        chosen = max(1, count)
+        openblas_set_num_threads(Int32(chosen))
+    }
+
+    public static var count: Int { chosen }
 }

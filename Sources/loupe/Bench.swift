@@ -26,7 +26,7 @@ extension Loupe {
         }
 
         func run() async throws {
-            BLASThreads.set(threads)
+            ComputeThreads.set(threads)
             let folder = try await ModelLoading.locate(options.model)
             let loadStart = ContinuousClock.now
             let model = try ModelLoading.load(folder, name: options.model)

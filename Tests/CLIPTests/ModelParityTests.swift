@@ -1,15 +1,23 @@
 import Foundation
 import ImageIO
+import Tensor
 import Testing
 
 @testable import CLIP
 
-/// Embeddings against transformers' `CLIPModel` in float32 on the same (rounded) weights.
-/// Tolerance: cosine ≥ 0.99999 and max abs difference ≤ 1e-4 for every vector.
+/// Embeddings against transformers' `CLIPModel` in float32 on the same (rounded) weights, with every
+/// matrix-product kernel this processor runs. Tolerance: cosine ≥ 0.99999 and max abs difference
+/// ≤ 1e-4 for every vector.
 @Suite struct ModelParityTests {
-    static let models: [String: Result<CLIPModel, Error>] = Dictionary(uniqueKeysWithValues: Fixtures.models.map { name in
-        (name, Result { try CLIPModel(folder: Fixtures.model(name)) })
+    static let kernels = ProductKernel.allCases.filter(\.isSupported)
+
+    static let models: [String: Result<CLIPModel, Error>] = Dictionary(uniqueKeysWithValues: Fixtures.models.flatMap { name in
+        kernels.map { kernel in ("\(name)/\(kernel)", Result { try CLIPModel(folder: Fixtures.model(name), kernel: kernel) }) }
     })
+
+    static func model(_ name: String, _ kernel: ProductKernel = .best) throws -> CLIPModel {
+        try #require(models["\(name)/\(kernel)"]).get()
+    }
 
     static func check(_ ours: [Float], _ reference: [Float], _ label: String) {
         #expect(ours.count == reference.count, "\(label): dimension")
@@ -17,45 +25,45 @@ import Testing
         #expect(maxAbsDifference(ours, reference) <= 1e-4, "\(label): max abs \(maxAbsDifference(ours, reference))")
     }
 
-    @Test(arguments: Fixtures.models)
-    func textEmbeddingsMatchTheReference(_ name: String) throws {
-        let model = try #require(Self.models[name]).get()
+    @Test(arguments: Fixtures.models, kernels)
+    func textEmbeddingsMatchTheReference(_ name: String, _ kernel: ProductKernel) throws {
+        let model = try Self.model(name, kernel)
         let reference = try #require(Fixtures.reference(name))
         #expect(reference.texts.count >= 20)
         for text in reference.texts {
-            Self.check(try model.embed(text: text.text), text.vector, "\(name) text \(text.text.prefix(30))")
+            Self.check(try model.embed(text: text.text), text.vector, "\(name) \(kernel) text \(text.text.prefix(30))")
         }
     }
 
-    @Test(arguments: Fixtures.models)
-    func imageEmbeddingsMatchTheReferenceOneByOneAndBatched(_ name: String) throws {
-        let model = try #require(Self.models[name]).get()
+    @Test(arguments: Fixtures.models, kernels)
+    func imageEmbeddingsMatchTheReferenceOneByOneAndBatched(_ name: String, _ kernel: ProductKernel) throws {
+        let model = try Self.model(name, kernel)
         let reference = try #require(Fixtures.reference(name))
         #expect(reference.images.count == Fixtures.imageFiles.count)
         let images = try reference.images.map { try ImageDecoder().decode(fileAt: Fixtures.image($0.file)).rgb() }
         let batched = model.embed(images: images)
         for (index, expected) in reference.images.enumerated() {
-            Self.check(model.embed(image: images[index]), expected.vector, "\(name) image \(expected.file)")
-            Self.check(batched[index], expected.vector, "\(name) batched image \(expected.file)")
+            Self.check(model.embed(image: images[index]), expected.vector, "\(name) \(kernel) image \(expected.file)")
+            Self.check(batched[index], expected.vector, "\(name) \(kernel) batched image \(expected.file)")
         }
     }
 
     @Test func vectorsAreUnitLength() throws {
-        let model = try #require(Self.models["tiny-gelu"]).get()
+        let model = try Self.model("tiny-gelu")
         let vector = try model.embed(text: "a blue house")
         #expect(vector.count == model.dimension)
         #expect(abs(vector.reduce(0) { $0 + $1 * $1 } - 1) < 1e-5)
     }
 
     @Test func emptyTextIsAClearError() throws {
-        let model = try #require(Self.models["tiny-gelu"]).get()
+        let model = try Self.model("tiny-gelu")
         for text in ["", "   ", "\n\t"] {
             #expect(throws: CLIPError.emptyText) { try model.embed(text: text) }
         }
     }
 
     @Test func textEndingEarlyIsPooledAtTheFirstEndToken() throws {
-        let model = try #require(Self.models["tiny-gelu"]).get()
+        let model = try Self.model("tiny-gelu")
         // The reference pools at the first end token; what follows it cannot change the vector.
         #expect(try model.embed(text: "a house <end_of_text> and more") == model.embed(text: "a house <end_of_text>"))
     }

@@ -12,25 +12,57 @@ import Testing
         }
     }
 
-    /// The few-rows path and the BLAS path compute the same product.
-    @Test(arguments: [1, 5, 8, 9, 40])
-    func linearAgreesAcrossPaths(_ rows: Int) {
-        let inFeatures = 77, outFeatures = 130
+    /// Every product kernel this processor runs computes `input · weightᵀ + bias (+ residual)`, for row
+    /// counts around the kernels' tile heights and thread splits, widths that leave partial panels and
+    /// partial depth blocks, and a weight made of stacked parts (q, k and v). Checked against a float64
+    /// product: the float32 sum of up to 1,000 terms of size ≤ 1 stays well within 2e-4.
+    @Test(arguments: [1, 5, 9, 10, 11, 50, 129, 200])
+    func linearMatchesAReferenceProduct(_ rows: Int) {
+        let inFeatures = 1000, parts = [50, 83]  // 133 outputs: 4 full panels of 32 and a partial one
+        let outFeatures = parts.reduce(0, +)
         let weights = Self.random(inFeatures * outFeatures, seed: 1)
         let bias = Self.random(outFeatures, seed: 2)
         let input = Matrix(rows: rows, columns: inFeatures, values: Self.random(rows * inFeatures, seed: 3))
+        let residual = Matrix(rows: rows, columns: outFeatures, values: Self.random(rows * outFeatures, seed: 5))
+        let kernels = ProductKernel.allCases.filter(\.isSupported)
+        #expect(kernels.contains(.blas))
         weights.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
-                let weight = WeightView(base: w.baseAddress!, shape: [outFeatures, inFeatures])
+                let views = [
+                    WeightView(base: w.baseAddress!, shape: [parts[0], inFeatures]),
+                    WeightView(base: w.baseAddress! + parts[0] * inFeatures, shape: [parts[1], inFeatures]),
+                ]
                 let biasView = WeightView(base: b.baseAddress!, shape: [outFeatures])
-                let out = Operations.linear(input, weight: weight, bias: biasView)
-                for r in 0..<rows {
-                    for j in 0..<outFeatures {
-                        var expected = Double(bias[j])
-                        for k in 0..<inFeatures { expected += Double(input[r, k]) * Double(weights[j * inFeatures + k]) }
-                        #expect(abs(Double(out[r, j]) - expected) < 1e-4, "row \(r) column \(j)")
+                for kernel in kernels {
+                    let weight = LinearWeight(parts: views, kernel: kernel)
+                    let plain = Operations.linear(input, weight: weight, bias: biasView)
+                    let withResidual = Operations.linear(input, weight: weight, bias: biasView, residual: residual)
+                    let noBias = Operations.linear(input, weight: weight, bias: nil)
+                    var worst = 0.0
+                    for r in 0..<rows {
+                        for j in 0..<outFeatures {
+                            var product = 0.0
+                            for k in 0..<inFeatures { product += Double(input[r, k]) * Double(weights[j * inFeatures + k]) }
+                            worst = max(
+                                worst, abs(Double(plain[r, j]) - product - Double(bias[j])),
+                                abs(Double(withResidual[r, j]) - product - Double(bias[j]) - Double(residual[r, j])),
+                                abs(Double(noBias[r, j]) - product))
+                        }
                     }
+                    #expect(worst < 2e-4, "\(kernel): largest error \(worst)")
                 }
+            }
+        }
+    }
+
+    /// Packed kernels own their copy of the weight (the loader may then release the source); BLAS
+    /// reads a single-part weight where it lies.
+    @Test func packedWeightsOwnTheirValues() {
+        let values = Self.random(64 * 48, seed: 6)
+        values.withUnsafeBufferPointer { w in
+            let view = WeightView(base: w.baseAddress!, shape: [64, 48])
+            for kernel in ProductKernel.allCases.filter(\.isSupported) {
+                #expect(LinearWeight(view, kernel: kernel).ownsValues == (kernel != .blas))
             }
         }
     }

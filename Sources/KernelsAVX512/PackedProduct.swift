@@ -1,0 +1,131 @@
+// One source, compiled twice: as KernelsAVX512 (`-target-cpu skylake-avx512`, 16 lanes) and, through a
+// symbolic link, as KernelsAVX2 (`-target-cpu haswell`, 8 lanes). Swift emits AVX and FMA instructions
+// only for a module built for such a CPU, so each variant is its own module and `Tensor` picks one at
+// run time from what the processor reports.
+#if arch(x86_64)
+
+#if LOUPE_AVX512
+public typealias Lanes = SIMD16<Float>
+/// Two vectors of output features by ten rows: 20 accumulators, two weight vectors and one broadcast
+/// fit the 32 vector registers.
+typealias Accumulators = InlineArray<20, Lanes>
+let tileRows = 10
+typealias PanelVectors = InlineArray<2, Lanes>
+#else
+public typealias Lanes = SIMD8<Float>
+/// Two vectors of output features by five rows: 10 accumulators, two weight vectors and one broadcast
+/// fit the 16 vector registers.
+typealias Accumulators = InlineArray<10, Lanes>
+let tileRows = 5
+typealias PanelVectors = InlineArray<2, Lanes>
+#endif
+let panelVectors = PanelVectors.count
+
+/// `output = input · weightᵀ (+ bias) (+ output)` with the weight pre-packed in panels of `panelWidth`
+/// output features, each stored depth-major (`[inFeatures, panelWidth]`; `Tensor.LinearWeight` packs them).
+public enum PackedProduct {
+    /// Output features per packed panel.
+    public static let panelWidth = panelVectors * Lanes.scalarCount
+    /// Rows one micro-kernel call computes.
+    public static let rowsPerTile = tileRows
+    /// Depth of one pass: one pass for the usual widths (the output is read and written once), four for
+    /// the wide input of an MLP's second product. Measured against 256 and 384.
+    static let depthBlock = 768
+    /// Panels per group: the group's [depthBlock, panelWidth] blocks (384 KB) stay in L2 while every
+    /// tile of rows passes over them.
+    static let panelGroup = 4
+
+    /// Computes the output columns of panels `panels` for all `rows` rows. `input` is row-major
+    /// [rows, inFeatures], `output` row-major [rows, outFeatures]. With `accumulate`, the product is
+    /// added to what `output` holds (a residual connection); `bias` is added either way.
+    /// Different panel ranges touch different output columns, so threads may share one call's output.
+    public static func multiply(
+        _ input: UnsafePointer<Float>, rows: Int, inFeatures: Int,
+        packed: UnsafePointer<Float>, outFeatures: Int, bias: UnsafePointer<Float>?,
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool, panels: Range<Int>
+    ) {
+        // The rows, copied for one depth block at a time as tiles of [depth, tileRows] (zero rows past
+        // the end): the micro-kernel then reads its inputs in order, whatever the row stride of `input`.
+        let tileCount = (rows + tileRows - 1) / tileRows
+        let tiles = UnsafeMutablePointer<Float>.allocate(capacity: tileCount * tileRows * min(depthBlock, inFeatures))
+        defer { tiles.deallocate() }
+        var k0 = 0
+        while k0 < inFeatures {
+            let depth = min(depthBlock, inFeatures - k0)
+            for r in 0..<tileCount * tileRows {
+                let target = tiles + (r / tileRows) * depth * tileRows + r % tileRows
+                if r < rows {
+                    let source = input + r * inFeatures + k0
+                    for k in 0..<depth { target[k * tileRows] = source[k] }
+                } else {
+                    for k in 0..<depth { target[k * tileRows] = 0 }
+                }
+            }
+            var groupStart = panels.lowerBound
+            while groupStart < panels.upperBound {
+                let group = groupStart..<min(groupStart + panelGroup, panels.upperBound)
+                for t in 0..<tileCount {
+                    for panel in group {
+                        let firstColumn = panel * panelWidth
+                        var sums = Accumulators(repeating: Lanes())
+                        tile(tiles + t * depth * tileRows, weights: packed + (panel * inFeatures + k0) * panelWidth,
+                             depth: depth, into: &sums)
+                        store(
+                            sums, rows: min(tileRows, rows - t * tileRows),
+                            output: output + t * tileRows * outFeatures + firstColumn,
+                            stride: outFeatures, columns: min(panelWidth, outFeatures - firstColumn),
+                            bias: k0 == 0 ? bias.map { $0 + firstColumn } : nil, add: accumulate || k0 > 0)
+                    }
+                }
+                groupStart = group.upperBound
+            }
+            k0 += depth
+        }
+    }
+
+    /// The micro-kernel: `tileRows` rows (packed [depth, tileRows]) times one panel over `depth`, in
+    /// registers.
+    @inline(__always)
+    static func tile(
+        _ input: UnsafePointer<Float>, weights: UnsafePointer<Float>, depth: Int, into sums: inout Accumulators
+    ) {
+        let raw = UnsafeRawPointer(weights)
+        for k in 0..<depth {
+            var w = PanelVectors(repeating: Lanes())
+            for v in 0..<panelVectors {
+                w[v] = raw.loadUnaligned(fromByteOffset: (k * panelWidth + v * Lanes.scalarCount) * 4, as: Lanes.self)
+            }
+            let a = input + k * tileRows
+            for r in 0..<tileRows {
+                let broadcast = Lanes(repeating: a[r])
+                for v in 0..<panelVectors { sums[panelVectors * r + v].addProduct(broadcast, w[v]) }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func store(
+        _ sums: Accumulators, rows: Int, output: UnsafeMutablePointer<Float>, stride: Int, columns: Int,
+        bias: UnsafePointer<Float>?, add: Bool
+    ) {
+        for r in 0..<rows {
+            for v in 0..<panelVectors {
+                var value = sums[panelVectors * r + v]
+                let offset = v * Lanes.scalarCount
+                let target = output + r * stride + offset
+                let count = min(Lanes.scalarCount, columns - offset)
+                if count == Lanes.scalarCount {
+                    if let bias { value += UnsafeRawPointer(bias + offset).loadUnaligned(as: Lanes.self) }
+                    if add { value += UnsafeRawPointer(target).loadUnaligned(as: Lanes.self) }
+                    UnsafeMutableRawPointer(target).storeBytes(of: value, as: Lanes.self)
+                } else if count > 0 {
+                    for i in 0..<count {
+                        target[i] = value[i] + (bias?[offset + i] ?? 0) + (add ? target[i] : 0)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,218 @@
+import CBLAS
+import Foundation
+
+#if arch(x86_64)
+import KernelsAVX2
+import KernelsAVX512
+#endif
+
+/// The code that multiplies activations by a linear layer's weight. The Swift kernels are compiled for
+/// one instruction set each and used only when the processor has it; OpenBLAS works everywhere.
+public enum ProductKernel: String, Sendable, CaseIterable {
+    case avx512, avx2, blas
+
+    /// The fastest kernel this processor runs; `LOUPE_KERNEL=blas|avx2|avx512` chooses another (for
+    /// benchmarks and comparisons), if the processor runs it.
+    public static let best: ProductKernel = {
+        if let name = ProcessInfo.processInfo.environment["LOUPE_KERNEL"], let chosen = ProductKernel(rawValue: name),
+            chosen.isSupported
+        {
+            return chosen
+        }
+        return allCases.first(where: \.isSupported) ?? .blas
+    }()
+
+    public var isSupported: Bool {
+        switch self {
+        case .blas: return true
+        #if arch(x86_64)
+        case .avx512: return CPUFeatures.has("avx512f")
+        case .avx2: return CPUFeatures.has("avx2") && CPUFeatures.has("fma")
+        #else
+        case .avx512, .avx2: return false
+        #endif
+        }
+    }
+
+    /// Output features per packed panel (0 for BLAS, which takes the weight as it is).
+    var panelWidth: Int {
+        switch self {
+        #if arch(x86_64)
+        case .avx512: return KernelsAVX512.PackedProduct.panelWidth
+        case .avx2: return KernelsAVX2.PackedProduct.panelWidth
+        #endif
+        default: return 0
+        }
+    }
+}
+
+/// What the processor reports it can run (Linux `/proc/cpuinfo`, macOS `sysctl`). The kernel hides
+/// features the operating system does not save on a context switch, so listed means usable.
+enum CPUFeatures {
+    static func has(_ feature: String) -> Bool { names.contains(feature) }
+
+    private static let names: Set<String> = {
+        #if os(Linux)
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return [] }
+        return Set(line.split(separator: ":").last?.split(separator: " ").map(String.init) ?? [])
+        #elseif os(macOS)
+        let sysctlNames = ["avx512f": "hw.optional.avx512f", "avx2": "hw.optional.avx2_0", "fma": "hw.optional.fma"]
+        return Set(sysctlNames.compactMap { feature, key in
+            var value: Int32 = 0
+            var size = MemoryLayout<Int32>.size
+            return sysctlbyname(key, &value, &size, nil, 0) == 0 && value != 0 ? feature : nil
+        })
+        #else
+        return []
+        #endif
+    }()
+}
+
+/// A linear layer's [outFeatures, inFeatures] weight, prepared once for `kernel`: packed into panels for
+/// the Swift kernels (one copy; the caller may then drop the source), or kept as it is for BLAS.
+public final class LinearWeight: @unchecked Sendable {
+    public let outFeatures: Int
+    public let inFeatures: Int
+    public let kernel: ProductKernel
+    /// The weight for BLAS, row-major; the packed panels otherwise.
+    let values: UnsafePointer<Float>
+    private let owned: UnsafeMutableRawPointer?
+
+    /// The weight made of `parts` stacked along the output dimension (q, k and v as one product).
+    public init(parts: [WeightView], kernel: ProductKernel = .best) {
+        precondition(!parts.isEmpty && parts.allSatisfy { $0.shape.count == 2 && $0.shape[1] == parts[0].shape[1] },
+                     "linear weight parts differ in width")
+        inFeatures = parts[0].shape[1]
+        outFeatures = parts.reduce(0) { $0 + $1.shape[0] }
+        self.kernel = kernel
+        // The source row of each output feature.
+        var rows = [UnsafePointer<Float>]()
+        rows.reserveCapacity(outFeatures)
+        for part in parts {
+            for row in 0..<part.shape[0] { rows.append(part.base + row * inFeatures) }
+        }
+        let width = kernel.panelWidth
+        if width == 0, parts.count == 1 {
+            values = parts[0].base
+            owned = nil
+            return
+        }
+        let count = width == 0
+            ? outFeatures * inFeatures : (outFeatures + width - 1) / width * width * inFeatures
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+        let target = buffer.bindMemory(to: Float.self, capacity: count)
+        if width == 0 {
+            for (feature, row) in rows.enumerated() { (target + feature * inFeatures).update(from: row, count: inFeatures) }
+        } else {
+            Self.pack(rows: rows, inFeatures: inFeatures, panelWidth: width, into: target)
+        }
+        values = UnsafePointer(target)
+        owned = buffer
+    }
+
+    public convenience init(_ weight: WeightView, kernel: ProductKernel = .best) {
+        self.init(parts: [weight], kernel: kernel)
+    }
+
+    deinit { owned?.deallocate() }
+
+    /// `output (+)= input · weightᵀ + bias` for `rows` rows; `accumulate` keeps what `output` holds.
+    func multiply(
+        _ input: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        if kernel == .blas {
+            blasMultiply(input, rows: rows, bias: bias, into: output, accumulate: accumulate)
+        } else {
+            packedMultiply(input, rows: rows, bias: bias, into: output, accumulate: accumulate)
+        }
+    }
+
+
+    /// True when the source weights are no longer read (packed or copied).
+    public var ownsValues: Bool { owned != nil }
+
+    /// Panels of `panelWidth` output features, each depth-major ([inFeatures, panelWidth]), the last
+    /// one padded with zeros. Reads `panelWidth` source rows at once and writes the panel in order.
+    private static func pack(
+        rows: [UnsafePointer<Float>], inFeatures: Int, panelWidth: Int, into target: UnsafeMutablePointer<Float>
+    ) {
+        let panels = (rows.count + panelWidth - 1) / panelWidth
+        for panel in 0..<panels {
+            let panelRows = (0..<panelWidth).map { column -> UnsafePointer<Float>? in
+                let feature = panel * panelWidth + column
+                return feature < rows.count ? rows[feature] : nil
+            }
+            var out = target + panel * inFeatures * panelWidth
+            for k in 0..<inFeatures {
+                for column in 0..<panelWidth { out[column] = panelRows[column]?[k] ?? 0 }
+                out += panelWidth
+            }
+        }
+    }
+
+    /// The Swift kernels: the weight's panels are split between the threads, every thread takes every row.
+    private func packedMultiply(
+        _ input: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        let panels = (outFeatures + kernel.panelWidth - 1) / kernel.panelWidth
+        // Many rows (a batch of images): each thread takes a share of the rows and every panel, so no
+        // row is copied twice; few rows: each thread takes a share of the panels.
+        let byRows = rows >= 64 * ComputeThreads.count
+        let parts = max(1, min(ComputeThreads.count, byRows ? rows : panels))
+        // Addresses, not pointers, cross into the concurrent closure (pointers are not Sendable).
+        let addresses = (Int(bitPattern: input), Int(bitPattern: output), bias.map { Int(bitPattern: $0) })
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var input = UnsafePointer<Float>(bitPattern: addresses.0)!
+            var output = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
+            let bias = addresses.2.flatMap { UnsafePointer<Float>(bitPattern: $0) }
+            var rows = rows
+            var range = 0..<panels
+            if byRows {
+                let first = part * rows / parts
+                rows = (part + 1) * rows / parts - first
+                input += first * inFeatures
+                output += first * outFeatures
+            } else {
+                range = (part * panels / parts)..<((part + 1) * panels / parts)
+            }
+            switch kernel {
+            #if arch(x86_64)
+            case .avx512:
+                KernelsAVX512.PackedProduct.multiply(
+                    input, rows: rows, inFeatures: inFeatures, packed: values, outFeatures: outFeatures,
+                    bias: bias, into: output, accumulate: accumulate, panels: range)
+            case .avx2:
+                KernelsAVX2.PackedProduct.multiply(
+                    input, rows: rows, inFeatures: inFeatures, packed: values, outFeatures: outFeatures,
+                    bias: bias, into: output, accumulate: accumulate, panels: range)
+            #endif
+            default:
+                preconditionFailure("\(kernel) has no packed product")
+            }
+        }
+    }
+
+    private func blasMultiply(
+        _ input: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+                if let bias {
+            for row in 0..<rows {
+                let target = output + row * outFeatures
+                if accumulate {
+                    for j in 0..<outFeatures { target[j] += bias[j] }
+                } else {
+                    target.update(from: bias, count: outFeatures)
+                }
+            }
+        }
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
+            1, input, Int32(inFeatures), values, Int32(inFeatures),
+            bias == nil && !accumulate ? 0 : 1, output, Int32(outFeatures))
+    }
+}
