@@ -34,7 +34,9 @@ let package = Package(
         // AVX2 + FMA; Tensor uses the one the processor runs and OpenBLAS elsewhere.
         .target(name: "KernelsAVX512", swiftSettings: kernelSettings(cpu: "skylake-avx512", defines: ["LOUPE_AVX512"])),
         .target(name: "KernelsAVX2", swiftSettings: kernelSettings(cpu: "haswell", defines: [])),
-        .target(name: "Tensor", dependencies: ["CBLAS", "KernelsAVX512", "KernelsAVX2"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // 8-bit products with AVX-512 VNNI, whose instruction is reached through the Builtin module.
+        .target(name: "KernelsVNNI", swiftSettings: kernelSettings(cpu: "cascadelake", defines: [], builtins: true)),
+        .target(name: "Tensor", dependencies: ["CBLAS", "KernelsAVX512", "KernelsAVX2", "KernelsVNNI"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(
             name: "CLIP",
             dependencies: ["Tensor", "ImageIO"],
@@ -112,9 +114,10 @@ let package = Package(
 
 /// Optimised even in debug builds, and for the instruction set the kernel is written for. Swift emits
 /// vector instructions beyond SSE only for a module built for a CPU that has them.
-func kernelSettings(cpu: String, defines: [String]) -> [SwiftSetting] {
+func kernelSettings(cpu: String, defines: [String], builtins: Bool = false) -> [SwiftSetting] {
     #if arch(x86_64)
-    return [.unsafeFlags(["-Ounchecked", "-target-cpu", cpu])] + defines.map { .define($0) }
+    let flags = ["-Ounchecked", "-target-cpu", cpu] + (builtins ? ["-enable-builtin-module"] : [])
+    return [.unsafeFlags(flags)] + defines.map { .define($0) }
     #else
     return []
     #endif

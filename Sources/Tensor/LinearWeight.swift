@@ -4,23 +4,30 @@ import Foundation
 #if arch(x86_64)
 import KernelsAVX2
 import KernelsAVX512
+import KernelsVNNI
 #endif
 
 /// The code that multiplies activations by a linear layer's weight. The Swift kernels are compiled for
 /// one instruction set each and used only when the processor has it; OpenBLAS works everywhere.
+/// All but `int8` compute in float32; `int8` rounds weights and activations to 8 bits (faster, and
+/// close to float32 but not equal: only chosen when asked for).
 public enum ProductKernel: String, Sendable, CaseIterable {
     case avx512, avx2, blas
+    case int8 = "int8-vnni"
 
-    /// The fastest kernel this processor runs; `LOUPE_KERNEL=blas|avx2|avx512` chooses another (for
-    /// benchmarks and comparisons), if the processor runs it.
+    /// The fastest float32 kernel this processor runs; `LOUPE_KERNEL=blas|avx2|avx512` chooses another
+    /// float32 kernel (for benchmarks and comparisons), if the processor runs it.
     public static let best: ProductKernel = {
         if let name = ProcessInfo.processInfo.environment["LOUPE_KERNEL"], let chosen = ProductKernel(rawValue: name),
-            chosen.isSupported
+            chosen.isSupported, chosen.isFloat32
         {
             return chosen
         }
-        return allCases.first(where: \.isSupported) ?? .blas
+        return allCases.first { $0.isSupported && $0.isFloat32 } ?? .blas
     }()
+
+    /// Whether results equal float32 arithmetic (up to the order of additions).
+    public var isFloat32: Bool { self != .int8 }
 
     public var isSupported: Bool {
         switch self {
@@ -28,8 +35,9 @@ public enum ProductKernel: String, Sendable, CaseIterable {
         #if arch(x86_64)
         case .avx512: return CPUFeatures.has("avx512f")
         case .avx2: return CPUFeatures.has("avx2") && CPUFeatures.has("fma")
+        case .int8: return CPUFeatures.has("avx512bw") && CPUFeatures.has("avx512_vnni")
         #else
-        case .avx512, .avx2: return false
+        case .avx512, .avx2, .int8: return false
         #endif
         }
     }
@@ -40,6 +48,7 @@ public enum ProductKernel: String, Sendable, CaseIterable {
         #if arch(x86_64)
         case .avx512: return KernelsAVX512.PackedProduct.panelWidth
         case .avx2: return KernelsAVX2.PackedProduct.panelWidth
+        case .int8: return KernelsVNNI.Int8Product.panelWidth
         #endif
         default: return 0
         }
@@ -76,8 +85,10 @@ public final class LinearWeight: @unchecked Sendable {
     public let outFeatures: Int
     public let inFeatures: Int
     public let kernel: ProductKernel
-    /// The weight for BLAS, row-major; the packed panels otherwise.
+    /// The weight for BLAS, row-major; the packed panels for the float32 kernels.
     let values: UnsafePointer<Float>
+    /// For `int8`: the packed bytes, then one scale and one sum of quantised values per output feature.
+    let quantized: (bytes: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>)?
     private let owned: UnsafeMutableRawPointer?
 
     /// The weight made of `parts` stacked along the output dimension (q, k and v as one product).
@@ -94,6 +105,21 @@ public final class LinearWeight: @unchecked Sendable {
             for row in 0..<part.shape[0] { rows.append(part.base + row * inFeatures) }
         }
         let width = kernel.panelWidth
+        #if arch(x86_64)
+        if kernel == .int8 {
+            let padded = (outFeatures + width - 1) / width * width
+            let byteCount = Int8Product.packedByteCount(outFeatures: outFeatures, inFeatures: inFeatures)
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8 * padded + byteCount, alignment: 64)
+            let scales = buffer.bindMemory(to: Float.self, capacity: 2 * padded)
+            let bytes = (buffer + 8 * padded).bindMemory(to: Int8.self, capacity: byteCount)
+            Int8Product.pack(rows: rows, inFeatures: inFeatures, into: bytes, scales: scales, columnSums: scales + padded)
+            quantized = (UnsafePointer(bytes), UnsafePointer(scales), UnsafePointer(scales + padded))
+            values = UnsafePointer(scales)
+            owned = buffer
+            return
+        }
+        #endif
+        quantized = nil
         if width == 0, parts.count == 1 {
             values = parts[0].base
             owned = nil
@@ -189,6 +215,11 @@ public final class LinearWeight: @unchecked Sendable {
                 KernelsAVX2.PackedProduct.multiply(
                     input, rows: rows, inFeatures: inFeatures, packed: values, outFeatures: outFeatures,
                     bias: bias, into: output, accumulate: accumulate, panels: range)
+            case .int8:
+                let (bytes, scales, sums) = quantized!
+                Int8Product.multiply(
+                    input, rows: rows, inFeatures: inFeatures, packed: bytes, scales: scales, columnSums: sums,
+                    outFeatures: outFeatures, bias: bias, into: output, accumulate: accumulate, panels: range)
             #endif
             default:
                 preconditionFailure("\(kernel) has no packed product")

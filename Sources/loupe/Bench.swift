@@ -29,7 +29,7 @@ extension Loupe {
             ComputeThreads.set(threads)
             let folder = try await ModelLoading.locate(options.model)
             let loadStart = ContinuousClock.now
-            let model = try ModelLoading.load(folder, name: options.model)
+            let model = try ModelLoading.load(folder, name: options.model, precision: options.precision)
             let loadSeconds = Self.seconds(ContinuousClock.now - loadStart)
 
             let photo = Self.syntheticImage(width: 640, height: 480)
@@ -50,7 +50,7 @@ extension Loupe {
             let textShortMs = Self.median(repeats) { _ = try? model.embed(tokens: shortTokens) } * 1000
 
             let report: [String: Any] = [
-                "model": options.model, "threads": threads, "batch": batch,
+                "model": options.model, "precision": options.precision.rawValue, "threads": threads, "batch": batch,
                 "images_per_s": Self.round(imagesPerSecond), "image_ms": Self.round(imageMs),
                 "text77_ms": Self.round(text77Ms), "text77_tokens": longTokens.count,
                 "text_short_ms": Self.round(textShortMs), "text_short_tokens": shortTokens.count,

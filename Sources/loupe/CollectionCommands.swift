@@ -49,9 +49,9 @@ struct StoreOptions: ParsableArguments {
 
 /// Loads a model and names it the way collections record it.
 enum CollectionModel {
-    static func load(_ name: String) async throws -> (CLIPModel, ModelIdentity) {
+    static func load(_ name: String, precision: Precision = .float32) async throws -> (CLIPModel, ModelIdentity) {
         let folder = try await ModelLoading.locate(name)
-        let model = try ModelLoading.load(folder, name: name)
+        let model = try ModelLoading.load(folder, name: name, precision: precision)
         // A local folder is recorded by its absolute path, so later commands find it from anywhere.
         let isLocal = FileManager.default.fileExists(atPath: (name as NSString).expandingTildeInPath)
         let id = isLocal ? folder.standardizedFileURL.path : name
@@ -99,7 +99,7 @@ extension Loupe {
             } catch let error as IngestSourceError {
                 throw CommandFailure(error.description)
             }
-            let (model, identity) = try await CollectionModel.load(options.model)
+            let (model, identity) = try await CollectionModel.load(options.model, precision: options.precision)
             let store = try store.open()
             let display = IngestDisplay()
             let summary: IngestSummary

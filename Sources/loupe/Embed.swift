@@ -24,7 +24,7 @@ extension Loupe {
 
         func run() async throws {
             let folder = try await ModelLoading.locate(options.model)
-            let model = try ModelLoading.load(folder, name: options.model)
+            let model = try ModelLoading.load(folder, name: options.model, precision: options.precision)
             let decoder = ImageDecoder()
             var failed = false
             for input in Input.ordered(texts: text, images: image, arguments: CommandLine.arguments) {

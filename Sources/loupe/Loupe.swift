@@ -12,4 +12,14 @@ struct Loupe: AsyncParsableCommand {
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A model folder in Hugging Face CLIPModel format, or a Hub id (org/name[@revision]).")
     var model = "openai/clip-vit-base-patch32"
+
+    @Option(help: """
+        float32 (the reference's arithmetic) or int8 (weights and activations rounded to 8 bits: faster, \
+        vectors within cosine 0.995 of float32; needs a processor with AVX-512 VNNI).
+        """)
+    var precision: Precision = .float32
+}
+
+enum Precision: String, ExpressibleByArgument, CaseIterable {
+    case float32, int8
 }

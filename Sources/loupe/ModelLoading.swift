@@ -2,6 +2,7 @@ import ArgumentParser
 import CLIP
 import Foundation
 import ModelHub
+import Tensor
 
 /// Finding and loading a model for a command, with download progress on stderr.
 enum ModelLoading {
@@ -17,9 +18,18 @@ enum ModelLoading {
         }
     }
 
-    static func load(_ folder: URL, name: String) throws -> CLIPModel {
+    static func load(_ folder: URL, name: String, precision: Precision = .float32) throws -> CLIPModel {
+        let kernel: ProductKernel
+        switch precision {
+        case .float32: kernel = .best
+        case .int8:
+            guard ProductKernel.int8.isSupported else {
+                throw CommandFailure("--precision int8 needs a processor with AVX-512 VNNI, which this one does not report")
+            }
+            kernel = .int8
+        }
         do {
-            return try CLIPModel(folder: folder)
+            return try CLIPModel(folder: folder, kernel: kernel)
         } catch let error as CLIPError {
             throw CommandFailure("cannot load model \(name) from \(folder.path): \(error)")
         }

@@ -79,7 +79,7 @@ extension Loupe {
             let metrics = ServerMetrics()
             var versions = [ModelVersion]()
             for (name, source) in pairs {
-                let (model, identity) = try await CollectionModel.load(source)
+                let (model, identity) = try await CollectionModel.load(source, precision: options.precision)
                 logger.info("model loaded", metadata: ["modelVersion": "\(name)", "model": "\(source)", "dimension": "\(model.dimension)"])
                 let embedder = BatchingEmbedder(model: model, maxBatch: maxBatch, window: configuration.batchWindow) {
                     metrics.recordBatch(size: $0)

@@ -48,6 +48,26 @@ import Testing
         }
     }
 
+    /// The 8-bit mode: every fixture vector within cosine 0.995 of the reference (the bar), one
+    /// by one and batched. Runs where the processor has AVX-512 VNNI (the machines CI runs on do).
+    @Test(.enabled(if: ProductKernel.int8.isSupported), arguments: Fixtures.models)
+    func int8EmbeddingsStayCloseToTheReference(_ name: String) throws {
+        let model = try CLIPModel(folder: Fixtures.model(name), kernel: .int8)
+        let reference = try #require(Fixtures.reference(name))
+        var worst = 1.0
+        for text in reference.texts {
+            worst = min(worst, cosine(try model.embed(text: text.text), text.vector))
+        }
+        let images = try reference.images.map { try ImageDecoder().decode(fileAt: Fixtures.image($0.file)).rgb() }
+        let batched = model.embed(images: images)
+        for (index, expected) in reference.images.enumerated() {
+            worst = min(worst, cosine(model.embed(image: images[index]), expected.vector), cosine(batched[index], expected.vector))
+        }
+        #expect(worst >= 0.995, "\(name): lowest cosine \(worst)")
+        // Not float32 in disguise: rounding to 8 bits must show.
+        #expect(worst < 0.99999, "\(name): lowest cosine \(worst)")
+    }
+
     @Test func vectorsAreUnitLength() throws {
         let model = try Self.model("tiny-gelu")
         let vector = try model.embed(text: "a blue house")

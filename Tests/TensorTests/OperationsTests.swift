@@ -12,7 +12,7 @@ import Testing
         }
     }
 
-    /// Every product kernel this processor runs computes `input · weightᵀ + bias (+ residual)`, for row
+    /// Every float32 product kernel this processor runs computes `input · weightᵀ + bias (+ residual)`, for row
     /// counts around the kernels' tile heights and thread splits, widths that leave partial panels and
     /// partial depth blocks, and a weight made of stacked parts (q, k and v). Checked against a float64
     /// product: the float32 sum of up to 1,000 terms of size ≤ 1 stays well within 2e-4.
@@ -24,7 +24,7 @@ import Testing
         let bias = Self.random(outFeatures, seed: 2)
         let input = Matrix(rows: rows, columns: inFeatures, values: Self.random(rows * inFeatures, seed: 3))
         let residual = Matrix(rows: rows, columns: outFeatures, values: Self.random(rows * outFeatures, seed: 5))
-        let kernels = ProductKernel.allCases.filter(\.isSupported)
+        let kernels = ProductKernel.allCases.filter { $0.isSupported && $0.isFloat32 }
         #expect(kernels.contains(.blas))
         weights.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
@@ -51,6 +51,36 @@ import Testing
                     }
                     #expect(worst < 2e-4, "\(kernel): largest error \(worst)")
                 }
+            }
+        }
+    }
+
+    /// The 8-bit kernel: each output within 2 % of the largest output magnitude of a float64 product (the
+    /// rounding of 1,000 weights and inputs to 8 bits), over the same shapes, residual and bias.
+    @Test(.enabled(if: ProductKernel.int8.isSupported), arguments: [1, 10, 11, 129, 200])
+    func int8ProductStaysCloseToTheReference(_ rows: Int) {
+        let inFeatures = 999, outFeatures = 133  // a partial group of four inputs and a partial panel
+        let weights = Self.random(inFeatures * outFeatures, seed: 7)
+        let bias = Self.random(outFeatures, seed: 8)
+        // Skewed inputs, as after an activation, so that the zero point matters.
+        let input = Matrix(rows: rows, columns: inFeatures, values: Self.random(rows * inFeatures, seed: 9).map { $0 * 2 + 0.7 })
+        let residual = Matrix(rows: rows, columns: outFeatures, values: Self.random(rows * outFeatures, seed: 10))
+        weights.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointer { b in
+                let weight = LinearWeight(WeightView(base: w.baseAddress!, shape: [outFeatures, inFeatures]), kernel: .int8)
+                let out = Operations.linear(input, weight: weight, bias: WeightView(base: b.baseAddress!, shape: [outFeatures]),
+                                            residual: residual)
+                var worst = 0.0, largest = 0.0
+                for r in 0..<rows {
+                    for j in 0..<outFeatures {
+                        var expected = Double(bias[j]) + Double(residual[r, j])
+                        for k in 0..<inFeatures { expected += Double(input[r, k]) * Double(weights[j * inFeatures + k]) }
+                        worst = max(worst, abs(Double(out[r, j]) - expected))
+                        largest = max(largest, abs(expected))
+                    }
+                }
+                #expect(worst <= 0.02 * largest, "largest error \(worst) against outputs up to \(largest)")
+                #expect(worst > 0, "8-bit rounding must show")
             }
         }
     }
