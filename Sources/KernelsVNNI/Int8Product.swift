@@ -112,10 +112,15 @@ public enum Int8Product {
                             let sumsOfWeights = UnsafeRawPointer(columnSums + column).loadUnaligned(as: SIMD16<Float>.self)
                             var value = (floats(sums[2 * r + v]) - zeroPoints[row] * sumsOfWeights) * (rowScales[row] * weightScales)
                             let target = output + row * outFeatures + column
-                            for i in 0..<count {
-                                target[i] = value[i] + (bias?[column + i] ?? 0) + (accumulate ? target[i] : 0)
+                            if count == 16 {
+                                if let bias { value += UnsafeRawPointer(bias + column).loadUnaligned(as: SIMD16<Float>.self) }
+                                if accumulate { value += UnsafeRawPointer(target).loadUnaligned(as: SIMD16<Float>.self) }
+                                UnsafeMutableRawPointer(target).storeBytes(of: value, as: SIMD16<Float>.self)
+                            } else {
+                                for i in 0..<count {
+                                    target[i] = value[i] + (bias?[column + i] ?? 0) + (accumulate ? target[i] : 0)
+                                }
                             }
-                            value = SIMD16()
                         }
                     }
                 }
@@ -141,15 +146,35 @@ public enum Int8Product {
     /// One row to bytes: `q = round(x / scale) + zero`, clamped to 0…255, with the row's range mapped
     /// onto 0…255 (zero kept exactly representable). Returns the scale and zero point.
     static func quantize(_ row: UnsafePointer<Float>, count: Int, into bytes: inout [UInt8]) -> (Float, Float) {
-        var low: Float = 0, high: Float = 0
-        for k in 0..<count {
+        let raw = UnsafeRawPointer(row)
+        let whole = count / 16 * 16
+        var lows = SIMD16<Float>(), highs = SIMD16<Float>()
+        for k in stride(from: 0, to: whole, by: 16) {
+            let x = raw.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            lows = lows.replacing(with: x, where: x .< lows)
+            highs = highs.replacing(with: x, where: x .> highs)
+        }
+        var low = lows.min(), high = highs.max()
+        for k in whole..<count {
             low = min(low, row[k])
             high = max(high, row[k])
         }
         let scale = high > low ? (high - low) / 255 : 1
         let zero = (-low / scale).rounded(.toNearestOrEven)
         let inverse = 1 / scale
-        for k in 0..<count {
+        // Adding 1.5 · 2²³ rounds to the nearest integer (ties to even) in the low mantissa bits.
+        let magic = SIMD16<Float>(repeating: 12_582_912)
+        bytes.withUnsafeMutableBytes { out in
+            for k in stride(from: 0, to: whole, by: 16) {
+                let x = raw.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+                var q = (x * inverse + zero + magic) - magic
+                // (`replacing` inlines to a compare and a blend; the generic `clamped` does not inline.)
+                q = q.replacing(with: 0, where: q .< 0).replacing(with: 255, where: q .> 255)
+                let integers = unsafeBitCast(Builtin.fptosi_Vec16xFPIEEE32_Vec16xInt32(q._storage._value), to: SIMD16<Int32>.self)
+                out.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: integers), toByteOffset: k, as: SIMD16<UInt8>.self)
+            }
+        }
+        for k in whole..<count {
             let q = (row[k] * inverse + zero).rounded(.toNearestOrEven)
             bytes[k] = UInt8(min(max(q, 0), 255))
         }
