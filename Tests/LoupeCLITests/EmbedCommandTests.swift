@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Testing
 
 /// Runs the built `loupe` executable as a user would.
@@ -92,6 +93,24 @@ enum LoupeBinary {
         let codes = result.lines.map { ($0["error"] as? [String: Any])?["code"] as? String }
         #expect(codes == ["EmptyText", "FileNotFound", "EmptyImage", "InvalidImageFormat", nil])
         #expect((result.lines.last?["vector"] as? [Double])?.count == 16)
+    }
+
+    /// `--precision int8` gives vectors near float32's, not equal to them; an unknown precision is a usage
+    /// error. Where the processor lacks VNNI, the command must say so instead.
+    @Test func int8PrecisionIsCloseToFloat32() throws {
+        let float32 = try LoupeBinary.run(["embed", "--model", model, "--text", "a blue house"])
+        let int8 = try LoupeBinary.run(["embed", "--model", model, "--precision", "int8", "--text", "a blue house"])
+        if !ProductKernel.int8.isSupported {
+            #expect(int8.status == 1 && int8.stderr.contains("AVX-512 VNNI"), "\(int8.stderr)")
+        } else {
+            #expect(int8.status == 0, "\(int8.stderr)")
+            let a = try #require(float32.lines.first?["vector"] as? [Double])
+            let b = try #require(int8.lines.first?["vector"] as? [Double])
+            let cosine = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }  // both unit length
+            #expect(cosine >= 0.995 && cosine < 0.999999, "cosine \(cosine)")
+        }
+        let unknown = try LoupeBinary.run(["embed", "--model", model, "--precision", "int4", "--text", "hi"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("int4"), "\(unknown.stderr)")
     }
 
     @Test func noInputsIsAUsageError() throws {
