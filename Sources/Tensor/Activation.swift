@@ -72,7 +72,8 @@ enum VectorMath {
     /// e^x for eight lanes: range reduction by ln 2 and Cephes' degree-6 polynomial (about 1 ulp of expf).
     @inline(__always)
     static func exp(_ input: SIMD8<Float>) -> SIMD8<Float> {
-        let x = pointwiseMax(pointwiseMin(input, SIMD8(repeating: 88.3)), SIMD8(repeating: -87.3))
+        // `replacing` inlines to a compare and a blend; the generic `pointwiseMin`/`Max` are calls.
+        let x = input.replacing(with: 88.3, where: input .> 88.3).replacing(with: -87.3, where: input .< -87.3)
         // Adding 1.5 · 2²³ rounds to the nearest integer and leaves it in the low mantissa bits:
         // plain vector arithmetic, where Swift's generic rounding and conversions are slow.
         let magic = SIMD8<Float>(repeating: 12_582_912)

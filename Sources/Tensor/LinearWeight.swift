@@ -93,6 +93,7 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// The weight made of `parts` stacked along the output dimension (q, k and v as one product).
     public init(parts: [WeightView], kernel: ProductKernel = .best) {
+        ComputeThreads.configured
         precondition(!parts.isEmpty && parts.allSatisfy { $0.shape.count == 2 && $0.shape[1] == parts[0].shape[1] },
                      "linear weight parts differ in width")
         inFeatures = parts[0].shape[1]

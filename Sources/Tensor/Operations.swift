@@ -41,27 +41,56 @@ public enum Operations {
         return sum
     }
 
-    /// Layer normalisation over each row, as `torch.nn.LayerNorm` (biased variance).
+    /// Layer normalisation over each row, as `torch.nn.LayerNorm` (biased variance). Rows are split
+    /// across threads when there are many.
     public static func layerNorm(_ input: Matrix, gamma: WeightView, beta: WeightView, epsilon: Float) -> Matrix {
         let width = input.columns
-        var output = input
-        output.values.withUnsafeMutableBufferPointer { out in
-            for row in 0..<input.rows {
-                let x = out.baseAddress! + row * width
-                var mean: Float = 0
-                for i in 0..<width { mean += x[i] }
-                mean /= Float(width)
-                var variance: Float = 0
-                for i in 0..<width {
-                    let d = x[i] - mean
-                    variance += d * d
+        var output = Matrix(rows: input.rows, columns: width, values: [Float](unsafeUninitializedCapacity: input.values.count) { _, count in
+            count = input.values.count
+        })
+        input.values.withUnsafeBufferPointer { x in
+            output.values.withUnsafeMutableBufferPointer { y in
+                let addresses = (Int(bitPattern: x.baseAddress!), Int(bitPattern: y.baseAddress!))
+                let rows = input.rows
+                let parts = rows >= 256 ? ComputeThreads.count : 1
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let x = UnsafePointer<Float>(bitPattern: addresses.0)!
+                    let y = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
+                    for row in (part * rows / parts)..<((part + 1) * rows / parts) {
+                        normalize(x + row * width, into: y + row * width, count: width, gamma: gamma.base, beta: beta.base, epsilon: epsilon)
+                    }
                 }
-                variance /= Float(width)
-                let inverse = 1 / (variance + epsilon).squareRoot()
-                for i in 0..<width { x[i] = (x[i] - mean) * inverse * gamma.base[i] + beta.base[i] }
             }
         }
         return output
+    }
+
+    /// One row: mean and variance in two passes (as PyTorch), eight lanes at a time.
+    private static func normalize(
+        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, epsilon: Float
+    ) {
+        let whole = count / 8 * 8
+        func lanes(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+        var sums = SIMD8<Float>()
+        for i in stride(from: 0, to: whole, by: 8) { sums += lanes(x, i) }
+        var total = sums.sum()
+        for i in whole..<count { total += x[i] }
+        let mean = total / Float(count)
+        var squares = SIMD8<Float>()
+        for i in stride(from: 0, to: whole, by: 8) {
+            let d = lanes(x, i) - mean
+            squares += d * d
+        }
+        var variance = squares.sum()
+        for i in whole..<count { variance += (x[i] - mean) * (x[i] - mean) }
+        variance /= Float(count)
+        let inverse = 1 / (variance + epsilon).squareRoot()
+        for i in stride(from: 0, to: whole, by: 8) {
+            let value = (lanes(x, i) - mean) * inverse * lanes(gamma, i) + lanes(beta, i)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: value, as: SIMD8<Float>.self)
+        }
+        for i in whole..<count { y[i] = (x[i] - mean) * inverse * gamma[i] + beta[i] }
     }
 
     /// Element-wise sum, for residual connections.
@@ -87,30 +116,36 @@ public enum Operations {
         let headSize = width / heads
         let scale = 1 / Float(headSize).squareRoot()
         var output = Matrix(zeros: qkv.rows, width)
-        var scores = [Float](repeating: 0, count: length * length)
         qkv.values.withUnsafeBufferPointer { packed in
             output.values.withUnsafeMutableBufferPointer { o in
-                scores.withUnsafeMutableBufferPointer { s in
-                    for item in 0..<batch {
-                        let rows = packed.baseAddress! + item * length * stride
-                        for head in 0..<heads {
-                            let q = rows + head * headSize
-                            let k = q + width
-                            let v = q + 2 * width
-                            // scores = scale · Q_h K_hᵀ  [length, length]
-                            cblas_sgemm(
-                                CblasRowMajor, CblasNoTrans, CblasTrans,
-                                Int32(length), Int32(length), Int32(headSize),
-                                scale, q, Int32(stride), k, Int32(stride),
-                                0, s.baseAddress, Int32(length))
-                            softmaxRows(s.baseAddress!, rows: length, columns: length, causal: causal)
-                            // out_h = P V_h  [length, headSize]
-                            cblas_sgemm(
-                                CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                Int32(length), Int32(headSize), Int32(length),
-                                1, s.baseAddress, Int32(length), v, Int32(stride),
-                                0, o.baseAddress! + item * length * width + head * headSize, Int32(width))
-                        }
+                let addresses = (Int(bitPattern: packed.baseAddress!), Int(bitPattern: o.baseAddress!))
+                // Each (sequence, head) pair is independent: the pairs are shared among the threads,
+                // each product small enough that BLAS runs it on the calling thread.
+                let units = batch * heads
+                let parts = min(units, ComputeThreads.count)
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let packed = UnsafePointer<Float>(bitPattern: addresses.0)!
+                    let o = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
+                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
+                    defer { scores.deallocate() }
+                    for unit in (part * units / parts)..<((part + 1) * units / parts) {
+                        let item = unit / heads, head = unit % heads
+                        let q = packed + item * length * stride + head * headSize
+                        let k = q + width
+                        let v = q + 2 * width
+                        // scores = scale · Q_h K_hᵀ  [length, length]
+                        cblas_sgemm(
+                            CblasRowMajor, CblasNoTrans, CblasTrans,
+                            Int32(length), Int32(length), Int32(headSize),
+                            scale, q, Int32(stride), k, Int32(stride),
+                            0, scores, Int32(length))
+                        softmaxRows(scores, rows: length, columns: length, causal: causal)
+                        // out_h = P V_h  [length, headSize]
+                        cblas_sgemm(
+                            CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            Int32(length), Int32(headSize), Int32(length),
+                            1, scores, Int32(length), v, Int32(stride),
+                            0, o + item * length * width + head * headSize, Int32(width))
                     }
                 }
             }
@@ -146,14 +181,23 @@ public enum Operations {
     }
 }
 
-/// Threads one matrix product may use, in the Swift kernels and in BLAS.
+/// Threads one operation may use, in the Swift kernels and in BLAS.
 public enum ComputeThreads {
     nonisolated(unsafe) private static var chosen = ProcessInfo.processInfo.activeProcessorCount
 
     public static func set(_ count: Int) {
         chosen = max(1, count)
-        openblas_set_num_threads(Int32(chosen))
+        configureBLAS()
     }
 
     public static var count: Int { chosen }
+
+    /// Where the Swift kernels do the products, BLAS only gets attention's small products, which the
+    /// caller already spreads over threads: its own threads would only wait, spinning, on the same
+    /// cores. Elsewhere BLAS does the products with every thread.
+    static func configureBLAS() {
+        openblas_set_num_threads(Int32(ProductKernel.best == .blas ? chosen : 1))
+    }
+
+    static let configured: Void = configureBLAS()
 }
