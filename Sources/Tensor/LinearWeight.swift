@@ -150,13 +150,14 @@ public final class LinearWeight: @unchecked Sendable {
         _ input: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
-        if kernel == .blas {
+        // A kernel without panels (BLAS, or a Swift kernel on a processor family it is not built for)
+        // holds the weight row-major.
+        if kernel.panelWidth == 0 {
             blasMultiply(input, rows: rows, bias: bias, into: output, accumulate: accumulate)
         } else {
             packedMultiply(input, rows: rows, bias: bias, into: output, accumulate: accumulate)
         }
     }
-
 
     /// True when the source weights are no longer read (packed or copied).
     public var ownsValues: Bool { owned != nil }
@@ -206,8 +207,8 @@ public final class LinearWeight: @unchecked Sendable {
             } else {
                 range = (part * panels / parts)..<((part + 1) * panels / parts)
             }
-            switch kernel {
             #if arch(x86_64)
+            switch kernel {
             case .avx512:
                 KernelsAVX512.PackedProduct.multiply(
                     input, rows: rows, inFeatures: inFeatures, packed: values, outFeatures: outFeatures,
@@ -217,14 +218,14 @@ public final class LinearWeight: @unchecked Sendable {
                     input, rows: rows, inFeatures: inFeatures, packed: values, outFeatures: outFeatures,
                     bias: bias, into: output, accumulate: accumulate, panels: range)
             case .int8:
-                let (bytes, scales, sums) = quantized!
+                guard let (bytes, scales, sums) = quantized else { return }  // always set for .int8
                 Int8Product.multiply(
                     input, rows: rows, inFeatures: inFeatures, packed: bytes, scales: scales, columnSums: sums,
                     outFeatures: outFeatures, bias: bias, into: output, accumulate: accumulate, panels: range)
-            #endif
-            default:
-                preconditionFailure("\(kernel) has no packed product")
+            case .blas:
+                break  // `multiply` gives BLAS weights to `blasMultiply`
             }
+            #endif
         }
     }
 
@@ -232,7 +233,7 @@ public final class LinearWeight: @unchecked Sendable {
         _ input: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
-                if let bias {
+        if let bias {
             for row in 0..<rows {
                 let target = output + row * outFeatures
                 if accumulate {
