@@ -31,10 +31,11 @@ let package = Package(
             ]
         ),
         // The matrix-product kernels: one source compiled for AVX-512 and, through a symbolic link, for
-        // AVX2 + FMA; Tensor uses the one the processor runs and OpenBLAS elsewhere.
-        .target(name: "KernelsAVX512", swiftSettings: kernelSettings(cpu: "skylake-avx512", defines: ["LOUPE_AVX512"])),
-        .target(name: "KernelsAVX2", swiftSettings: kernelSettings(cpu: "haswell", defines: [])),
-        // 8-bit products with AVX-512 VNNI, whose instruction is reached through the Builtin module.
+        // AVX2 + FMA; Tensor uses the one the processor runs and OpenBLAS elsewhere. The Builtin module
+        // gives them the prefetch and VNNI instructions Swift has no names for.
+        .target(name: "KernelsAVX512", swiftSettings: kernelSettings(cpu: "skylake-avx512", defines: ["LOUPE_AVX512"], builtins: true)),
+        .target(name: "KernelsAVX2", swiftSettings: kernelSettings(cpu: "haswell", defines: [], builtins: true)),
+        // 8-bit products with AVX-512 VNNI.
         .target(name: "KernelsVNNI", swiftSettings: kernelSettings(cpu: "cascadelake", defines: [], builtins: true)),
         .target(name: "Tensor", dependencies: ["CBLAS", "KernelsAVX512", "KernelsAVX2", "KernelsVNNI"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(

@@ -3,6 +3,7 @@
 // only for a module built for such a CPU, so each variant is its own module and `Tensor` picks one at
 // run time from what the processor reports.
 #if arch(x86_64)
+import Builtin
 
 #if LOUPE_AVX512
 public typealias Lanes = SIMD16<Float>
@@ -91,6 +92,10 @@ public enum PackedProduct {
     ) {
         let raw = UnsafeRawPointer(weights)
         for k in 0..<depth {
+            // The weights stream from L2: asking for them eight steps ahead measured 3–8 % faster than
+            // leaving it to the hardware (4 and 16 steps were no better).
+            prefetch(raw + (k + 8) * panelWidth * 4)
+            prefetch(raw + (k + 8) * panelWidth * 4 + 64)
             var w = PanelVectors(repeating: Lanes())
             for v in 0..<panelVectors {
                 w[v] = raw.loadUnaligned(fromByteOffset: (k * panelWidth + v * Lanes.scalarCount) * 4, as: Lanes.self)
@@ -101,6 +106,13 @@ public enum PackedProduct {
                 for v in 0..<panelVectors { sums[panelVectors * r + v].addProduct(broadcast, w[v]) }
             }
         }
+    }
+
+    /// `prefetcht0`: Swift has no name for it, so the LLVM intrinsic is called through the Builtin module.
+    /// A prefetch never faults, so reading past the end of the panel is harmless.
+    @inline(__always)
+    static func prefetch(_ address: UnsafeRawPointer) {
+        Builtin.int_prefetch_RawPointer(address._rawValue, Int32(0)._value, Int32(3)._value, Int32(1)._value)
     }
 
     @inline(__always)
