@@ -15,6 +15,13 @@ public struct Matrix: Sendable, Equatable {
         self.init(rows: rows, columns: columns, values: [Float](repeating: 0, count: rows * columns))
     }
 
+    /// A matrix whose every value the caller writes before reading: no time spent zeroing it.
+    init(uninitialized rows: Int, _ columns: Int) {
+        self.init(rows: rows, columns: columns, values: [Float](unsafeUninitializedCapacity: rows * columns) { _, count in
+            count = rows * columns
+        })
+    }
+
     public subscript(row: Int, column: Int) -> Float {
         get { values[row * columns + column] }
         set { values[row * columns + column] = newValue }

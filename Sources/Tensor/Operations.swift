@@ -10,7 +10,8 @@ public enum Operations {
         let inFeatures = weight.inFeatures
         precondition(input.columns == inFeatures, "linear layer input width mismatch")
         precondition(residual.map { $0.rows == input.rows && $0.columns == outFeatures } ?? true, "residual shape mismatch")
-        var output = residual ?? Matrix(zeros: input.rows, outFeatures)
+        // Every kernel writes every output value (BLAS with beta 0 or over the bias it was given).
+        var output = residual ?? Matrix(uninitialized: input.rows, outFeatures)
         input.values.withUnsafeBufferPointer { a in
             output.values.withUnsafeMutableBufferPointer { c in
                 weight.multiply(a.baseAddress!, rows: input.rows, bias: bias?.base, into: c.baseAddress!,
@@ -45,9 +46,7 @@ public enum Operations {
     /// across threads when there are many.
     public static func layerNorm(_ input: Matrix, gamma: WeightView, beta: WeightView, epsilon: Float) -> Matrix {
         let width = input.columns
-        var output = Matrix(rows: input.rows, columns: width, values: [Float](unsafeUninitializedCapacity: input.values.count) { _, count in
-            count = input.values.count
-        })
+        var output = Matrix(uninitialized: input.rows, width)
         input.values.withUnsafeBufferPointer { x in
             output.values.withUnsafeMutableBufferPointer { y in
                 let addresses = (Int(bitPattern: x.baseAddress!), Int(bitPattern: y.baseAddress!))
@@ -115,7 +114,7 @@ public enum Operations {
         let stride = qkv.columns
         let headSize = width / heads
         let scale = 1 / Float(headSize).squareRoot()
-        var output = Matrix(zeros: qkv.rows, width)
+        var output = Matrix(uninitialized: qkv.rows, width)  // every head writes its columns of every row
         qkv.values.withUnsafeBufferPointer { packed in
             output.values.withUnsafeMutableBufferPointer { o in
                 let addresses = (Int(bitPattern: packed.baseAddress!), Int(bitPattern: o.baseAddress!))
