@@ -54,7 +54,7 @@ public enum Int8Product {
             var sum = 0
             let panel = feature / panelWidth, column = feature % panelWidth
             for k in 0..<inFeatures {
-                let q = Int8((row[k] / scale).rounded(.toNearestOrEven))
+                let q = Int8(clampedToByte((row[k] / scale).rounded(.toNearestOrEven), -127, 127))
                 packed[((panel * groupCount + k / 4) * panelWidth + column) * 4 + k % 4] = q
                 sum += Int(q)
             }
@@ -175,10 +175,16 @@ public enum Int8Product {
             }
         }
         for k in whole..<count {
-            let q = (row[k] * inverse + zero).rounded(.toNearestOrEven)
-            bytes[k] = UInt8(min(max(q, 0), 255))
+            bytes[k] = UInt8(clampedToByte((row[k] * inverse + zero).rounded(.toNearestOrEven), 0, 255))
         }
         return (scale, zero)
+    }
+
+    /// `value` limited to `low…high`, with NaN (from a NaN or infinite weight or input) as `low`: a
+    /// damaged checkpoint gives damaged vectors, as in float32, not a crash in the conversion.
+    @inline(__always)
+    static func clampedToByte(_ value: Float, _ low: Float, _ high: Float) -> Float {
+        value >= low ? (value <= high ? value : high) : low
     }
 }
 
