@@ -79,7 +79,10 @@ public enum Int8Product {
         // Quantised rows as tiles of [groups, tileRows] four-byte words, and each row's scale and zero point.
         let tiles = UnsafeMutablePointer<UInt32>.allocate(capacity: tileCount * groupCount * tileRows)
         defer { tiles.deallocate() }
-        tiles.initialize(repeating: 0, count: tileCount * groupCount * tileRows)
+        for r in rows..<(tileCount * tileRows) {  // the last tile's rows past the end are zero
+            let target = tiles + (r / tileRows) * groupCount * tileRows + r % tileRows
+            for g in 0..<groupCount { target[g * tileRows] = 0 }
+        }
         var rowScales = [Float](repeating: 0, count: tileCount * tileRows)
         var zeroPoints = [Float](repeating: 0, count: tileCount * tileRows)
         var bytes = [UInt8](repeating: 0, count: groupCount * 4)

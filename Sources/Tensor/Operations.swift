@@ -159,10 +159,20 @@ public enum Operations {
             let visible = causal ? row + 1 : columns
             var maximum = -Float.infinity
             for i in 0..<visible { maximum = max(maximum, x[i]) }
-            var sum: Float = 0
-            for i in 0..<visible {
+            // e^(x − max), eight lanes at a time with the vector exp, the rest with expf.
+            var sums = SIMD8<Float>()
+            var i = 0
+            while i + 8 <= visible {
+                let e = VectorMath.exp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - maximum)
+                UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD8<Float>.self)
+                sums += e
+                i += 8
+            }
+            var sum = sums.sum()
+            while i < visible {
                 x[i] = expf(x[i] - maximum)
                 sum += x[i]
+                i += 1
             }
             let inverse = 1 / sum
             for i in 0..<visible { x[i] *= inverse }
