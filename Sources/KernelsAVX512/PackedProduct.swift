@@ -6,14 +6,14 @@
 import Builtin
 
 #if LOUPE_AVX512
-public typealias Lanes = SIMD16<Float>
+typealias Lanes = SIMD16<Float>
 /// Two vectors of output features by ten rows: 20 accumulators, two weight vectors and one broadcast
 /// fit the 32 vector registers.
 typealias Accumulators = InlineArray<20, Lanes>
 let tileRows = 10
 typealias PanelVectors = InlineArray<2, Lanes>
 #else
-public typealias Lanes = SIMD8<Float>
+typealias Lanes = SIMD8<Float>
 /// Two vectors of output features by five rows: 10 accumulators, two weight vectors and one broadcast
 /// fit the 16 vector registers.
 typealias Accumulators = InlineArray<10, Lanes>
@@ -137,6 +137,13 @@ public enum PackedProduct {
                 }
             }
         }
+    }
+}
+
+/// Element-wise functions on this module's vectors (the code is in VectorMath.swift).
+public enum ElementWise {
+    public static func quickGELU(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        VectorMath.quickGELU(values, count: count, lanes: Lanes.self)
     }
 }
 

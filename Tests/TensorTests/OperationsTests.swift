@@ -1,6 +1,11 @@
 import Foundation
 import Testing
 
+#if arch(x86_64)
+import KernelsAVX2
+import KernelsAVX512
+#endif
+
 @testable import Tensor
 
 @Suite struct OperationsTests {
@@ -122,6 +127,29 @@ import Testing
                 }
                 #expect(abs(Double(y) - expected) < 2e-6, "\(activation) at \(x)")
             }
+        }
+    }
+
+    /// quick_gelu as built for each instruction set the processor runs (and the portable build), over a
+    /// length that leaves a part-filled last vector.
+    @Test func quickGELUIsTheSameOnEveryInstructionSet() {
+        let values = Self.random(1_003, seed: 13).map { $0 * 8 }
+        var builds: [(String, (UnsafeMutablePointer<Float>, Int) -> Void)] = [
+            ("portable", { VectorMath.quickGELU($0, count: $1, lanes: SIMD8<Float>.self) }),
+        ]
+        #if arch(x86_64)
+        if ProductKernel.avx512.isSupported { builds.append(("avx512", { KernelsAVX512.ElementWise.quickGELU($0, count: $1) })) }
+        if ProductKernel.avx2.isSupported { builds.append(("avx2", { KernelsAVX2.ElementWise.quickGELU($0, count: $1) })) }
+        #endif
+        for (name, quickGELU) in builds {
+            var out = values
+            out.withUnsafeMutableBufferPointer { quickGELU($0.baseAddress!, $0.count) }
+            var worst = 0.0
+            for (x, y) in zip(values, out) {
+                let expected = Double(x) / (1 + Foundation.exp(-1.702 * Double(x)))
+                worst = max(worst, abs(Double(y) - expected))
+            }
+            #expect(worst < 2e-6, "\(name): largest error \(worst)")
         }
     }
 
