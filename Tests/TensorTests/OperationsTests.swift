@@ -21,7 +21,7 @@ import KernelsAVX512
     /// counts around the kernels' tile heights and thread splits, widths that leave partial panels and
     /// partial depth blocks, and a weight made of stacked parts (q, k and v). Checked against a float64
     /// product: the float32 sum of up to 1,000 terms of size ≤ 1 stays well within 2e-4.
-    @Test(arguments: [1, 5, 9, 10, 11, 50, 129, 200])
+    @Test(arguments: [1, 5, 6, 7, 9, 10, 11, 50, 129, 200])
     func linearMatchesAReferenceProduct(_ rows: Int) {
         let inFeatures = 1000, parts = [50, 83]  // 133 outputs: 4 full panels of 32 and a partial one
         let outFeatures = parts.reduce(0, +)
