@@ -143,7 +143,11 @@ public enum PackedProduct {
 /// Element-wise functions on this module's vectors (the code is in VectorMath.swift).
 public enum ElementWise {
     public static func quickGELU(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        VectorMath.quickGELU(values, count: count, lanes: Lanes.self)
+        VectorMath.quickGELU(values, count: count)
+    }
+
+    public static func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
+        VectorMath.softmaxRows(data, rows: rows, columns: columns, causal: causal)
     }
 }
 

@@ -48,7 +48,7 @@ public enum Activation: String, Sendable, CaseIterable {
             case .avx512: KernelsAVX512.ElementWise.quickGELU(values.baseAddress!, count: values.count)
             case .avx2: KernelsAVX2.ElementWise.quickGELU(values.baseAddress!, count: values.count)
             #endif
-            default: VectorMath.quickGELU(values.baseAddress!, count: values.count, lanes: SIMD8<Float>.self)
+            default: VectorMath.quickGELU(values.baseAddress!, count: values.count)
             }
         case .gelu:
             for i in values.indices {

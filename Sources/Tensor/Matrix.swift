@@ -1,3 +1,7 @@
+/// The vector type of Tensor's own element-wise code (VectorMath.swift): eight lanes, two SSE
+/// registers on an x86-64 processor without AVX.
+typealias Lanes = SIMD8<Float>
+
 /// A dense row-major Float32 matrix: the one activation type of the forward pass.
 public struct Matrix: Sendable, Equatable {
     public let rows: Int

@@ -1,6 +1,11 @@
 import CBLAS
 import Foundation
 
+#if arch(x86_64)
+import KernelsAVX2
+import KernelsAVX512
+#endif
+
 /// The arithmetic of a transformer layer on `Matrix` values, with BLAS doing the matrix products.
 public enum Operations {
     /// `input · weightᵀ + bias (+ residual)`, the PyTorch `nn.Linear` convention: the weight is
@@ -154,29 +159,13 @@ public enum Operations {
 
     /// Numerically stable softmax of each row; with `causal`, entries right of the diagonal become 0.
     static func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
-        for row in 0..<rows {
-            let x = data + row * columns
-            let visible = causal ? row + 1 : columns
-            var maximum = -Float.infinity
-            for i in 0..<visible { maximum = max(maximum, x[i]) }
-            // e^(x − max), eight lanes at a time with the vector exp, the rest with expf.
-            var sums = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= visible {
-                let e = VectorMath.exp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - maximum)
-                UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD8<Float>.self)
-                sums += e
-                i += 8
-            }
-            var sum = sums.sum()
-            while i < visible {
-                x[i] = expf(x[i] - maximum)
-                sum += x[i]
-                i += 1
-            }
-            let inverse = 1 / sum
-            for i in 0..<visible { x[i] *= inverse }
-            for i in visible..<columns { x[i] = 0 }
+        // The same code built for the widest vectors this processor has (see VectorMath.swift).
+        switch ProductKernel.best {
+        #if arch(x86_64)
+        case .avx512: KernelsAVX512.ElementWise.softmaxRows(data, rows: rows, columns: columns, causal: causal)
+        case .avx2: KernelsAVX2.ElementWise.softmaxRows(data, rows: rows, columns: columns, causal: causal)
+        #endif
+        default: VectorMath.softmaxRows(data, rows: rows, columns: columns, causal: causal)
         }
     }
 

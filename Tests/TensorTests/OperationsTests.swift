@@ -135,7 +135,7 @@ import KernelsAVX512
     @Test func quickGELUIsTheSameOnEveryInstructionSet() {
         let values = Self.random(1_003, seed: 13).map { $0 * 8 }
         var builds: [(String, (UnsafeMutablePointer<Float>, Int) -> Void)] = [
-            ("portable", { VectorMath.quickGELU($0, count: $1, lanes: SIMD8<Float>.self) }),
+            ("portable", { VectorMath.quickGELU($0, count: $1) }),
         ]
         #if arch(x86_64)
         if ProductKernel.avx512.isSupported { builds.append(("avx512", { KernelsAVX512.ElementWise.quickGELU($0, count: $1) })) }
@@ -150,6 +150,40 @@ import KernelsAVX512
                 worst = max(worst, abs(Double(y) - expected))
             }
             #expect(worst < 2e-6, "\(name): largest error \(worst)")
+        }
+    }
+
+    /// Softmax as built for each instruction set (and the portable build) against a float64 softmax,
+    /// at the sequence lengths of CLIP's towers (50 and 77: part-filled last vectors), causal or not.
+    @Test(arguments: [50, 77], [false, true])
+    func softmaxIsTheSameOnEveryInstructionSet(_ length: Int, _ causal: Bool) {
+        let scores = Self.random(length * length, seed: 14).map { $0 * 12 }
+        var builds: [(String, (UnsafeMutablePointer<Float>) -> Void)] = [
+            ("portable", { VectorMath.softmaxRows($0, rows: length, columns: length, causal: causal) }),
+        ]
+        #if arch(x86_64)
+        if ProductKernel.avx512.isSupported {
+            builds.append(("avx512", { KernelsAVX512.ElementWise.softmaxRows($0, rows: length, columns: length, causal: causal) }))
+        }
+        if ProductKernel.avx2.isSupported {
+            builds.append(("avx2", { KernelsAVX2.ElementWise.softmaxRows($0, rows: length, columns: length, causal: causal) }))
+        }
+        #endif
+        for (name, softmax) in builds {
+            var out = scores
+            out.withUnsafeMutableBufferPointer { softmax($0.baseAddress!) }
+            var worst = 0.0
+            for row in 0..<length {
+                let visible = causal ? row + 1 : length
+                let values = (0..<visible).map { Double(scores[row * length + $0]) }
+                let largest = values.max() ?? 0
+                let total = values.reduce(0) { $0 + Foundation.exp($1 - largest) }
+                for column in 0..<length {
+                    let expected = column < visible ? Foundation.exp(values[column] - largest) / total : 0
+                    worst = max(worst, abs(Double(out[row * length + column]) - expected))
+                }
+            }
+            #expect(worst < 1e-6, "\(name): largest error \(worst)")
         }
     }
 
