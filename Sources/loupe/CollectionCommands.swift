@@ -149,6 +149,8 @@ extension Loupe {
         @Flag(help: "Blend the text's vector similarity with a full-text match on the metadata.") var hybrid = false
         @Option(help: "Hybrid: the weight of vector similarity, 0...1 (the rest goes to the text match).")
         var vectorWeight: Float = HybridScore.defaultVectorWeight
+        @Option(help: "float32 or int8 for embedding the query (as `loupe ingest --precision`).")
+        var precision: Precision = .float32
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -178,7 +180,7 @@ extension Loupe {
                 query = item.vector
             } else {
                 // The collection's own model unless another one is named (and then it must be the same).
-                let (model, modelIdentity) = try await CollectionModel.load(self.model ?? info.model.id)
+                let (model, modelIdentity) = try await CollectionModel.load(self.model ?? info.model.id, precision: precision)
                 identity = modelIdentity
                 do {
                     query = try text.map { try model.embed(text: $0) } ?? model.embed(image: try ImageDecoder().decode(fileAt: image!).rgb())

@@ -1,5 +1,6 @@
 import Foundation
 import LoupeTestSupport
+import Tensor
 import Testing
 
 /// The collection commands with `--store postgres://…` against a real PostgreSQL with pgvector.
@@ -27,6 +28,14 @@ import Testing
         #expect(byImage.status == 0, "\(byImage.stderr)")
         #expect(byImage.lines.first?["id"] as? String == "landscape_rgb_512x384.png")
         #expect(abs((byImage.lines.first?["cosine"] as? Double ?? 0) - 1) < 1e-5)
+        // An 8-bit query still finds the item first, close to, but not at, cosine 1.
+        if ProductKernel.int8.isSupported {
+            let int8 = try LoupeBinary.run(
+                ["search", "--collection", "paintings", "--image", images + "/landscape_rgb_512x384.png", "-k", "3", "--precision", "int8"] + store)
+            #expect(int8.lines.first?["id"] as? String == "landscape_rgb_512x384.png", "\(int8.stderr)")
+            let cosine = int8.lines.first?["cosine"] as? Double ?? 0
+            #expect(cosine >= 0.995 && cosine < 0.99999, "cosine \(cosine)")
+        }
         let like = try LoupeBinary.run(["search", "--collection", "paintings", "--like", "landscape_rgb_512x384.png", "-k", "14"] + store)
         #expect(like.lines.count == 14 && like.lines.first?["id"] as? String == "landscape_rgb_512x384.png")
         let text = try LoupeBinary.run(["search", "--collection", "paintings", "a blue house", "--hybrid", "-k", "5"] + store)
