@@ -27,13 +27,11 @@ let panelVectors = PanelVectors.count
 public enum PackedProduct {
     /// Output features per packed panel.
     public static let panelWidth = panelVectors * Lanes.scalarCount
-    /// Rows one micro-kernel call computes.
-    public static let rowsPerTile = tileRows
     /// Depth of one pass: one pass for the usual widths (the output is read and written once), four for
-    /// the wide input of an MLP's second product. Measured against 256 and 384.
+    /// the wide input of an MLP's second product. Measured against depths of 64 to 384.
     static let depthBlock = 768
-    /// Panels per group: the group's [depthBlock, panelWidth] blocks (384 KB) stay in L2 while every
-    /// tile of rows passes over them.
+    /// Panels per group: the group's [depthBlock, panelWidth] blocks (384 KB with AVX-512) stay in L2
+    /// while every tile of rows passes over them.
     static let panelGroup = 4
 
     /// Computes the output columns of panels `panels` for all `rows` rows. `input` is row-major

@@ -85,9 +85,9 @@ public final class LinearWeight: @unchecked Sendable {
     public let outFeatures: Int
     public let inFeatures: Int
     public let kernel: ProductKernel
-    /// The weight for BLAS, row-major; the packed panels for the float32 kernels.
+    /// The weight for BLAS, row-major; the packed panels for the float32 kernels (unused for `int8`).
     let values: UnsafePointer<Float>
-    /// For `int8`: the packed bytes, then one scale and one sum of quantised values per output feature.
+    /// For `int8`: the packed bytes, and one scale and one sum of quantised values per output feature.
     let quantized: (bytes: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>)?
     private let owned: UnsafeMutableRawPointer?
 
