@@ -181,7 +181,7 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// The Swift kernels: the weight's panels are split between the threads, every thread takes every row.
+    /// The Swift kernels, on every thread: each takes a share of the rows (many rows) or of the panels.
     private func packedMultiply(
         _ input: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, accumulate: Bool
@@ -200,12 +200,12 @@ public final class LinearWeight: @unchecked Sendable {
             var rows = rows
             var range = 0..<panels
             if byRows {
-                let first = part * rows / parts
-                rows = (part + 1) * rows / parts - first
-                input += first * inFeatures
-                output += first * outFeatures
+                let share = ComputeThreads.share(part, of: parts, count: rows)
+                rows = share.count
+                input += share.lowerBound * inFeatures
+                output += share.lowerBound * outFeatures
             } else {
-                range = (part * panels / parts)..<((part + 1) * panels / parts)
+                range = ComputeThreads.share(part, of: parts, count: panels)
             }
             #if arch(x86_64)
             switch kernel {

@@ -60,7 +60,7 @@ public enum Operations {
                 DispatchQueue.concurrentPerform(iterations: parts) { part in
                     let x = UnsafePointer<Float>(bitPattern: addresses.0)!
                     let y = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
-                    for row in (part * rows / parts)..<((part + 1) * rows / parts) {
+                    for row in ComputeThreads.share(part, of: parts, count: rows) {
                         normalize(x + row * width, into: y + row * width, count: width, gamma: gamma.base, beta: beta.base, epsilon: epsilon)
                     }
                 }
@@ -97,14 +97,6 @@ public enum Operations {
         for i in whole..<count { y[i] = (x[i] - mean) * inverse * gamma[i] + beta[i] }
     }
 
-    /// Element-wise sum, for residual connections.
-    public static func add(_ a: Matrix, _ b: Matrix) -> Matrix {
-        precondition(a.rows == b.rows && a.columns == b.columns, "residual shapes differ")
-        var out = a
-        for i in out.values.indices { out.values[i] += b.values[i] }
-        return out
-    }
-
     public static func apply(_ activation: Activation, to input: Matrix) -> Matrix {
         var out = input
         out.values.withUnsafeMutableBufferPointer { activation.apply(to: $0) }
@@ -132,7 +124,7 @@ public enum Operations {
                     let o = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
                     let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
                     defer { scores.deallocate() }
-                    for unit in (part * units / parts)..<((part + 1) * units / parts) {
+                    for unit in ComputeThreads.share(part, of: parts, count: units) {
                         let item = unit / heads, head = unit % heads
                         let q = packed + item * length * stride + head * headSize
                         let k = q + width
@@ -189,6 +181,11 @@ public enum ComputeThreads {
     }
 
     public static var count: Int { chosen }
+
+    /// Part `part` of `parts` nearly equal, consecutive shares of `0..<count`.
+    static func share(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
+        (part * count / parts)..<((part + 1) * count / parts)
+    }
 
     /// Where the Swift kernels do the products, BLAS only gets attention's small products, which the
     /// caller already spreads over threads: its own threads would only wait, spinning, on the same
