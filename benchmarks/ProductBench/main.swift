@@ -1,0 +1,57 @@
+// The matrix products of ViT-B/32 alone, every kernel this processor runs, in turn (GFLOP/s).
+//
+//   product-bench [THREADS] [ROUNDS]
+//
+// Each shape is timed for every kernel in the same round, rounds alternate, and the table shows each
+// kernel's median over the rounds: on a shared machine, kernels timed minutes apart are not comparable.
+import Foundation
+import Tensor
+
+let arguments = CommandLine.arguments
+let threads = arguments.count > 1 ? Int(arguments[1]) ?? 2 : 2
+let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 5 : 5
+ComputeThreads.set(threads)
+
+/// rows × in → out: one image (50 rows), a 77-token text, a short text, and a batch of 32 images.
+let shapes: [(rows: Int, inFeatures: Int, outFeatures: Int, name: String)] = [
+    (1600, 768, 2304, "qkv, batch 32"), (1600, 768, 3072, "fc1, batch 32"), (1600, 3072, 768, "fc2, batch 32"),
+    (50, 768, 2304, "qkv, one image"), (50, 768, 3072, "fc1, one image"), (50, 3072, 768, "fc2, one image"),
+    (77, 512, 2048, "fc1, 77-token text"), (5, 512, 2048, "fc1, short text"), (5, 2048, 512, "fc2, short text"),
+]
+let kernels = ProductKernel.allCases.filter { $0.isSupported && $0.isFloat32 }
+
+func randomValues(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1) } }
+
+func seconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+var results = [String: [Double]]()  // "shape/kernel" → GFLOP/s per round
+for _ in 0..<rounds {
+    for shape in shapes {
+        let weightValues = randomValues(shape.outFeatures * shape.inFeatures)
+        let input = Matrix(rows: shape.rows, columns: shape.inFeatures, values: randomValues(shape.rows * shape.inFeatures))
+        let flops = 2.0 * Double(shape.rows * shape.inFeatures * shape.outFeatures)
+        weightValues.withUnsafeBufferPointer { buffer in
+            let view = WeightView(base: buffer.baseAddress!, shape: [shape.outFeatures, shape.inFeatures])
+            for kernel in kernels {
+                let weight = LinearWeight(view, kernel: kernel)
+                _ = Operations.linear(input, weight: weight, bias: nil)
+                // Enough repetitions for ~0.2 s, so one slow moment does not decide a figure.
+                let repetitions = max(3, Int(0.2 * 100e9 / flops))
+                let elapsed = seconds { for _ in 0..<repetitions { _ = Operations.linear(input, weight: weight, bias: nil) } }
+                results["\(shape.name)/\(kernel.rawValue)", default: []].append(flops * Double(repetitions) / elapsed / 1e9)
+            }
+        }
+    }
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+print("| rows × in × out | " + kernels.map(\.rawValue).joined(separator: " | ") + " |")
+print("|---|" + kernels.map { _ in "---|" }.joined())
+for shape in shapes {
+    let cells = kernels.map { String(format: "%.0f", median(results["\(shape.name)/\($0.rawValue)"] ?? [0])) }
+    print("| \(shape.rows) × \(shape.inFeatures) × \(shape.outFeatures) (\(shape.name)) | " + cells.joined(separator: " | ") + " |")
+}
