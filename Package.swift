@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "KernelsAVX2", swiftSettings: kernelSettings(cpu: "haswell", defines: [], builtins: true)),
         // 8-bit products with AVX-512 VNNI.
         .target(name: "KernelsVNNI", swiftSettings: kernelSettings(cpu: "cascadelake", defines: [], builtins: true)),
-        .target(name: "Tensor", dependencies: ["CBLAS", "KernelsAVX512", "KernelsAVX2", "KernelsVNNI"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "CAllocator"),
+        .target(name: "Tensor", dependencies: ["CAllocator", "CBLAS", "KernelsAVX512", "KernelsAVX2", "KernelsVNNI"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(
             name: "CLIP",
             dependencies: ["Tensor", "ImageIO"],

@@ -1,3 +1,4 @@
+import CAllocator
 import CBLAS
 import Foundation
 
@@ -194,5 +195,10 @@ public enum ComputeThreads {
         openblas_set_num_threads(Int32(ProductKernel.best == .blas ? chosen : 1))
     }
 
-    static let configured: Void = configureBLAS()
+    /// Once per process, before the first weight is prepared: BLAS threads, and the allocator told to
+    /// keep the buffers a forward pass frees (CAllocator/allocator.c says why).
+    static let configured: Void = {
+        configureBLAS()
+        _ = loupe_keep_freed_memory()
+    }()
 }
