@@ -85,7 +85,7 @@ let package = Package(
             ]
         ),
         // The index benchmark's Swift side (benchmarks/index_bench.sh).
-        .executableTarget(name: "product-bench", dependencies: ["Tensor"], path: "benchmarks/ProductBench"),
+        .executableTarget(name: "product-bench", dependencies: ["Tensor", "CBLAS"], path: "benchmarks/ProductBench"),
         .executableTarget(name: "index-bench", dependencies: ["VectorIndex", "LoupeTestSupport"], path: "benchmarks/IndexBench"),
         // Hands out a schema per test on the PostgreSQL scripts/test.sh starts; the shared test vectors.
         .target(name: "LoupeTestSupport", path: "Tests/Support"),

@@ -29,7 +29,7 @@ public enum Activation: String, Sendable, CaseIterable {
         if values.count >= 2 * chunk {
             let address = Int(bitPattern: values.baseAddress!)  // a pointer is not Sendable; its address is
             let count = values.count
-            DispatchQueue.concurrentPerform(iterations: (count + chunk - 1) / chunk) { index in
+            ComputeThreads.parallel((count + chunk - 1) / chunk) { index in
                 let start = index * chunk
                 let base = UnsafeMutablePointer<Float>(bitPattern: address)!
                 applySerially(to: UnsafeMutableBufferPointer(start: base + start, count: min(chunk, count - start)))

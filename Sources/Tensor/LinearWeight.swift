@@ -193,7 +193,7 @@ public final class LinearWeight: @unchecked Sendable {
         let parts = max(1, min(ComputeThreads.count, byRows ? rows : panels))
         // Addresses, not pointers, cross into the concurrent closure (pointers are not Sendable).
         let addresses = (Int(bitPattern: input), Int(bitPattern: output), bias.map { Int(bitPattern: $0) })
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        ComputeThreads.parallel(parts) { part in
             var input = UnsafePointer<Float>(bitPattern: addresses.0)!
             var output = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
             let bias = addresses.2.flatMap { UnsafePointer<Float>(bitPattern: $0) }

@@ -58,7 +58,7 @@ public enum Operations {
                 let addresses = (Int(bitPattern: x.baseAddress!), Int(bitPattern: y.baseAddress!))
                 let rows = input.rows
                 let parts = rows >= 256 ? ComputeThreads.count : 1
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                ComputeThreads.parallel(parts) { part in
                     let x = UnsafePointer<Float>(bitPattern: addresses.0)!
                     let y = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
                     for row in ComputeThreads.share(part, of: parts, count: rows) {
@@ -120,7 +120,7 @@ public enum Operations {
                 // each product small enough that BLAS runs it on the calling thread.
                 let units = batch * heads
                 let parts = min(units, ComputeThreads.count)
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                ComputeThreads.parallel(parts) { part in
                     let packed = UnsafePointer<Float>(bitPattern: addresses.0)!
                     let o = UnsafeMutablePointer<Float>(bitPattern: addresses.1)!
                     let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
@@ -182,6 +182,20 @@ public enum ComputeThreads {
     }
 
     public static var count: Int { chosen }
+
+    /// Calls `body(part)` for every part in `0..<parts` on up to `count` threads; returns when all have
+    /// finished. Parts must be independent.
+    static func parallel(_ parts: Int, _ body: @Sendable (Int) -> Void) {
+        if #available(macOS 15.0, *) {
+            pool.run(parts: parts, body)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+        }
+    }
+
+    /// Started at the first parallel section, with the thread count chosen by then.
+    @available(macOS 15.0, *)
+    private static let pool = WorkerPool(workers: chosen - 1)
 
     /// Part `part` of `parts` nearly equal, consecutive shares of `0..<count`.
     static func share(_ part: Int, of parts: Int, count: Int) -> Range<Int> {

@@ -4,6 +4,7 @@
 //
 // Each shape is timed for every kernel in the same round, rounds alternate, and the table shows each
 // kernel's median over the rounds: on a shared machine, kernels timed minutes apart are not comparable.
+import CBLAS
 import Foundation
 import Tensor
 
@@ -38,6 +39,8 @@ for _ in 0..<rounds {
             let view = WeightView(base: buffer.baseAddress!, shape: [shape.outFeatures, shape.inFeatures])
             for kernel in kernels {
                 let weight = LinearWeight(view, kernel: kernel)
+                // The engine keeps OpenBLAS to one thread beside the Swift kernels; timed alone, it gets all.
+                openblas_set_num_threads(Int32(kernel == .blas ? threads : 1))
                 _ = Operations.linear(input, weight: weight, bias: nil)
                 // Enough repetitions for ~0.2 s, so one slow moment does not decide a figure.
                 let repetitions = max(3, Int(0.2 * 100e9 / flops))
