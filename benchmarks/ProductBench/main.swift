@@ -1,9 +1,11 @@
 // The matrix products of ViT-B/32 alone, every kernel this processor runs, in turn (GFLOP/s).
 //
-//   product-bench [THREADS] [ROUNDS]
+//   product-bench [THREADS] [ROUNDS] [COPIES]
 //
 // Each shape is timed for every kernel in the same round, rounds alternate, and the table shows each
 // kernel's median over the rounds: on a shared machine, kernels timed minutes apart are not comparable.
+// With COPIES > 1 each shape's weight is made that many times and the copies are used in turn, so that
+// (with 12 or more) the weights come from memory, as in a forward pass, instead of from the L3 cache.
 import CBLAS
 import Foundation
 import Tensor
@@ -11,6 +13,7 @@ import Tensor
 let arguments = CommandLine.arguments
 let threads = arguments.count > 1 ? Int(arguments[1]) ?? 2 : 2
 let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 5 : 5
+let copies = max(1, arguments.count > 3 ? Int(arguments[3]) ?? 1 : 1)
 ComputeThreads.set(threads)
 
 /// rows × in → out: one image (50 rows), a 77-token text, a short text, and a batch of 32 images.
@@ -32,21 +35,27 @@ func seconds(_ body: () -> Void) -> Double {
 var results = [String: [Double]]()  // "shape/kernel" → GFLOP/s per round
 for _ in 0..<rounds {
     for shape in shapes {
-        let weightValues = randomValues(shape.outFeatures * shape.inFeatures)
+        // Weights in buffers of their own: a BLAS `LinearWeight` reads them in place for as long as it lives.
+        let weightValues = (0..<copies).map { _ in
+            UnsafeMutableBufferPointer<Float>.allocate(capacity: shape.outFeatures * shape.inFeatures)
+        }
+        defer { weightValues.forEach { $0.deallocate() } }
+        for buffer in weightValues { _ = buffer.initialize(from: randomValues(buffer.count)) }
         let input = Matrix(rows: shape.rows, columns: shape.inFeatures, values: randomValues(shape.rows * shape.inFeatures))
         let flops = 2.0 * Double(shape.rows * shape.inFeatures * shape.outFeatures)
-        weightValues.withUnsafeBufferPointer { buffer in
-            let view = WeightView(base: buffer.baseAddress!, shape: [shape.outFeatures, shape.inFeatures])
-            for kernel in kernels {
-                let weight = LinearWeight(view, kernel: kernel)
-                // The engine keeps OpenBLAS to one thread beside the Swift kernels; timed alone, it gets all.
-                openblas_set_num_threads(Int32(kernel == .blas ? threads : 1))
-                _ = Operations.linear(input, weight: weight, bias: nil)
-                // Enough repetitions for ~0.2 s, so one slow moment does not decide a figure.
-                let repetitions = max(3, Int(0.2 * 100e9 / flops))
-                let elapsed = seconds { for _ in 0..<repetitions { _ = Operations.linear(input, weight: weight, bias: nil) } }
-                results["\(shape.name)/\(kernel.rawValue)", default: []].append(flops * Double(repetitions) / elapsed / 1e9)
+        for kernel in kernels {
+            let weights = weightValues.map {
+                LinearWeight(WeightView(base: $0.baseAddress!, shape: [shape.outFeatures, shape.inFeatures]), kernel: kernel)
             }
+            // The engine keeps OpenBLAS to one thread beside the Swift kernels; timed alone, it gets all.
+            openblas_set_num_threads(Int32(kernel == .blas ? threads : 1))
+            _ = Operations.linear(input, weight: weights[0], bias: nil)
+            // Enough repetitions for ~0.2 s, so one slow moment does not decide a figure.
+            let repetitions = max(3, Int(0.2 * 100e9 / flops))
+            let elapsed = seconds {
+                for repetition in 0..<repetitions { _ = Operations.linear(input, weight: weights[repetition % copies], bias: nil) }
+            }
+            results["\(shape.name)/\(kernel.rawValue)", default: []].append(flops * Double(repetitions) / elapsed / 1e9)
         }
     }
 }
