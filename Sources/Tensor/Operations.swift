@@ -213,6 +213,6 @@ public enum ComputeThreads {
     /// keep the buffers a forward pass frees (CAllocator/allocator.c says why).
     static let configured: Void = {
         configureBLAS()
-        _ = loupe_keep_freed_memory()
+        loupe_keep_freed_memory()
     }()
 }

@@ -2,7 +2,7 @@
 #define LOUPE_CALLOCATOR_H
 
 /// Tells the C allocator to keep the buffers a forward pass frees for reuse instead of handing them back
-/// to the kernel (glibc's mallopt; elsewhere nothing). Returns 1 if every setting was accepted.
-int loupe_keep_freed_memory(void);
+/// to the kernel (glibc's mallopt; elsewhere nothing).
+void loupe_keep_freed_memory(void);
 
 #endif
