@@ -11,8 +11,8 @@ import Foundation
 import Tensor
 
 let arguments = CommandLine.arguments
-let threads = arguments.count > 1 ? Int(arguments[1]) ?? 2 : 2
-let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 5 : 5
+let threads = max(1, arguments.count > 1 ? Int(arguments[1]) ?? 2 : 2)
+let rounds = max(1, arguments.count > 2 ? Int(arguments[2]) ?? 5 : 5)
 let copies = max(1, arguments.count > 3 ? Int(arguments[3]) ?? 1 : 1)
 ComputeThreads.set(threads)
 
