@@ -37,9 +37,9 @@ struct TextTower {
                 }
             }
         }
-        let encoded = encoder(x, batch: batch.count, length: length, causal: true)  // [texts·length, width]
-        let ends = batch.enumerated().map { $0.offset * length + $0.element.count - 1 }
-        let pooled = finalLayerNorm(encoded.gatherRows(ends))        // [texts, width]
+        let ends = batch.map { $0.count - 1 }
+        let encoded = encoder(x, batch: batch.count, length: length, causal: true, pooling: ends)  // [texts, width]
+        let pooled = finalLayerNorm(encoded)                         // [texts, width]
         let projected = projection(pooled)                           // [texts, projection]
         return (0..<batch.count).map { Operations.l2Normalized(projected.row($0)) }
     }

@@ -70,8 +70,9 @@ struct VisionTower {
                 }
             }
         }
-        let encoded = encoder(preLayerNorm(x), batch: batch, length: tokens, causal: false)
-        let pooled = postLayerNorm(encoded.gatherRows((0..<batch).map { $0 * tokens }))  // [batch, width]
+        let classTokens = encoder(preLayerNorm(x), batch: batch, length: tokens, causal: false,
+                                  pooling: Array(repeating: 0, count: batch))  // [batch, width]
+        let pooled = postLayerNorm(classTokens)                    // [batch, width]
         let projected = projection(pooled)                         // [batch, projection]
         return (0..<batch).map { Operations.l2Normalized(projected.row($0)) }
     }

@@ -106,13 +106,16 @@ public enum Operations {
 
     /// Multi-head scaled dot-product attention for `batch` sequences of `length` tokens stored one
     /// after another. `qkv` holds the three projections side by side: [batch · length, 3 · width].
-    /// With `causal`, token i only sees tokens 0...i. Returns [batch · length, width].
-    public static func attention(qkv: Matrix, batch: Int, length: Int, heads: Int, causal: Bool) -> Matrix {
+    /// With `causal`, token i only sees tokens 0...i. Returns [batch · length, width]; with `queries`
+    /// (one position per sequence), only those tokens' outputs: [batch, width].
+    public static func attention(qkv: Matrix, batch: Int, length: Int, heads: Int, causal: Bool, queries: [Int]? = nil) -> Matrix {
+        precondition(queries.map { $0.count == batch && $0.allSatisfy { (0..<length).contains($0) } } ?? true,
+                     "one query position per sequence, inside it")
         let width = qkv.columns / 3
         let stride = qkv.columns
         let headSize = width / heads
         let scale = 1 / Float(headSize).squareRoot()
-        var output = Matrix(uninitialized: qkv.rows, width)  // every head writes its columns of every row
+        var output = Matrix(uninitialized: queries == nil ? qkv.rows : batch, width)  // every head writes its columns of every row
         qkv.values.withUnsafeBufferPointer { packed in
             output.values.withUnsafeMutableBufferPointer { o in
                 let addresses = (Int(bitPattern: packed.baseAddress!), Int(bitPattern: o.baseAddress!))
@@ -127,22 +130,31 @@ public enum Operations {
                     defer { scores.deallocate() }
                     for unit in ComputeThreads.share(part, of: parts, count: units) {
                         let item = unit / heads, head = unit % heads
-                        let q = packed + item * length * stride + head * headSize
-                        let k = q + width
-                        let v = q + 2 * width
-                        // scores = scale · Q_h K_hᵀ  [length, length]
+                        let sequence = packed + item * length * stride + head * headSize
+                        let k = sequence + width
+                        let v = sequence + 2 * width
+                        // A single query at position p sees keys 0...p when causal, so needs no mask.
+                        let (q, rows, keys, out): (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>)
+                        if let position = queries?[item] {
+                            (q, rows, keys) = (sequence + position * stride, 1, causal ? position + 1 : length)
+                            out = o + item * width + head * headSize
+                        } else {
+                            (q, rows, keys) = (sequence, length, length)
+                            out = o + item * length * width + head * headSize
+                        }
+                        // scores = scale · Q_h K_hᵀ  [rows, keys]
                         cblas_sgemm(
                             CblasRowMajor, CblasNoTrans, CblasTrans,
-                            Int32(length), Int32(length), Int32(headSize),
+                            Int32(rows), Int32(keys), Int32(headSize),
                             scale, q, Int32(stride), k, Int32(stride),
-                            0, scores, Int32(length))
-                        softmaxRows(scores, rows: length, columns: length, causal: causal)
-                        // out_h = P V_h  [length, headSize]
+                            0, scores, Int32(keys))
+                        softmaxRows(scores, rows: rows, columns: keys, causal: causal && rows > 1)
+                        // out_h = P V_h  [rows, headSize]
                         cblas_sgemm(
                             CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            Int32(length), Int32(headSize), Int32(length),
-                            1, scores, Int32(length), v, Int32(stride),
-                            0, o + item * length * width + head * headSize, Int32(width))
+                            Int32(rows), Int32(headSize), Int32(keys),
+                            1, scores, Int32(keys), v, Int32(stride),
+                            0, out, Int32(width))
                     }
                 }
             }

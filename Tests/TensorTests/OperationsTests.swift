@@ -187,6 +187,42 @@ import KernelsAVX512
         }
     }
 
+    /// Attention against a float64 computation of its definition, over every token and over one query
+    /// token per sequence (which the towers use in their last layer), causal and not.
+    @Test(arguments: [false, true])
+    func attentionMatchesItsDefinition(_ causal: Bool) {
+        let batch = 3, length = 7, heads = 2, headSize = 4, width = heads * headSize
+        let qkv = Matrix(rows: batch * length, columns: 3 * width, values: Self.random(batch * length * 3 * width, seed: 7).map { $0 * 3 })
+        func expected(item: Int, position: Int, column: Int) -> Double {
+            let head = column / headSize
+            let visible = causal ? position + 1 : length
+            let query = item * length + position
+            let scores = (0..<visible).map { key in
+                (0..<headSize).reduce(0.0) { sum, i in
+                    sum + Double(qkv[query, head * headSize + i]) * Double(qkv[item * length + key, width + head * headSize + i])
+                } / Double(headSize).squareRoot()
+            }
+            let largest = scores.max()!
+            let weights = scores.map { exp($0 - largest) }
+            let total = weights.reduce(0, +)
+            return (0..<visible).reduce(0.0) { $0 + weights[$1] / total * Double(qkv[item * length + $1, 2 * width + column]) }
+        }
+        let all = Operations.attention(qkv: qkv, batch: batch, length: length, heads: heads, causal: causal)
+        let positions = [6, 0, 3]
+        let chosen = Operations.attention(qkv: qkv, batch: batch, length: length, heads: heads, causal: causal, queries: positions)
+        #expect(all.rows == batch * length && chosen.rows == batch && chosen.columns == width)
+        var worst = 0.0
+        for item in 0..<batch {
+            for column in 0..<width {
+                for position in 0..<length {
+                    worst = max(worst, abs(Double(all[item * length + position, column]) - expected(item: item, position: position, column: column)))
+                }
+                worst = max(worst, abs(Double(chosen[item, column]) - expected(item: item, position: positions[item], column: column)))
+            }
+        }
+        #expect(worst < 1e-5, "largest error \(worst)")
+    }
+
     @Test func causalSoftmaxHidesTheFuture() {
         var scores: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
         scores.withUnsafeMutableBufferPointer { Operations.softmaxRows($0.baseAddress!, rows: 3, columns: 3, causal: true) }
