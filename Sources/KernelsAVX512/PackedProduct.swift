@@ -65,6 +65,18 @@ public enum PackedProduct {
             var groupStart = panels.lowerBound
             while groupStart < panels.upperBound {
                 let group = groupStart..<min(groupStart + panelGroup, panels.upperBound)
+                // A group's weights come from memory during its first tile and from L2 for the others.
+                // While the other tiles run, each fetches a slice of the next group's blocks (in this
+                // depth block, or the first group of the next one) into L2, so that the next first tile
+                // does not wait for memory. Measured on Zen 4 with weights from memory: one-image
+                // products 5–19 % faster, one image 47.6 against 54 ms, batch 32 unchanged.
+                let next = group.upperBound < panels.upperBound
+                    ? (k0, group.upperBound..<min(group.upperBound + panelGroup, panels.upperBound))
+                    : (k0 + depth, panels.lowerBound..<min(panels.lowerBound + panelGroup, panels.upperBound))
+                let nextDepth = min(depthBlock, inFeatures - next.0)
+                // Bytes per step of the depth loop so that the tiles after the first cover a next block.
+                let passes = (tileCount - 1) * depth
+                let step = passes > 0 && next.0 < inFeatures ? (nextDepth * panelWidth * 4 + passes - 1) / passes : 0
                 for t in 0..<tileCount {
                     for panel in group {
                         let firstColumn = panel * panelWidth
@@ -72,16 +84,24 @@ public enum PackedProduct {
                         let input = tiles + t * depth * tileRows
                         let weights = packed + (panel * inFeatures + k0) * panelWidth
                         let height = min(tileRows, rows - t * tileRows)
+                        let nextPanel = next.1.lowerBound + panel - group.lowerBound
+                        let ahead: (UnsafeRawPointer, Int)
+                        if t > 0, step > 0, next.1.contains(nextPanel) {
+                            let block = UnsafeRawPointer(packed + (nextPanel * inFeatures + next.0) * panelWidth)
+                            ahead = (block + (t - 1) * depth * step, step)
+                        } else {
+                            ahead = (UnsafeRawPointer(weights), 0)
+                        }
                         // The last tile computes only the rows there are (50 rows are 8 tiles of 6 and one
                         // of 2, not 54 rows); each height is a constant in its own copy of the loop, so
                         // the accumulators stay in registers (both builds have tiles of 6 rows).
                         switch height {
-                        case 1: tile(input, weights: weights, depth: depth, rows: 1, into: &sums)
-                        case 2: tile(input, weights: weights, depth: depth, rows: 2, into: &sums)
-                        case 3: tile(input, weights: weights, depth: depth, rows: 3, into: &sums)
-                        case 4: tile(input, weights: weights, depth: depth, rows: 4, into: &sums)
-                        case 5: tile(input, weights: weights, depth: depth, rows: 5, into: &sums)
-                        default: tile(input, weights: weights, depth: depth, rows: tileRows, into: &sums)
+                        case 1: tile(input, weights: weights, depth: depth, rows: 1, ahead: ahead, into: &sums)
+                        case 2: tile(input, weights: weights, depth: depth, rows: 2, ahead: ahead, into: &sums)
+                        case 3: tile(input, weights: weights, depth: depth, rows: 3, ahead: ahead, into: &sums)
+                        case 4: tile(input, weights: weights, depth: depth, rows: 4, ahead: ahead, into: &sums)
+                        case 5: tile(input, weights: weights, depth: depth, rows: 5, ahead: ahead, into: &sums)
+                        default: tile(input, weights: weights, depth: depth, rows: tileRows, ahead: ahead, into: &sums)
                         }
                         store(
                             sums, rows: height,
@@ -97,14 +117,16 @@ public enum PackedProduct {
     }
 
     /// The micro-kernel: the first `rows` rows of a tile (packed [depth, tileRows]) times one panel over
-    /// `depth`, in registers. Called with constant `rows` only.
+    /// `depth`, in registers. Called with constant `rows` only. Each step also asks for the L2 line at
+    /// `ahead.0 + step · ahead.1` (a stride of 0 asks for weights already there).
     @inline(__always)
     static func tile(
         _ input: UnsafePointer<Float>, weights: UnsafePointer<Float>, depth: Int, rows: Int,
-        into sums: inout Accumulators
+        ahead: (UnsafeRawPointer, Int), into sums: inout Accumulators
     ) {
         let raw = UnsafeRawPointer(weights)
         for k in 0..<depth {
+            prefetchToL2(ahead.0 + k * ahead.1)
             // The weights stream from L2: asking for them eight steps ahead measured 3–8 % faster than
             // leaving it to the hardware (4 and 16 steps were no better).
             prefetch(raw + (k + 8) * panelWidth * 4)
@@ -126,6 +148,12 @@ public enum PackedProduct {
     @inline(__always)
     static func prefetch(_ address: UnsafeRawPointer) {
         Builtin.int_prefetch_RawPointer(address._rawValue, Int32(0)._value, Int32(3)._value, Int32(1)._value)
+    }
+
+    /// `prefetcht1`: into L2 (and L3), not L1.
+    @inline(__always)
+    static func prefetchToL2(_ address: UnsafeRawPointer) {
+        Builtin.int_prefetch_RawPointer(address._rawValue, Int32(0)._value, Int32(2)._value, Int32(1)._value)
     }
 
     @inline(__always)

@@ -98,10 +98,12 @@ public enum Operations {
         for i in whole..<count { y[i] = (x[i] - mean) * inverse * gamma[i] + beta[i] }
     }
 
-    public static func apply(_ activation: Activation, to input: Matrix) -> Matrix {
-        var out = input
-        out.values.withUnsafeMutableBufferPointer { activation.apply(to: $0) }
-        return out
+    /// The activation of every value, in place when the caller passes a value it no longer holds (a
+    /// product's output): no copy of the [rows, intermediate] matrix.
+    public static func apply(_ activation: Activation, to input: consuming Matrix) -> Matrix {
+        var output = consume input
+        output.values.withUnsafeMutableBufferPointer { activation.apply(to: $0) }
+        return output
     }
 
     /// Multi-head scaled dot-product attention for `batch` sequences of `length` tokens stored one
