@@ -1,3 +1,4 @@
+import CAllocator
 import CBLAS
 import Foundation
 
@@ -89,7 +90,7 @@ public final class LinearWeight: @unchecked Sendable {
     let values: UnsafePointer<Float>
     /// For `int8`: the packed bytes, and one scale and one sum of quantised values per output feature.
     let quantized: (bytes: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>)?
-    private let owned: UnsafeMutableRawPointer?
+    private let owned: WeightMemory?
 
     /// The weight made of `parts` stacked along the output dimension (q, k and v as one product).
     public init(parts: [WeightView], kernel: ProductKernel = .best) {
@@ -110,13 +111,14 @@ public final class LinearWeight: @unchecked Sendable {
         if kernel == .int8 {
             let padded = (outFeatures + width - 1) / width * width
             let byteCount = Int8Product.packedByteCount(outFeatures: outFeatures, inFeatures: inFeatures)
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8 * padded + byteCount, alignment: 64)
+            let memory = WeightMemory(byteCount: 8 * padded + byteCount)
+            let buffer = memory.start
             let scales = buffer.bindMemory(to: Float.self, capacity: 2 * padded)
             let bytes = (buffer + 8 * padded).bindMemory(to: Int8.self, capacity: byteCount)
             Int8Product.pack(rows: rows, inFeatures: inFeatures, into: bytes, scales: scales, columnSums: scales + padded)
             quantized = (UnsafePointer(bytes), UnsafePointer(scales), UnsafePointer(scales + padded))
             values = UnsafePointer(scales)
-            owned = buffer
+            owned = memory
             return
         }
         #endif
@@ -128,22 +130,22 @@ public final class LinearWeight: @unchecked Sendable {
         }
         let count = width == 0
             ? outFeatures * inFeatures : (outFeatures + width - 1) / width * width * inFeatures
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
-        let target = buffer.bindMemory(to: Float.self, capacity: count)
+        let memory = WeightMemory(byteCount: count * 4)
+        let target = memory.start.bindMemory(to: Float.self, capacity: count)
         if width == 0 {
             for (feature, row) in rows.enumerated() { (target + feature * inFeatures).update(from: row, count: inFeatures) }
         } else {
             Self.pack(rows: rows, inFeatures: inFeatures, panelWidth: width, into: target)
         }
         values = UnsafePointer(target)
-        owned = buffer
+        owned = memory
     }
 
     public convenience init(_ weight: WeightView, kernel: ProductKernel = .best) {
         self.init(parts: [weight], kernel: kernel)
     }
 
-    deinit { owned?.deallocate() }
+    deinit { owned?.free() }
 
     /// `output (+)= input · weightᵀ + bias` for `rows` rows; `accumulate` keeps what `output` holds.
     func multiply(
@@ -247,5 +249,26 @@ public final class LinearWeight: @unchecked Sendable {
             CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
             1, input, Int32(inFeatures), values, Int32(inFeatures),
             bias == nil && !accumulate ? 0 : 1, output, Int32(outFeatures))
+    }
+}
+
+/// A packed weight's memory: in 2 MB pages where the system gives them (see `loupe_allocate_weights`),
+/// else from the Swift allocator.
+private struct WeightMemory {
+    let start: UnsafeMutableRawPointer
+    let byteCount: Int
+    let mapped: Bool
+
+    init(byteCount: Int) {
+        self.byteCount = byteCount
+        if let pages = loupe_allocate_weights(byteCount) {
+            (start, mapped) = (pages, true)
+        } else {
+            (start, mapped) = (UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64), false)
+        }
+    }
+
+    func free() {
+        if mapped { loupe_free_weights(start, byteCount) } else { start.deallocate() }
     }
 }

@@ -6,6 +6,7 @@ import KernelsAVX2
 import KernelsAVX512
 #endif
 
+import CAllocator
 @testable import Tensor
 
 @Suite struct OperationsTests {
@@ -221,6 +222,23 @@ import KernelsAVX512
             }
         }
         #expect(worst < 1e-5, "largest error \(worst)")
+    }
+
+    /// Weight memory starts on a 2 MB boundary, holds every byte asked for (sizes around page
+    /// boundaries, and none), and refuses a size it cannot map instead of wrapping around.
+    @Test(arguments: [0, 1, 4095, 4096, 4097, 2 << 20, (5 << 20) + 3])
+    func weightMemoryIsAlignedAndWholeForEverySize(_ bytes: Int) throws {
+        let start = try #require(loupe_allocate_weights(bytes))
+        defer { loupe_free_weights(start, bytes) }
+        #expect(Int(bitPattern: start) % (2 << 20) == 0)
+        let values = start.bindMemory(to: UInt8.self, capacity: max(bytes, 1))
+        for i in 0..<bytes { values[i] = UInt8(truncatingIfNeeded: i) }
+        #expect((0..<bytes).allSatisfy { values[$0] == UInt8(truncatingIfNeeded: $0) })
+    }
+
+    @Test func weightMemoryRefusesImpossibleSizes() {
+        #expect(loupe_allocate_weights(Int.max) == nil)
+        #expect(loupe_allocate_weights(Int(bitPattern: UInt(UInt.max) - 4096)) == nil)
     }
 
     @Test func causalSoftmaxHidesTheFuture() {
