@@ -41,17 +41,18 @@ struct VisionTower {
 
         // im2col: one row per patch, ordered (channel, row, column) like the convolution kernel.
         var columns = Matrix(zeros: batch * side * side, patchLength)  // [batch·patches, channels·patch²]
-        for (item, pixels) in images.enumerated() {
-            for py in 0..<side {
-                for px in 0..<side {
-                    let row = (item * side + py) * side + px
-                    var column = 0
-                    for channel in 0..<configuration.numChannels {
-                        for y in 0..<patch {
-                            let source = (channel * size + py * patch + y) * size + px * patch
-                            for x in 0..<patch {
-                                columns[row, column] = pixels[source + x]
-                                column += 1
+        columns.values.withUnsafeMutableBufferPointer { target in
+            for (item, pixels) in images.enumerated() {
+                for py in 0..<side {
+                    for px in 0..<side {
+                        var column = ((item * side + py) * side + px) * patchLength
+                        for channel in 0..<configuration.numChannels {
+                            for y in 0..<patch {
+                                let source = (channel * size + py * patch + y) * size + px * patch
+                                for x in 0..<patch {
+                                    target[column] = pixels[source + x]
+                                    column += 1
+                                }
                             }
                         }
                     }
@@ -60,13 +61,19 @@ struct VisionTower {
         }
         let patches = patchEmbedding(columns)                      // [batch·patches, width]
 
+        // Tokens: the class embedding, then the patches, each plus its position embedding.
         var x = Matrix(zeros: batch * tokens, width)              // [batch·tokens, width]
-        for item in 0..<batch {
-            for token in 0..<tokens {
-                let row = item * tokens + token
-                for i in 0..<width {
-                    let content = token == 0 ? classEmbedding.base[i] : patches[item * (tokens - 1) + token - 1, i]
-                    x[row, i] = content + positionEmbedding.base[token * width + i]
+        x.values.withUnsafeMutableBufferPointer { target in
+            for item in 0..<batch {
+                for token in 0..<tokens {
+                    let row = (item * tokens + token) * width
+                    let position = positionEmbedding.base + token * width
+                    if token == 0 {
+                        for i in 0..<width { target[row + i] = classEmbedding.base[i] + position[i] }
+                    } else {
+                        let patchRow = (item * (tokens - 1) + token - 1) * width
+                        for i in 0..<width { target[row + i] = patches.values[patchRow + i] + position[i] }
+                    }
                 }
             }
         }
