@@ -65,6 +65,13 @@ for key, label, higher_is_better in rows:
     ratio = (lambda r: l / r) if higher_is_better else (lambda r: r / l)
     print(f"| {label} | {p} | {o} | {l} | {ratio(o):.2f}× | {ratio(p):.2f}× |")
 print(f"\nLoupe peak RSS: {loupe['rss_mb']} MB; preprocessing a 640×480 image: {loupe['preprocess_640x480_ms']} ms")
+def floor(figures, name):
+    # The short text's floor: one read of the text weights' bytes on every thread, timed by `loupe bench`.
+    if figures.get("text_weights_read_ms"):
+        print(f"{name}: reading the {figures['text_weights_mb']} MB of text weights once takes "
+              f"{figures['text_weights_read_ms']} ms here; the short text took "
+              f"{figures['text_short_ms'] / figures['text_weights_read_ms']:.2f}× that")
+floor(loupe, "Loupe float32")
 if int8:
     print(f"\n| {threads} threads | Loupe float32 | Loupe int8 | int8 vs float32 | int8 vs ORT |")
     print("|---|---|---|---|---|")
@@ -73,5 +80,6 @@ if int8:
         ratio = (lambda a, b: a / b) if higher_is_better else (lambda a, b: b / a)
         print(f"| {label} | {f} | {i} | {ratio(i, f):.2f}× | {ratio(i, o):.2f}× |")
     print(f"\nLoupe int8 peak RSS: {int8['rss_mb']} MB")
+    floor(int8, "Loupe int8")
 print(json.dumps({"rounds": int(sys.argv[6]), "reference": reference, "loupe": loupe, "loupe_int8": int8}))
 PY

@@ -16,6 +16,9 @@ public final class CLIPModel: @unchecked Sendable {
     /// The length of every vector this model returns.
     public var dimension: Int { configuration.projectionDim }
 
+    /// The bytes of weight matrices embedding one text reads, in the precision the model was loaded in.
+    public var textWeightBytes: Int { text.weightBytes }
+
     /// Loads every file from `folder`, verifying each weight: unknown keys, missing keys and shape
     /// mismatches are errors that name the key.
     /// `kernel` is the matrix-product code the weights are prepared for (the fastest this processor

@@ -19,6 +19,10 @@ struct TextTower {
         configuration = c
     }
 
+    /// The bytes of weight matrices one text reads: every layer's and the projection (a short text's
+    /// time is mostly the time memory takes to deliver them).
+    var weightBytes: Int { encoder.layers.reduce(projection.weight.byteCount) { $0 + $1.weightBytes } }
+
     /// Embeds token sequences that each end with the end-of-text token. The tower is causal, so an end
     /// token's output depends only on the tokens before it: shorter sequences are padded to the longest
     /// (the padding comes after their end token and cannot reach it), and nothing is padded to 77.

@@ -84,6 +84,9 @@ struct EncoderLayer {
         return feedForward(output(attended, residual: chosen))       // [batch, width]
     }
 
+    /// The bytes of weight matrices one pass through the layer reads.
+    var weightBytes: Int { [queryKeyValue, output, fc1, fc2].reduce(0) { $0 + $1.weight.byteCount } }
+
     /// The MLP half of the block, with its residual connection.
     private func feedForward(_ h: Matrix) -> Matrix {
         let hidden = Operations.apply(activation, to: fc1(layerNorm2(h)))  // [rows, intermediate]

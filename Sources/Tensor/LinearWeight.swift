@@ -161,6 +161,10 @@ public final class LinearWeight: @unchecked Sendable {
         }
     }
 
+    /// The bytes one product reads from the weight (packed panels, 8-bit values and their scales, or
+    /// the float32 matrix).
+    public var byteCount: Int { owned?.byteCount ?? outFeatures * inFeatures * MemoryLayout<Float>.size }
+
     /// True when the source weights are no longer read (packed or copied).
     public var ownsValues: Bool { owned != nil }
 

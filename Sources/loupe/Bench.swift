@@ -48,6 +48,12 @@ extension Loupe {
             let shortTokens = try model.tokens(for: "a blue house")
             let text77Ms = Self.median(repeats) { _ = try? model.embed(tokens: longTokens) } * 1000
             let textShortMs = Self.median(repeats) { _ = try? model.embed(tokens: shortTokens) } * 1000
+            let residentMegabytes = Self.peakResidentMegabytes()  // before the probe's buffer below
+
+            // The floor under the short text: one read of as many bytes as the text weights, in the same
+            // kind of pages, on every thread, timed the same way, in the same minute.
+            let probe = MemoryProbe(byteCount: model.textWeightBytes)
+            let weightsReadMs = probe.map { probe in Self.median(repeats) { _ = probe.readAll() } * 1000 }
 
             let report: [String: Any] = [
                 "model": options.model, "precision": options.precision.rawValue, "threads": threads, "batch": batch,
@@ -55,7 +61,9 @@ extension Loupe {
                 "text77_ms": Self.round(text77Ms), "text77_tokens": longTokens.count,
                 "text_short_ms": Self.round(textShortMs), "text_short_tokens": shortTokens.count,
                 "preprocess_640x480_ms": Self.round(preprocessMs), "load_s": Self.round(loadSeconds),
-                "rss_mb": Self.round(Self.peakResidentMegabytes()),
+                "rss_mb": Self.round(residentMegabytes),
+                "text_weights_mb": Self.round(Double(model.textWeightBytes) / 1e6),
+                "text_weights_read_ms": weightsReadMs.map(Self.round) ?? NSNull(),
             ]
             let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
             StandardStreams.writeOut(String(decoding: data, as: UTF8.self) + "\n")

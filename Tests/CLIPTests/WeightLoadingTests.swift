@@ -135,4 +135,18 @@ import Testing
         }
         #expect(message.contains("swish"))
     }
+    /// The text weight bytes `loupe bench` reads against: every text layer's four matrices and the
+    /// projection, counted from the configuration for weights kept as they are (BLAS), and no fewer
+    /// once packed into panels.
+    @Test(arguments: Fixtures.models)
+    func textWeightBytesCountEveryMatrix(_ name: String) throws {
+        let plain = try CLIPModel(folder: Fixtures.model(name), kernel: .blas)
+        let text = plain.configuration.textConfig.encoder
+        let (width, inner) = (text.hiddenSize, text.intermediateSize)
+        let perLayer = 3 * width * width + width * width + 2 * width * inner
+        let expected = 4 * (text.numHiddenLayers * perLayer + plain.configuration.projectionDim * width)
+        #expect(plain.textWeightBytes == expected)
+        let packed = try CLIPModel(folder: Fixtures.model(name))
+        #expect(packed.textWeightBytes >= expected)
+    }
 }

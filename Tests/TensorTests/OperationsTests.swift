@@ -241,6 +241,16 @@ import CAllocator
         #expect(loupe_allocate_weights(Int(bitPattern: UInt(UInt.max) - 4096)) == nil)
     }
 
+    /// The memory probe reads every value once: its sum equals the sum of what it was filled with
+    /// (small integers, so the float sum is exact), for sizes that leave partial vectors and threads.
+    @Test(arguments: [0, 4, 4100, 1_000_004])
+    func memoryProbeReadsEveryValue(_ bytes: Int) throws {
+        let probe = try #require(MemoryProbe(byteCount: bytes))
+        let count = max(1, bytes / 4)
+        #expect(probe.byteCount == count * 4)
+        #expect(probe.readAll() == Float((0..<count).reduce(0) { $0 + $1 % 7 }))
+    }
+
     @Test func causalSoftmaxHidesTheFuture() {
         var scores: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
         scores.withUnsafeMutableBufferPointer { Operations.softmaxRows($0.baseAddress!, rows: 3, columns: 3, causal: true) }
