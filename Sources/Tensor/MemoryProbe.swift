@@ -2,7 +2,8 @@ import CAllocator
 
 /// Measures how fast this machine delivers memory to the engine's threads: a buffer the size of some
 /// weights, in the same kind of pages, read once by every thread a share each. A product over one or a
-/// few rows (a short text) cannot finish sooner than that read, so `loupe bench` reports both.
+/// few rows (a short text) cannot finish sooner than that read, so `loupe bench` reports both. Reads
+/// back to back may find part of the buffer still in the L3 cache, and then take less than memory alone.
 public final class MemoryProbe: @unchecked Sendable {
     public let byteCount: Int
     private let values: UnsafeMutablePointer<Float>
