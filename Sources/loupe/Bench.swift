@@ -10,7 +10,9 @@ extension Loupe {
             abstract: "Measure the engine: image throughput and latency, text latency, peak memory; prints one JSON object.",
             discussion: """
                 Image figures are the model's forward pass from pixel values (what the reference benchmarks time too); \
-                preprocessing of a 640×480 image is reported separately. Every figure follows a warm-up run.                 text_weights_read_ms is one read of as many bytes as the text weights on every thread: the floor                 under a short text on this machine, in the same minute.
+                preprocessing of a 640×480 image is reported separately. Every figure follows a warm-up run. \
+                text_weights_read_ms is one read of as many bytes as the text weights on every thread: the floor \
+                under a short text on this machine, in the same minute.
                 """)
 
         @OptionGroup var options: ModelOptions
