@@ -80,7 +80,7 @@ struct EncoderLayer {
         let attended = Operations.attention(
             qkv: queryKeyValue(layerNorm1(x)),                       // [batch·length, 3·width]
             batch: batch, length: length, heads: heads, causal: causal, queries: positions)  // [batch, width]
-        let chosen = x.gatherRows(positions.enumerated().map { $0.offset * length + $0.element })
+        let chosen = x.gatherRows(rows(at: positions, length: length))
         return feedForward(output(attended, residual: chosen))       // [batch, width]
     }
 
@@ -106,9 +106,14 @@ struct TransformerEncoder {
     /// (in ViT-B/32 about 6 % of an image's arithmetic).
     func callAsFunction(_ x: Matrix, batch: Int, length: Int, causal: Bool, pooling positions: [Int]) -> Matrix {
         guard let last = layers.last else {
-            return x.gatherRows(positions.enumerated().map { $0.offset * length + $0.element })
+            return x.gatherRows(rows(at: positions, length: length))
         }
         let hidden = layers.dropLast().reduce(x) { $1($0, batch: batch, length: length, causal: causal) }
         return last.outputs(hidden, batch: batch, length: length, causal: causal, at: positions)
     }
+}
+
+/// The row of each sequence's token at `positions[sequence]`, sequences of `length` rows one after another.
+private func rows(at positions: [Int], length: Int) -> [Int] {
+    positions.enumerated().map { $0.offset * length + $0.element }
 }

@@ -135,6 +135,7 @@ import Testing
         }
         #expect(message.contains("swish"))
     }
+
     /// The text weight bytes `loupe bench` reads against: every text layer's four matrices and the
     /// projection, counted from the configuration for weights kept as they are (BLAS), and no fewer
     /// once packed into panels.
