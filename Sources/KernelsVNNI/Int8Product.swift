@@ -96,16 +96,34 @@ public enum Int8Product {
             }
         }
         let panelBytes = groupCount * panelWidth * 4
+        // A single tile (a short text) reads each weight once from memory: asked for ahead, as in the
+        // float32 kernel.
+        let streaming = tileCount == 1
         var groupStart = panels.lowerBound
         while groupStart < panels.upperBound {
             let group = groupStart..<min(groupStart + panelGroup, panels.upperBound)
             for t in 0..<tileCount {
                 for panel in group {
                     var sums = Accumulators(repeating: SIMD16<Int32>())
-                    tile(tiles + t * groupCount * tileRows, weights: UnsafeRawPointer(packed + panel * panelBytes),
-                         groups: groupCount, into: &sums)
+                    let input = tiles + t * groupCount * tileRows
+                    let weights = UnsafeRawPointer(packed + panel * panelBytes)
+                    let height = min(tileRows, rows - t * tileRows)
+                    // Only the rows there are, each height a constant in its own copy of the loop (so
+                    // the accumulators stay in registers): a short text's five rows are half a tile.
+                    switch height {
+                    case 1: tile(input, weights: weights, groups: groupCount, rows: 1, streaming: streaming, into: &sums)
+                    case 2: tile(input, weights: weights, groups: groupCount, rows: 2, streaming: streaming, into: &sums)
+                    case 3: tile(input, weights: weights, groups: groupCount, rows: 3, streaming: streaming, into: &sums)
+                    case 4: tile(input, weights: weights, groups: groupCount, rows: 4, streaming: streaming, into: &sums)
+                    case 5: tile(input, weights: weights, groups: groupCount, rows: 5, streaming: streaming, into: &sums)
+                    case 6: tile(input, weights: weights, groups: groupCount, rows: 6, streaming: streaming, into: &sums)
+                    case 7: tile(input, weights: weights, groups: groupCount, rows: 7, streaming: streaming, into: &sums)
+                    case 8: tile(input, weights: weights, groups: groupCount, rows: 8, streaming: streaming, into: &sums)
+                    case 9: tile(input, weights: weights, groups: groupCount, rows: 9, streaming: streaming, into: &sums)
+                    default: tile(input, weights: weights, groups: groupCount, rows: tileRows, streaming: streaming, into: &sums)
+                    }
                     let first = panel * panelWidth
-                    for r in 0..<min(tileRows, rows - t * tileRows) {
+                    for r in 0..<height {
                         let row = t * tileRows + r
                         for v in 0..<2 {
                             let column = first + 16 * v
@@ -132,18 +150,36 @@ public enum Int8Product {
         }
     }
 
+    /// How far ahead a streaming tile asks for its weights (measured for the float32 kernel, whose
+    /// loop also takes 128 bytes of weights per step).
+    static let streamDistance = 6 << 10
+
+    /// The first `rows` rows of a tile times one panel; called with constant `rows` only.
     @inline(__always)
-    static func tile(_ input: UnsafePointer<UInt32>, weights: UnsafeRawPointer, groups: Int, into sums: inout Accumulators) {
+    static func tile(
+        _ input: UnsafePointer<UInt32>, weights: UnsafeRawPointer, groups: Int, rows: Int, streaming: Bool,
+        into sums: inout Accumulators
+    ) {
         for g in 0..<groups {
+            if streaming {
+                prefetchToL2(weights + g * 128 + streamDistance)
+                prefetchToL2(weights + g * 128 + streamDistance + 64)
+            }
             let low = weights.loadUnaligned(fromByteOffset: g * 128, as: Bytes4.self)
             let high = weights.loadUnaligned(fromByteOffset: g * 128 + 64, as: Bytes4.self)
             let a = input + g * tileRows
-            for r in 0..<tileRows {
+            for r in 0..<rows {
                 let broadcast = Bytes4(repeating: Int32(bitPattern: a[r]))
                 sums[2 * r] = addDotProducts(sums[2 * r], unsigned: broadcast, signed: low)
                 sums[2 * r + 1] = addDotProducts(sums[2 * r + 1], unsigned: broadcast, signed: high)
             }
         }
+    }
+
+    /// `prefetcht1` through the LLVM intrinsic (a prefetch never faults, so past the end is harmless).
+    @inline(__always)
+    static func prefetchToL2(_ address: UnsafeRawPointer) {
+        Builtin.int_prefetch_RawPointer(address._rawValue, Int32(0)._value, Int32(2)._value, Int32(1)._value)
     }
 
     /// One row to bytes: `q = round(x / scale) + zero`, clamped to 0…255, with the row's range mapped

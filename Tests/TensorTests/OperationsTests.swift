@@ -63,7 +63,7 @@ import CAllocator
 
     /// The 8-bit kernel: each output within 2 % of the largest output magnitude of a float64 product (the
     /// rounding of 1,000 weights and inputs to 8 bits), over the same shapes, residual and bias.
-    @Test(.enabled(if: ProductKernel.int8.isSupported), arguments: [1, 10, 11, 129, 200])
+    @Test(.enabled(if: ProductKernel.int8.isSupported), arguments: [1, 5, 7, 10, 11, 129, 200])
     func int8ProductStaysCloseToTheReference(_ rows: Int) {
         let inFeatures = 999, outFeatures = 133  // a partial group of four inputs and a partial panel
         let weights = Self.random(inFeatures * outFeatures, seed: 7)
