@@ -8,7 +8,7 @@ public final class CLIPModel: @unchecked Sendable {
     public let configuration: CLIPConfiguration
     public let tokenizer: CLIPTokenizer
     public let preprocessor: ImagePreprocessor
-    private let weights: SafeTensors  // keeps the memory mapping alive for the towers' views
+    private let weights: Checkpoint  // keeps the memory mapping alive for the towers' views
     private let derivedWeights: WeightStorage  // and the fused biases built at load
     private let text: TextTower
     private let vision: VisionTower
@@ -28,7 +28,7 @@ public final class CLIPModel: @unchecked Sendable {
         preprocessor = ImagePreprocessor(
             configuration: try PreprocessorConfiguration.load(from: folder.appendingPathComponent("preprocessor_config.json")))
         tokenizer = try CLIPTokenizer(folder: folder, contextLength: configuration.textConfig.maxPositionEmbeddings)
-        weights = try SafeTensors(folder: folder)
+        weights = try Checkpoint(folder: folder)
         let load = WeightLoader(weights, kernel: kernel)
         text = try TextTower(load, configuration.textConfig, projectionDim: configuration.projectionDim)
         vision = try VisionTower(load, configuration.visionConfig, projectionDim: configuration.projectionDim)

@@ -12,15 +12,47 @@ public struct HubCache: Sendable {
     /// The commit a revision points to, if the cache knows it.
     func commit(for id: HubModelID) -> String? {
         if id.revisionIsCommit { return id.revision }
-        let ref = repositoryFolder(id).appendingPathComponent("refs/\(id.revision)")
-        return (try? String(contentsOf: ref, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return commit(ofRef: id.revision, in: id)
     }
 
-    /// The snapshot folder of `id` when it holds a complete model.
+    /// `refs/<revision>`, as `huggingface_hub` writes it (`refs/refs/pr/66` for a pull request).
+    func commit(ofRef revision: String, in id: HubModelID) -> String? {
+        let ref = repositoryFolder(id).appendingPathComponent("refs/\(revision)")
+        let commit = (try? String(contentsOf: ref, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return commit.flatMap { HubModelID.isCommit($0) ? $0 : nil }
+    }
+
+    func snapshotFolder(_ id: HubModelID, commit: String) -> URL {
+        repositoryFolder(id).appendingPathComponent("snapshots/\(commit)")
+    }
+
+    /// The snapshot folder of `id` when it holds a complete model. Safetensors weights are preferred: the
+    /// revision's own, else those of the conversion pull request recorded for its commit, else the
+    /// revision's PyTorch weights.
     public func completeSnapshot(for id: HubModelID) -> URL? {
-        guard let commit = commit(for: id) else { return nil }
-        let folder = repositoryFolder(id).appendingPathComponent("snapshots/\(commit)")
-        return ModelFiles.isComplete(folder) ? folder : nil
+        guard let requested = commit(for: id) else { return nil }
+        let snapshot = snapshotFolder(id, commit: requested)
+        if ModelFiles.isComplete(snapshot, safetensorsOnly: true) { return snapshot }
+        if let pullRequest = conversion(of: requested, in: id), let converted = commit(ofRef: pullRequest, in: id) {
+            let folder = snapshotFolder(id, commit: converted)
+            if ModelFiles.isComplete(folder, safetensorsOnly: true) { return folder }
+        }
+        return ModelFiles.isComplete(snapshot) ? snapshot : nil
+    }
+
+    // MARK: - Safetensors conversions
+
+    /// Loupe's own record, beside the layout `huggingface_hub` knows: which pull request (`refs/pr/N`) holds
+    /// the safetensors conversion of a commit that has only PyTorch weights, once it has been checked
+    /// online (opened by the conversion bot, based on that commit).
+    func conversionRecord(of commit: String, in id: HubModelID) -> URL {
+        repositoryFolder(id).appendingPathComponent("loupe/safetensors-conversions/\(commit)")
+    }
+
+    func conversion(of commit: String, in id: HubModelID) -> String? {
+        let text = (try? String(contentsOf: conversionRecord(of: commit, in: id), encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.flatMap { HubModelID.isPullRequestRef($0) ? $0 : nil }
     }
 
     public struct Entry: Sendable, Equatable {
@@ -78,9 +110,20 @@ public struct HubCache: Sendable {
 public enum ModelFiles {
     static let required = ["config.json", "preprocessor_config.json"]
     static let optional = ["tokenizer_config.json", "special_tokens_map.json"]
+    /// Weight files in the order they are preferred; an index names its shards.
+    static let weights = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+
+    static func isIndex(_ name: String) -> Bool { name.hasSuffix(".index.json") }
+
+    /// The weights file a listing would be loaded from, if it has any.
+    static func weightsFile(in available: Set<String>, safetensorsOnly: Bool = false) -> String? {
+        weights.prefix(safetensorsOnly ? 2 : 4).first(where: available.contains)
+    }
 
     /// The files to fetch from a repository listing, or why the listing is not a usable model.
-    static func selection(from available: Set<String>, shardIndex: (() throws -> [String])?) throws -> [String] {
+    /// `shardNames` reads the index when the weights are sharded.
+    static func selection(from available: Set<String>, safetensorsOnly: Bool = false,
+                          shardNames: (String) throws -> [String]) throws -> [String] {
         var files = required
         for file in required where !available.contains(file) { throw ModelFilesError.missing(file) }
         if available.contains("vocab.json") && available.contains("merges.txt") {
@@ -90,27 +133,24 @@ public enum ModelFiles {
         } else {
             throw ModelFilesError.missing("vocab.json + merges.txt (or tokenizer.json)")
         }
-        if available.contains("model.safetensors") {
-            files.append("model.safetensors")
-        } else if available.contains("model.safetensors.index.json"), let shardIndex {
-            files.append("model.safetensors.index.json")
-            files += try shardIndex()
-        } else {
-            throw ModelFilesError.missing("model.safetensors (only safetensors weights are loaded)")
+        guard let weights = weightsFile(in: available, safetensorsOnly: safetensorsOnly) else {
+            throw ModelFilesError.missing(safetensorsOnly ? "model.safetensors" : "model.safetensors or pytorch_model.bin")
         }
+        files.append(weights)
+        if isIndex(weights) { files += try shardNames(weights) }
         return files + optional.filter(available.contains)
     }
 
     enum ModelFilesError: Error { case missing(String) }
 
     /// A folder holds everything the model loader needs (following the shard index if there is one).
-    public static func isComplete(_ folder: URL) -> Bool {
+    public static func isComplete(_ folder: URL, safetensorsOnly: Bool = false) -> Bool {
         let files = FileManager.default
         let present = Set(((try? files.contentsOfDirectory(atPath: folder.path)) ?? []).filter {
             files.fileExists(atPath: folder.appendingPathComponent($0).path)  // follows links: a dangling one is absent
         })
-        let selection = try? self.selection(from: present) {
-            try shardNames(indexAt: folder.appendingPathComponent("model.safetensors.index.json"))
+        let selection = try? self.selection(from: present, safetensorsOnly: safetensorsOnly) {
+            try shardNames(indexAt: folder.appendingPathComponent($0))
         }
         guard let selection else { return false }
         return selection.allSatisfy { files.fileExists(atPath: folder.appendingPathComponent($0).path) }

@@ -36,7 +36,7 @@ public struct HubDownloader: Sendable {
     /// Downloads whatever of `id` the cache lacks; returns the snapshot folder.
     public func download(_ id: HubModelID, progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) async throws -> URL {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
-            redirectConfiguration: .follow(max: 10, allowCycles: false),
+            redirectConfiguration: .disallow,  // followed by hand: the token must not reach storage hosts
             timeout: .init(connect: .milliseconds(Int64(connectTimeout / .milliseconds(1))), read: .seconds(60))))
         do {
             let folder = try await download(id, client: client, progress: progress)
@@ -59,22 +59,52 @@ public struct HubDownloader: Sendable {
         }
         let sha: String
         let siblings: [Sibling]
+
+        var files: Set<String> { Set(siblings.map(\.rfilename)) }
     }
 
     private func download(_ id: HubModelID, client: HTTPClient, progress: @escaping @Sendable (DownloadProgress) -> Void) async throws -> URL {
-        let revision = id.revision.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id.revision
-        let listingData = try await fetch("\(environment.endpoint)/api/models/\(id.repository)/revision/\(revision)?blobs=true",
-                                          id: id, file: "the model listing", client: client)
-        guard let listing = try? JSONDecoder().decode(Listing.self, from: listingData) else {
+        let requested = try await listing(id, revision: id.revision, client: client)
+        var source = requested
+        var pullRequest: String?
+        // Without safetensors weights, the bot's conversion pull request is used, as transformers does.
+        if ModelFiles.weightsFile(in: requested.files, safetensorsOnly: true) == nil,
+            let conversion = await conversionPullRequest(id, basedOn: requested.sha, client: client),
+            let converted = try? await listing(id, revision: conversion.head, client: client),
+            ModelFiles.weightsFile(in: converted.files, safetensorsOnly: true) != nil
+        {
+            source = converted
+            pullRequest = conversion.ref
+        }
+        let snapshot = try await fetchModel(source, id: id, client: client, progress: progress)
+        // Refs and the record last: a cache never names a snapshot that is not whole.
+        if !id.revisionIsCommit { try writeAtomically(Data(requested.sha.utf8), to: cache.repositoryFolder(id).appendingPathComponent("refs/\(id.revision)")) }
+        if let pullRequest {
+            try writeAtomically(Data(source.sha.utf8), to: cache.repositoryFolder(id).appendingPathComponent("refs/\(pullRequest)"))
+            try writeAtomically(Data(pullRequest.utf8), to: cache.conversionRecord(of: requested.sha, in: id))
+        }
+        return snapshot
+    }
+
+    /// `GET /api/models/REPO/revision/REV?blobs=true`: the commit and its files with their sizes and hashes.
+    private func listing(_ id: HubModelID, revision: String, client: HTTPClient) async throws -> Listing {
+        let data = try await fetch("\(environment.endpoint)/api/models/\(id.repository)/revision/\(Self.pathComponent(revision))?blobs=true",
+                                   id: id, file: "the model listing", client: client)
+        guard let listing = try? JSONDecoder().decode(Listing.self, from: data) else {
             throw HubError.notAModel(model: id.description, reason: "the Hub's listing is not readable")
         }
-        guard listing.sha.count == 40, listing.sha.allSatisfy(\.isHexDigit) else {
+        guard HubModelID.isCommit(listing.sha) else {
             throw HubError.notAModel(model: id.description, reason: "the listing has no commit id")
         }
+        return listing
+    }
+
+    /// Downloads what the model loader needs of one commit's listing into its snapshot folder.
+    private func fetchModel(_ listing: Listing, id: HubModelID, client: HTTPClient,
+                            progress: @escaping @Sendable (DownloadProgress) -> Void) async throws -> URL {
         let siblings = Dictionary(listing.siblings.map { ($0.rfilename, $0) }, uniquingKeysWith: { first, _ in first })
-        let repositoryFolder = cache.repositoryFolder(id)
-        let snapshot = repositoryFolder.appendingPathComponent("snapshots/\(listing.sha)")
-        let blobs = repositoryFolder.appendingPathComponent("blobs")
+        let snapshot = cache.snapshotFolder(id, commit: listing.sha)
+        let blobs = cache.repositoryFolder(id).appendingPathComponent("blobs")
         try createFolder(snapshot)
         try createFolder(blobs)
 
@@ -84,27 +114,72 @@ public struct HubDownloader: Sendable {
                                             client: client, progress: progress)
         }
 
-        var indexFile: URL?
-        if siblings["model.safetensors"] == nil, siblings["model.safetensors.index.json"] != nil {
-            indexFile = try await fetchFile("model.safetensors.index.json")
+        var indexes = [String: URL]()
+        if let weights = ModelFiles.weightsFile(in: listing.files), ModelFiles.isIndex(weights) {
+            indexes[weights] = try await fetchFile(weights)
         }
         let selection: [String]
         do {
-            selection = try ModelFiles.selection(from: Set(siblings.keys)) {
-                guard let indexFile else { return [] }
-                return try ModelFiles.shardNames(indexAt: indexFile)
+            selection = try ModelFiles.selection(from: listing.files) { index in
+                guard let file = indexes[index] else { return [] }
+                return try ModelFiles.shardNames(indexAt: file)
             }
         } catch ModelFiles.ModelFilesError.missing(let what) {
             throw HubError.notAModel(model: id.description, reason: "the repository has no \(what)")
         }
-        for name in selection where name != "model.safetensors.index.json" { _ = try await fetchFile(name) }
-
-        if !id.revisionIsCommit {
-            let ref = repositoryFolder.appendingPathComponent("refs/\(id.revision)")
-            try createFolder(ref.deletingLastPathComponent())
-            try writeAtomically(Data(listing.sha.utf8), to: ref)
-        }
+        for name in selection where indexes[name] == nil { _ = try await fetchFile(name) }
         return snapshot
+    }
+
+    // MARK: - Safetensors conversion pull requests
+
+    static let conversionTitle = "Adding `safetensors` variant of this model"
+    static let conversionAuthor = "SFconvertbot"
+
+    /// The open pull request in which the Hub's conversion bot added safetensors weights to `commit`:
+    /// its discussions are read page by page (`GET /api/models/REPO/discussions?p=N`), and a pull request
+    /// of that title counts only when the bot opened it and its parent commit
+    /// (`GET /api/models/REPO/commits/refs%2Fpr%2FN`, second entry) is `commit`. A failure to read them
+    /// means there is none: the revision's own PyTorch weights are loaded instead.
+    private func conversionPullRequest(_ id: HubModelID, basedOn commit: String, client: HTTPClient) async -> (ref: String, head: String)? {
+        struct Page: Decodable {
+            struct Discussion: Decodable {
+                struct Author: Decodable { let name: String }
+                let num: Int
+                let title: String
+                let status: String
+                let isPullRequest: Bool
+                let author: Author?
+            }
+            let discussions: [Discussion]
+            let count: Int
+            let start: Int
+        }
+        struct Commit: Decodable { let id: String }
+        let api = "\(environment.endpoint)/api/models/\(id.repository)"
+        for page in 0..<100 {
+            guard let data = try? await fetch("\(api)/discussions?p=\(page)", id: id, file: "the discussions", client: client),
+                let listed = try? JSONDecoder().decode(Page.self, from: data)
+            else { return nil }
+            for discussion in listed.discussions
+            where discussion.isPullRequest && discussion.status == "open" && discussion.title == Self.conversionTitle
+                && discussion.author?.name == Self.conversionAuthor
+            {
+                let ref = "refs/pr/\(discussion.num)"
+                guard let data = try? await fetch("\(api)/commits/\(Self.pathComponent(ref))", id: id, file: "the commits of \(ref)", client: client),
+                    let commits = try? JSONDecoder().decode([Commit].self, from: data),
+                    commits.count >= 2, commits[1].id == commit, HubModelID.isCommit(commits[0].id)
+                else { continue }
+                return (ref, commits[0].id)
+            }
+            guard !listed.discussions.isEmpty, listed.start + listed.discussions.count < listed.count else { return nil }
+        }
+        return nil
+    }
+
+    /// A revision as one path segment: `refs/pr/66` → `refs%2Fpr%2F66`, as huggingface_hub quotes it.
+    static func pathComponent(_ revision: String) -> String {
+        revision.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? revision
     }
 
     /// One file: reuse the blob if it is already whole, else (resume and) download, verify, link.
@@ -137,34 +212,68 @@ public struct HubDownloader: Sendable {
         return link
     }
 
+    /// A request to `url`; the token goes only to the Hub itself, never to another host.
     private func request(_ url: String, range from: Int64 = 0) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: "loupe/0.1; hf_hub-compatible")
-        if let token = environment.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let token = environment.token, Self.origin(url) == Self.origin(environment.endpoint) {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
         if from > 0 { request.headers.add(name: "Range", value: "bytes=\(from)-") }
         return request
     }
 
+    /// Scheme, host and port: what decides whether a redirect leaves the Hub.
+    static func origin(_ url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), let host = components.host?.lowercased() else {
+            return nil
+        }
+        return "\(scheme)://\(host):\(components.port ?? (scheme == "https" ? 443 : 80))"
+    }
+
     private func fetch(_ url: String, id: HubModelID, file: String, client: HTTPClient) async throws -> Data {
-        let response = try await execute(request(url), id: id, client: client)
-        try check(response.status, id: id, file: file)
+        let response = try await execute(url, id: id, file: file, client: client)
         let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
         return Data(body.readableBytesView)
     }
 
-    private func execute(_ request: HTTPClientRequest, id: HubModelID, client: HTTPClient) async throws -> HTTPClientResponse {
-        do {
-            return try await client.execute(request, timeout: .minutes(10))
-        } catch {
-            throw HubError.unreachable(model: id.description, reason: "\(error)")
+    /// GET `url`, following redirects by hand, as huggingface_hub does: the Hub answers a file with a
+    /// relative redirect to its own resolve cache (307) or an absolute one to signed storage on another
+    /// host (302), which refuses a request that carries a token. Fails unless the last answer is 200 or 206.
+    private func execute(_ url: String, range from: Int64 = 0, id: HubModelID, file: String, client: HTTPClient) async throws -> HTTPClientResponse {
+        var current = url
+        for _ in 0..<10 {
+            let response: HTTPClientResponse
+            do {
+                response = try await client.execute(request(current, range: from), timeout: .minutes(10))
+            } catch {
+                throw HubError.unreachable(model: id.description, reason: "\(error)")
+            }
+            guard [301, 302, 303, 307, 308].contains(response.status.code) else {
+                try check(response, id: id, file: file)
+                return response
+            }
+            guard let location = response.headers.first(name: "Location"),
+                let next = URL(string: location, relativeTo: URL(string: current))?.absoluteURL,
+                ["http", "https"].contains(next.scheme?.lowercased() ?? "")
+            else { throw HubError.http(model: id.description, file: file, status: Int(response.status.code)) }
+            _ = try? await response.body.collect(upTo: 1 << 20)
+            current = next.absoluteString
         }
+        throw HubError.unreachable(model: id.description, reason: "more than 10 redirects for \(file)")
     }
 
-    private func check(_ status: HTTPResponseStatus, id: HubModelID, file: String) throws {
-        switch status.code {
-        case 200, 206: return
-        case 401, 403: throw HubError.unauthorized(model: id.description)
-        default: throw HubError.http(model: id.description, file: file, status: Int(status.code))
+    /// The Hub says what went wrong in `X-Error-Code`; a 401 also stands for a repository that does not
+    /// exist or is private, so that private names do not leak.
+    private func check(_ response: HTTPClientResponse, id: HubModelID, file: String) throws {
+        let status = Int(response.status.code)
+        switch (status, response.headers.first(name: "X-Error-Code")) {
+        case (200, _), (206, _): return
+        case (_, "GatedRepo"): throw HubError.gated(model: id.description)
+        case (_, "RepoNotFound"): throw HubError.repositoryNotFound(model: id.description)
+        case (_, "RevisionNotFound"): throw HubError.revisionNotFound(model: id.description)
+        case (401, _), (403, _): throw HubError.unauthorized(model: id.description)
+        default: throw HubError.http(model: id.description, file: file, status: status)
         }
     }
 
@@ -181,8 +290,7 @@ public struct HubDownloader: Sendable {
         }
         if have == expectedSize { return }
         if have == 0 { FileManager.default.createFile(atPath: partial.path, contents: nil) }
-        let response = try await execute(request(url, range: have), id: id, client: client)
-        try check(response.status, id: id, file: file)
+        let response = try await execute(url, range: have, id: id, file: file, client: client)
         guard let handle = FileHandle(forWritingAtPath: partial.path) else {
             throw HubError.filesystem("cannot open \(partial.path)")
         }
@@ -255,6 +363,7 @@ public struct HubDownloader: Sendable {
     }
 
     private func writeAtomically(_ data: Data, to url: URL) throws {
+        try createFolder(url.deletingLastPathComponent())
         do {
             try data.write(to: url, options: .atomic)
         } catch {

@@ -58,8 +58,18 @@ public struct HubModelID: Sendable, Equatable, CustomStringConvertible {
     /// `models--org--name`, the cache folder name `huggingface_hub` uses.
     var cacheFolderName: String { "models--" + repository.replacingOccurrences(of: "/", with: "--") }
 
-    var revisionIsCommit: Bool {
-        revision.count == 40 && revision.unicodeScalars.allSatisfy { CharacterSet(charactersIn: "0123456789abcdef").contains($0) }
+    var revisionIsCommit: Bool { Self.isCommit(revision) }
+
+    /// 40 lowercase hexadecimal digits: a git commit id as the Hub writes it.
+    static func isCommit(_ text: String) -> Bool {
+        text.utf8.count == 40 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// `refs/pr/N`, the revision of a pull request.
+    static func isPullRequestRef(_ text: String) -> Bool {
+        guard text.hasPrefix("refs/pr/") else { return false }
+        let number = text.dropFirst("refs/pr/".count)
+        return !number.isEmpty && number.count <= 9 && number.allSatisfy(\.isASCII) && number.allSatisfy(\.isNumber)
     }
 }
 
@@ -69,12 +79,17 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
     case unreachable(model: String, reason: String)
     case http(model: String, file: String, status: Int)
     case unauthorized(model: String)
+    /// The repository asks users to accept its conditions on its page before it can be downloaded.
+    case gated(model: String)
+    /// No such repository, or a private one the token cannot see (the Hub answers both alike).
+    case repositoryNotFound(model: String)
+    case revisionNotFound(model: String)
     case notAModel(model: String, reason: String)
     case integrity(file: String, reason: String)
     case filesystem(String)
 
     public var description: String {
-        let hint = "pass a local model folder instead (--model /path/to/folder with config.json, model.safetensors, vocab.json, merges.txt, preprocessor_config.json)"
+        let hint = "pass a local model folder instead (--model /path/to/folder with config.json, model.safetensors or pytorch_model.bin, vocab.json, merges.txt, preprocessor_config.json)"
         switch self {
         case .invalidModelID(let text): return "\"\(text)\" is neither a model folder nor a Hub id like org/name or org/name@revision"
         case .notCached(let model, let offline):
@@ -82,6 +97,12 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
         case .unreachable(let model, let reason): return "cannot reach the Hub to download \(model) (\(reason)); \(hint)"
         case .http(let model, let file, let status): return "the Hub answered \(status) for \(file) of \(model)"
         case .unauthorized(let model): return "the Hub refused access to \(model): set HF_TOKEN to a token that can read it"
+        case .gated(let model):
+            let repository = model.split(separator: "@").first.map(String.init) ?? model
+            return "\(model) is gated: accept its conditions on https://huggingface.co/\(repository) and set HF_TOKEN to a token of that account"
+        case .repositoryNotFound(let model):
+            return "the Hub has no repository \(model) (or it is private and HF_TOKEN cannot read it)"
+        case .revisionNotFound(let model): return "the Hub has no such revision: \(model)"
         case .notAModel(let model, let reason): return "\(model) is not a CLIP model in Hugging Face format: \(reason)"
         case .integrity(let file, let reason): return "downloaded \(file) failed its check: \(reason)"
         case .filesystem(let reason): return "cannot write to the model cache: \(reason)"

@@ -17,7 +17,7 @@ import Testing
             try FileManager.default.copyItem(at: source.appendingPathComponent(file).resolvingSymlinksInPath(),
                                              to: folder.appendingPathComponent(file))
         }
-        let tensors = try SafeTensors(folder: source)
+        let tensors = try Checkpoint(folder: source)
         var entries = tensors.entries.keys.sorted().map { key -> (key: String, dtype: String, shape: [Int], bytes: Data) in
             let entry = tensors.entries[key]!
             if dtype == "F32" {
