@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System-library shims: a modulemap and one header each.
@@ -89,6 +90,15 @@ let package = Package(
         .executableTarget(name: "index-bench", dependencies: ["VectorIndex", "LoupeTestSupport"], path: "benchmarks/IndexBench"),
         // Hands out a schema per test on the PostgreSQL scripts/test.sh starts; the shared test vectors.
         .target(name: "LoupeTestSupport", path: "Tests/Support"),
+        // A Hugging Face Hub on loopback, shaped like the real one (ModelHubTests, LoupeCLITests).
+        .target(
+            name: "HubFixture",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/HubFixture"
+        ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor"]),
@@ -96,13 +106,13 @@ let package = Package(
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
-                "ModelHub", "CLIP",
+                "ModelHub", "CLIP", "HubFixture",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO", "LoupeTestSupport"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO", "LoupeTestSupport", "HubFixture"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [

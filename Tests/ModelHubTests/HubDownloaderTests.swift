@@ -1,6 +1,6 @@
 import CLIP
 import Foundation
-import HummingbirdTesting
+import HubFixture
 import Testing
 
 @testable import ModelHub
@@ -17,23 +17,38 @@ import Testing
 
     /// Runs `body` with a fake Hub listening on a free loopback port.
     static func withHub(_ hub: FakeHub, _ body: @escaping @Sendable (String) async throws -> Void) async throws {
-        try await hub.application().test(.live) { client in
-            try await body("http://127.0.0.1:\(client.port!)")
-        }
+        try await hub.run(body)
     }
+
+    /// The files of a model folder, by name.
+    static func files(of folder: URL) throws -> [String: Data] {
+        var files = [String: Data]()
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
+            files[name] = try Data(contentsOf: folder.appendingPathComponent(name).resolvingSymlinksInPath())
+        }
+        return files
+    }
+
+    /// A Hub with one repository whose main holds the tiny-gelu fixture.
+    static func tinyGeluHub() throws -> FakeHub {
+        try FakeHub(repositories: ["loupe/tiny-gelu": .init(files: files(of: fixture))])
+    }
+
+    static var tinyGeluCommit: String { FakeHub.commitID("main") }
 
     @Test func downloadsIntoTheHuggingFaceCacheLayoutAndLoads() async throws {
         let cache = try Self.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
-        let hub = try FakeHub(repository: "loupe/tiny-gelu", folder: Self.fixture)
+        let hub = try Self.tinyGeluHub()
         try await Self.withHub(hub) { endpoint in
             let downloader = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint))
             let folder = try await downloader.resolve(HubModelID(parsing: "loupe/tiny-gelu"))
-            #expect(folder.path == cache.appendingPathComponent("models--loupe--tiny-gelu/snapshots/\(hub.commit)").path)
+            #expect(folder.path == cache.appendingPathComponent("models--loupe--tiny-gelu/snapshots/\(Self.tinyGeluCommit)").path)
             let ref = try String(contentsOf: cache.appendingPathComponent("models--loupe--tiny-gelu/refs/main"), encoding: .utf8)
-            #expect(ref == hub.commit)
+            #expect(ref == Self.tinyGeluCommit)
             let link = try FileManager.default.destinationOfSymbolicLink(atPath: folder.appendingPathComponent("model.safetensors").path)
-            #expect(link == "../../blobs/\(FakeHub.sha256(hub.files["model.safetensors"]!))")
+            let weights = try Data(contentsOf: Self.fixture.appendingPathComponent("model.safetensors"))
+            #expect(link == "../../blobs/\(FakeHub.sha256(weights))")
             let downloaded = try CLIPModel(folder: folder)
             let original = try CLIPModel(folder: Self.fixture)
             #expect(try downloaded.embed(text: "a blue house") == original.embed(text: "a blue house"))
@@ -51,8 +66,8 @@ import Testing
     @Test func aPartialDownloadResumesWithARange() async throws {
         let cache = try Self.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
-        let hub = try FakeHub(repository: "loupe/tiny-gelu", folder: Self.fixture)
-        let weights = hub.files["model.safetensors"]!
+        let hub = try Self.tinyGeluHub()
+        let weights = try Data(contentsOf: Self.fixture.appendingPathComponent("model.safetensors"))
         let blobs = cache.appendingPathComponent("models--loupe--tiny-gelu/blobs")
         try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
         let half = weights.count / 2
@@ -62,7 +77,8 @@ import Testing
             let folder = try await downloader.resolve(HubModelID(parsing: "loupe/tiny-gelu"))
             #expect(try Data(contentsOf: folder.appendingPathComponent("model.safetensors")) == weights)
         }
-        let weightRequests = hub.requests.filter { $0.path.hasSuffix("model.safetensors") }
+        // The Hub redirects to storage; the range goes with the request to both.
+        let weightRequests = hub.requests.filter { $0.storage }
         #expect(weightRequests.count == 1)
         #expect(weightRequests.first?.range == "bytes=\(half)-")
     }
@@ -70,7 +86,7 @@ import Testing
     @Test func aCorruptedFileIsRefusedAndNotCached() async throws {
         let cache = try Self.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
-        let hub = try FakeHub(repository: "loupe/tiny-gelu", folder: Self.fixture)
+        let hub = try Self.tinyGeluHub()
         hub.corruptFile = "model.safetensors"
         try await Self.withHub(hub) { endpoint in
             let downloader = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint))
@@ -88,26 +104,40 @@ import Testing
     @Test func theTokenIsSentAndARefusalIsExplained() async throws {
         let cache = try Self.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
-        let hub = try FakeHub(repository: "loupe/tiny-gelu", folder: Self.fixture)
+        let hub = try Self.tinyGeluHub()
         hub.requiredToken = "hf_secret"
         try await Self.withHub(hub) { endpoint in
             let anonymous = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint))
-            await #expect(throws: HubError.unauthorized(model: "loupe/tiny-gelu")) {
+            await #expect(throws: HubError.repositoryNotFound(model: "loupe/tiny-gelu")) {
                 try await anonymous.resolve(HubModelID(parsing: "loupe/tiny-gelu"))
+            }
+            let wrong = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint, token: "hf_wrong"))
+            await #expect(throws: HubError.unauthorized(model: "loupe/tiny-gelu")) {
+                try await wrong.resolve(HubModelID(parsing: "loupe/tiny-gelu"))
             }
             let authorised = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint, token: "hf_secret"))
             _ = try await authorised.resolve(HubModelID(parsing: "loupe/tiny-gelu"))
         }
+        // The token went to the Hub with every request and never to the storage host.
+        #expect(hub.requests.contains { $0.storage })
+        #expect(hub.requests.allSatisfy { $0.storage ? $0.authorization == nil : true })
+        #expect(hub.requests.filter { !$0.storage }.last?.authorization == "Bearer hf_secret")
     }
 
-    @Test func aMissingModelIsA404() async throws {
+    @Test func missingRepositoriesAndRevisionsAreNamed() async throws {
         let cache = try Self.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
-        let hub = try FakeHub(repository: "loupe/tiny-gelu", folder: Self.fixture)
+        let hub = try Self.tinyGeluHub()
         try await Self.withHub(hub) { endpoint in
-            let downloader = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint))
-            await #expect(throws: HubError.http(model: "loupe/other", file: "the model listing", status: 404)) {
-                try await downloader.resolve(HubModelID(parsing: "loupe/other"))
+            // The Hub answers 401 RepoNotFound without a token and 404 with one.
+            for token in [nil, "hf_someone"] {
+                let downloader = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint, token: token))
+                await #expect(throws: HubError.repositoryNotFound(model: "loupe/other")) {
+                    try await downloader.resolve(HubModelID(parsing: "loupe/other"))
+                }
+                await #expect(throws: HubError.revisionNotFound(model: "loupe/tiny-gelu@v9")) {
+                    try await downloader.resolve(HubModelID(parsing: "loupe/tiny-gelu@v9"))
+                }
             }
         }
     }
