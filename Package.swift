@@ -99,6 +99,7 @@ let package = Package(
             ],
             path: "Tests/HubFixture"
         ),
+        .executableTarget(name: "fixture-hub", dependencies: ["HubFixture"], path: "Tests/FixtureHubServer"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor"]),

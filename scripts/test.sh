@@ -26,3 +26,5 @@ swift build --build-tests
 # Serially: some tests are long and CPU-bound (the 100k HNSW build, the browser, the crash test) and the
 # servers under test need the two cores of this kind of machine to answer in time.
 swift test --skip-build --no-parallel
+# The README's first command, against a Hub on loopback shaped like the real one.
+scripts/check-start.sh

@@ -11,15 +11,24 @@ public enum IndexKind: Sendable, Equatable {
 
 /// The default store: one data folder with a SQLite database (collections, items, metadata, vectors)
 /// and Loupe's vector index, built in memory from the stored vectors when a collection is first
-/// searched and kept current as items change. An HNSW graph is saved as
-/// `indexes/<collection>.<generation>.hnsw`; the generation counts changes to the collection, so a file
-/// that missed changes (a crash before `flush`) is never used: the graph is rebuilt from the vectors.
+/// searched and kept current as items change. The collection's generation counts its changes (from a
+/// random start, so a collection deleted and made again never repeats one): an index in memory is used
+/// only while the stored generation is the one it reflects, so changes another process made (a
+/// `loupe ingest` beside a running server) are always seen. An HNSW graph is saved as
+/// `indexes/<collection>.<generation>.hnsw`, so a file that missed changes (a crash before `flush`) is
+/// never used: the graph is rebuilt from the vectors.
 public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     public let folder: URL
     public let indexKind: IndexKind
     private let database: SQLiteDatabase
     private let lock = NSLock()
-    private var indexes: [String: LoadedIndex] = [:]
+    private var indexes: [String: CachedIndex] = [:]
+
+    /// An index in memory and the generation of the collection it holds.
+    struct CachedIndex {
+        var index: LoadedIndex
+        var generation: Int64
+    }
 
     enum LoadedIndex {
         case flat(FlatIndex)
@@ -65,11 +74,13 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         try migrate()
     }
 
-    /// Schema versions are applied in order and recorded in `user_version`.
+    /// Schema versions are applied in order and recorded in `user_version`, all in one write transaction
+    /// that reads the version again inside it: a second process opening the same new folder waits for the
+    /// first (the busy timeout), then finds the schema current instead of applying the steps again.
     private func migrate() throws {
-        let version = try database.execute("PRAGMA user_version").first?.first?.integer ?? 0
-        if version < 1 {
-            try database.transaction {
+        try database.transaction {
+            let version = try database.execute("PRAGMA user_version").first?.first?.integer ?? 0
+            if version < 1 {
                 try database.execute("""
                     CREATE TABLE collections (
                         name TEXT PRIMARY KEY, model_id TEXT NOT NULL, model_revision TEXT NOT NULL,
@@ -81,33 +92,26 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                         id TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL, metadata TEXT NOT NULL,
                         vector BLOB NOT NULL, UNIQUE (collection, id))
                     """)
-                try database.execute("PRAGMA user_version = 1")
             }
-        }
-        if version < 2 {
-            try database.transaction {
+            if version < 2 {
                 try database.execute("ALTER TABLE items ADD COLUMN thumbnail BLOB")
-                try database.execute("PRAGMA user_version = 2")
             }
-        }
-        if version < 3 {
-            try database.transaction {
+            if version < 3 {
                 try database.execute("ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-                try database.execute("PRAGMA user_version = 3")
             }
-        }
-        if version < 4 {
-            try database.transaction {
+            if version < 4 {
                 // Full-text index of each item's metadata values, keyed by the item's key.
                 try database.execute("CREATE VIRTUAL TABLE items_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
                 for row in try database.execute("SELECT key, metadata FROM items") {
                     guard let key = row[0].integer, let metadata = row[1].text.flatMap(Self.metadata) else { continue }
                     try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(metadata))])
                 }
-                try database.execute("PRAGMA user_version = 4")
             }
+            if version < Self.schemaVersion { try database.execute("PRAGMA user_version = \(Self.schemaVersion)") }
         }
     }
+
+    static let schemaVersion: Int64 = 4
 
     public func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo {
         try Self.validate(name: name)
@@ -115,9 +119,14 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             guard existing.model == model else { throw StoreError.modelMismatch(collection: name, expected: existing.model, got: model) }
             return existing
         }
-        try database.execute("INSERT INTO collections (name, model_id, model_revision, dimension) VALUES (?, ?, ?, ?)",
-                             [.text(name), .text(model.id), .text(model.revision), .integer(Int64(model.dimension))])
-        return CollectionInfo(name: name, model: model, itemCount: 0)
+        // Two processes may create it at once: the second insert does nothing and both read what is stored.
+        try database.execute("""
+            INSERT INTO collections (name, model_id, model_revision, dimension, generation) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (name) DO NOTHING
+            """, [.text(name), .text(model.id), .text(model.revision), .integer(Int64(model.dimension)), .integer(Int64.random(in: 1...(1 << 52)))])
+        guard let created = try collection(name) else { throw StoreError.noSuchCollection(name) }
+        guard created.model == model else { throw StoreError.modelMismatch(collection: name, expected: created.model, got: model) }
+        return created
     }
 
     public func collection(_ name: String) throws -> CollectionInfo? {
@@ -163,7 +172,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         // An HNSW graph is kept current while items arrive, so `flush` (at the end of an ingest) saves it
         // and the first search does not have to build it from every vector.
         if case .hnsw = indexKind { _ = try loadedIndex(collection, dimension: model.dimension) }
-        let keys = try database.transaction { () -> [Int64] in
+        let (keys, change) = try database.transaction { () -> ([Int64], (before: Int64, after: Int64)) in
+            let before = try generation(collection)
             let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
                 let rows = try database.execute("""
@@ -178,12 +188,26 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(item.metadata))])
                 return key
             }
-            _ = try bumpGeneration(collection)
-            return keys
+            return (keys, (before, try bumpGeneration(collection)))
         }
+        try updateCachedIndex(collection, change: change) { index in
+            for (key, item) in zip(keys, items) { try index.add(key: key, vector: item.vector) }
+        }
+    }
+
+    /// Applies this process's own change to the index in memory when it held exactly the generation the
+    /// change started from; otherwise another process changed the collection too, and the index is dropped
+    /// to be rebuilt from what is stored.
+    private func updateCachedIndex(_ collection: String, change: (before: Int64, after: Int64), _ apply: (inout LoadedIndex) throws -> Void) throws {
         try lock.withLock {
-            guard indexes[collection] != nil else { return }
-            for (key, item) in zip(keys, items) { try indexes[collection]!.add(key: key, vector: item.vector) }
+            guard var cached = indexes[collection] else { return }
+            guard cached.generation == change.before else {
+                indexes[collection] = nil
+                return
+            }
+            try apply(&cached.index)
+            cached.generation = change.after
+            indexes[collection] = cached
         }
     }
 
@@ -218,14 +242,14 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     public func deleteItem(_ id: String, in collection: String) throws {
-        let key = try database.transaction { () -> Int64 in
+        let (key, change) = try database.transaction { () -> (Int64, (before: Int64, after: Int64)) in
+            let before = try generation(collection)
             let rows = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key", [.text(collection), .text(id)])
             guard let key = rows.first?.first?.integer else { throw StoreError.noSuchItem(collection: collection, id: id) }
             try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
-            _ = try bumpGeneration(collection)
-            return key
+            return (key, (before, try bumpGeneration(collection)))
         }
-        lock.withLock { indexes[collection]?.remove(key: key) }
+        try updateCachedIndex(collection, change: change) { $0.remove(key: key) }
     }
 
     /// Counts a change to the collection (inside the caller's transaction); returns the new generation.
@@ -247,18 +271,20 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     /// Saves every loaded HNSW graph that changed since it was last saved, and removes older files.
     public func flush() throws {
         let loaded = lock.withLock { indexes }
-        for (collection, index) in loaded {
-            guard case .hnsw(let graph, let saved) = index else { continue }
-            let current = try generation(collection)
-            guard saved != current else { continue }
+        for (collection, cached) in loaded {
+            // Saved under the generation the graph holds, which a newer stored one makes unused.
+            guard case .hnsw(let graph, let saved) = cached.index, saved != cached.generation else { continue }
+            let generation = cached.generation
             do {
                 try FileManager.default.createDirectory(at: indexFolder, withIntermediateDirectories: true)
-                try graph.write(to: indexFile(collection, generation: current))
+                try graph.write(to: indexFile(collection, generation: generation))
             } catch {
                 throw StoreError.database("cannot save the index of \(collection): \(error)")
             }
-            lock.withLock { indexes[collection] = .hnsw(graph, savedGeneration: current) }
-            removeIndexFiles(collection, except: current)
+            lock.withLock {
+                if indexes[collection]?.generation == generation { indexes[collection]?.index = .hnsw(graph, savedGeneration: generation) }
+            }
+            removeIndexFiles(collection, except: generation)
         }
     }
 
@@ -344,17 +370,20 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         try database.execute("SELECT \(Self.itemColumns) FROM items WHERE key = ?", [.integer(key)]).first.map(Self.item)
     }
 
+    /// The collection's index as stored now: the one in memory while its generation is current, else
+    /// the saved graph of the current generation, else one built from the stored vectors. (Vectors read
+    /// after the generation can only be newer; the next search then sees a newer generation and rebuilds.)
     private func loadedIndex(_ collection: String, dimension: Int) throws -> LoadedIndex {
-        if let index = lock.withLock({ indexes[collection] }) { return index }
+        let current = try generation(collection)
+        if let cached = lock.withLock({ indexes[collection] }), cached.generation == current { return cached.index }
         var index: LoadedIndex
         switch indexKind {
         case .exact:
             index = .flat(FlatIndex(dimension: dimension))
         case .hnsw(let parameters):
-            let current = try generation(collection)
             if let saved = try? HNSWIndex.read(from: indexFile(collection, generation: current)), saved.dimension == dimension {
                 saved.parameters.efSearch = parameters.efSearch
-                lock.withLock { indexes[collection] = .hnsw(saved, savedGeneration: current) }
+                lock.withLock { indexes[collection] = CachedIndex(index: .hnsw(saved, savedGeneration: current), generation: current) }
                 return .hnsw(saved, savedGeneration: current)
             }
             index = .hnsw(HNSWIndex(dimension: dimension, parameters: parameters), savedGeneration: nil)
@@ -363,7 +392,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             guard let key = row[0].integer, let blob = row[1].blob else { continue }
             try index.add(key: key, vector: Self.decode(blob))
         }
-        lock.withLock { indexes[collection] = index }
+        lock.withLock { indexes[collection] = CachedIndex(index: index, generation: current) }
         return index
     }
 

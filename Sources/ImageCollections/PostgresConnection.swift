@@ -54,6 +54,7 @@ final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with `$1…$n` bound to `parameters`; returns every row.
     @discardableResult
     func execute(_ sql: String, _ parameters: [Parameter] = [], binaryResults: Bool = false) throws -> [Row] {
+        for case .text(let text) in parameters { try StoredText.check(text, as: "a value") }
         let encoded: [Data?] = parameters.map {
             switch $0 {
             case .null: nil

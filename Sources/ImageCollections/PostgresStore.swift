@@ -157,12 +157,6 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     public func upsert(_ items: [Item], into collection: String) throws {
         guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
         try Self.validate(items, dimension: model.dimension)
-        for item in items {
-            let texts = [item.id, item.source, item.contentHash] + item.metadata.keys + item.metadata.values
-            if texts.contains(where: { $0.utf8.contains(0) }) {
-                throw StoreError.invalidText("item \(item.id.replacingOccurrences(of: "\0", with: "\\0")) holds a NUL character, which PostgreSQL text cannot")
-            }
-        }
         try pool.transaction { connection in
             for item in items {
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)

@@ -19,7 +19,16 @@ final class SQLiteDatabase: @unchecked Sendable {
         }
         sqlite3_busy_timeout(handle, 5000)
         // WAL keeps readers and the ingest writer apart; a crash loses at most the open transaction.
-        try execute("PRAGMA journal_mode = WAL")
+        // Switching a new file to WAL needs it to itself, and SQLite answers "locked" at once, without the
+        // busy timeout, while another process opens the same new file: try again for as long.
+        for attempt in 1...500 {
+            do {
+                try execute("PRAGMA journal_mode = WAL")
+                break
+            } catch where attempt < 500 && [SQLITE_BUSY, SQLITE_LOCKED].contains(sqlite3_errcode(handle) & 0xFF) {
+                usleep(10_000)
+            }
+        }
         try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
     }
@@ -45,7 +54,9 @@ final class SQLiteDatabase: @unchecked Sendable {
             case .null: status = sqlite3_bind_null(statement, position)
             case .integer(let number): status = sqlite3_bind_int64(statement, position, number)
             case .real(let number): status = sqlite3_bind_double(statement, position, number)
-            case .text(let text): status = sqlite3_bind_text(statement, position, text, -1, loupe_sqlite_transient())
+            case .text(let text):
+                try StoredText.check(text, as: "a value")
+                status = sqlite3_bind_text64(statement, position, text, UInt64(text.utf8.count), loupe_sqlite_transient(), UInt8(SQLITE_UTF8))
             case .blob(let data):
                 status = data.withUnsafeBytes { sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), loupe_sqlite_transient()) }
             }
@@ -55,7 +66,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         while true {
             let step = sqlite3_step(statement)
             if step == SQLITE_DONE { break }
-            guard step == SQLITE_ROW else { throw failure("query failed") }
+            guard step == SQLITE_ROW else { throw failure("\(sql.split(separator: " ").prefix(3).joined(separator: " ")) failed") }
             rows.append((0..<sqlite3_column_count(statement)).map { column in
                 switch sqlite3_column_type(statement, column) {
                 case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, column))

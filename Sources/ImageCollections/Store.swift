@@ -183,10 +183,19 @@ extension CollectionStore {
         }
     }
 
-    /// Every vector has the collection's dimension and only finite values.
+    /// Every vector has the collection's dimension and only finite values; ids, sources and metadata
+    /// can be stored exactly (see `StoredText`).
     static func validate(_ items: [Item], dimension: Int) throws {
-        for item in items where item.vector.count != dimension || !item.vector.allSatisfy(\.isFinite) {
-            throw StoreError.invalidVector("item \(item.id) has \(item.vector.count) values for a \(dimension)-d collection, or one not finite")
+        for item in items {
+            guard item.vector.count == dimension, item.vector.allSatisfy(\.isFinite) else {
+                throw StoreError.invalidVector("item \(item.id) has \(item.vector.count) values for a \(dimension)-d collection, or one not finite")
+            }
+            try StoredText.check(item.id, as: "item id")
+            try StoredText.check(item.source, as: "the source of item \(item.id)")
+            for (key, value) in item.metadata {
+                try StoredText.check(key, as: "metadata field")
+                try StoredText.check(value, as: "metadata field \(key)")
+            }
         }
     }
 
@@ -197,6 +206,16 @@ extension CollectionStore {
 
     static func metadata(_ json: String) -> [String: String]? {
         (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String]
+    }
+}
+
+/// Text is stored exactly as given or refused, never cut short: a NUL character, where C strings (SQLite's
+/// and libpq's parameters) would end and PostgreSQL text cannot hold one, is refused everywhere, so an id
+/// such as `victim\0x` can never stand for `victim`. Both databases' parameter binding checks every text.
+public enum StoredText {
+    public static func check(_ text: String, as what: String) throws {
+        guard text.utf8.contains(0) else { return }
+        throw StoreError.invalidText("\(what) \"\(text.replacingOccurrences(of: "\0", with: "\\0"))\" holds a NUL character")
     }
 }
 

@@ -82,9 +82,11 @@ public struct ManifestSource: Sendable {
         let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         let firstLine = body.prefix { $0 != "\n" && $0 != "\r\n" }
         let delimiter: Character = firstLine.contains("\t") ? "\t" : (firstLine.contains(";") && !firstLine.contains(",") ? ";" : ",")
-        var rows = DelimitedText.parse(body, delimiter: delimiter)
-        guard !rows.isEmpty else { throw IngestSourceError.unreadableManifest("it is empty") }
-        let header = rows.removeFirst().map { $0.trimmingCharacters(in: .whitespaces) }
+        var rows = DelimitedText.records(body, delimiter: delimiter)
+        guard !rows.isEmpty, !(rows.count == 1 && rows[0].fields == [""]) else { throw IngestSourceError.unreadableManifest("it is empty") }
+        let headerRecord = rows.removeFirst()
+        if let problem = headerRecord.problem { throw IngestSourceError.unreadableManifest("its header row has \(problem)") }
+        let header = headerRecord.fields.map { $0.trimmingCharacters(in: .whitespaces) }
         let imageColumnName = try imageColumn ?? ["IMAGE_FILE", "image", "file", "path", "filename"].first { wanted in
             header.contains { $0.caseInsensitiveCompare(wanted) == .orderedSame }
         }.flatMap { wanted in header.first { $0.caseInsensitiveCompare(wanted) == .orderedSame } } ?? {
@@ -105,10 +107,14 @@ public struct ManifestSource: Sendable {
         var items = [SourceItem]()
         var problems = [SourceProblem]()
         var seen = Set<String>()
-        for (number, row) in rows.enumerated() where !(row.count == 1 && row[0].isEmpty) {
-            let line = number + 2
+        for record in rows where record.fields != [""] {
+            let line = record.line, row = record.fields
             func problem(_ code: String, _ message: String, id: String = "line \(line)", path: String = "") {
                 problems.append(SourceProblem(id: id, path: path, code: code, message: message))
+            }
+            if let reason = record.problem {
+                problem("MalformedRow", "line \(line) has \(reason)")
+                continue
             }
             guard row.count == header.count else {
                 problem("MalformedRow", "line \(line) has \(row.count) fields, the header has \(header.count)")
@@ -116,6 +122,10 @@ public struct ManifestSource: Sendable {
             }
             if let long = zip(header, row).first(where: { $0.1.count > Self.maximumFieldLength }) {
                 problem("FieldTooLong", "field \(long.0) on line \(line) is over \(Self.maximumFieldLength) characters")
+                continue
+            }
+            if let field = zip(header, row).first(where: { $0.1.utf8.contains(0) }) {
+                problem("InvalidText", "field \(field.0) on line \(line) holds a NUL character")
                 continue
             }
             let relative = row[imageIndex].trimmingCharacters(in: .whitespaces)
@@ -169,45 +179,84 @@ public struct ManifestSource: Sendable {
     }
 }
 
-/// RFC 4180-style fields: quotes around fields, doubled quotes inside, delimiters and newlines in quotes.
+/// Rows of a manifest with the line each starts on.
 enum DelimitedText {
-    static func parse(_ text: String, delimiter: Character) -> [[String]] {
-        var rows = [[String]]()
-        var row = [String]()
+    struct Record: Equatable {
+        let line: Int
+        let fields: [String]
+        /// Why the row could not be read; its fields are then empty.
+        var problem: String? = nil
+    }
+
+    /// TSV (SemArt's format) has no quoting: a tab separates fields, a line is a row, and a quote is a
+    /// character like any other. CSV (`,` or `;`) follows RFC 4180: a field that starts with a quote runs
+    /// to the closing quote, which the delimiter or the line's end must follow; doubled quotes inside stand
+    /// for one, and the field may span lines. A quote that is never closed (by the end of the file, within
+    /// `maximumQuotedLength` characters, or before other text) makes its row one malformed record; reading
+    /// goes on with the next line, so later rows and line numbers stay right.
+    static func records(_ text: String, delimiter: Character, maximumQuotedLength: Int = ManifestSource.maximumFieldLength) -> [Record] {
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+        if delimiter == "\t" {
+            return lines.enumerated().map { Record(line: $0.offset + 1, fields: $0.element.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)) }
+        }
+        var records = [Record]()
+        var start = 0
+        while start < lines.count {
+            if let (fields, last) = quotedRecord(lines, from: start, delimiter: delimiter, maximumQuotedLength: maximumQuotedLength) {
+                records.append(Record(line: start + 1, fields: fields))
+                start = last + 1
+            } else {
+                records.append(Record(line: start + 1, fields: [], problem: "a quoted field that is never closed"))
+                start += 1
+            }
+        }
+        return records
+    }
+
+    /// The fields of the CSV row that starts on `lines[first]`, and the line it ends on; nil when a quoted
+    /// field is not closed properly.
+    private static func quotedRecord(_ lines: [Substring], from first: Int, delimiter: Character, maximumQuotedLength: Int) -> ([String], Int)? {
+        var fields = [String]()
         var field = ""
         var quoted = false
-        var iterator = text.makeIterator()
-        var pending: Character? = nil
-        while let character = pending ?? iterator.next() {
-            pending = nil
-            if quoted {
-                if character == "\"" {
-                    if let next = iterator.next() {
-                        if next == "\"" { field.append("\"") } else { quoted = false; pending = next }
+        var quotedLength = 0
+        var index = first
+        while true {
+            var characters = lines[index].makeIterator()
+            var pending: Character? = nil
+            while let character = pending ?? characters.next() {
+                pending = nil
+                if quoted {
+                    if character == "\"" {
+                        let next = characters.next()
+                        if next == "\"" {
+                            field.append("\"")
+                        } else if next == nil || next == delimiter {
+                            quoted = false
+                            pending = next
+                        } else {
+                            return nil  // text after a closing quote: the quote was not where the field ends
+                        }
                     } else {
-                        quoted = false
+                        field.append(character)
+                        quotedLength += 1
                     }
+                } else if character == "\"" && field.isEmpty {
+                    quoted = true
+                    quotedLength = 0
+                } else if character == delimiter {
+                    fields.append(field)
+                    field = ""
                 } else {
                     field.append(character)
                 }
-            } else if character == "\"" && field.isEmpty {
-                quoted = true
-            } else if character == delimiter {
-                row.append(field)
-                field = ""
-            } else if character == "\n" || character == "\r\n" || character == "\r" {
-                row.append(field)
-                rows.append(row)
-                row = []
-                field = ""
-            } else {
-                field.append(character)
             }
+            guard quoted else { break }
+            index += 1
+            guard index < lines.count, quotedLength <= maximumQuotedLength else { return nil }
+            field.append("\n")
         }
-        if !field.isEmpty || !row.isEmpty {
-            row.append(field)
-            rows.append(row)
-        }
-        return rows
+        fields.append(field)
+        return (fields, index)
     }
 }

@@ -289,7 +289,7 @@ public struct HubDownloader: Sendable {
             have = 0
         }
         if have == expectedSize { return }
-        if have == 0 { FileManager.default.createFile(atPath: partial.path, contents: nil) }
+        if have == 0 { _ = FileManager.default.createFile(atPath: partial.path, contents: nil) }
         let response = try await execute(url, range: have, id: id, file: file, client: client)
         guard let handle = FileHandle(forWritingAtPath: partial.path) else {
             throw HubError.filesystem("cannot open \(partial.path)")

@@ -78,6 +78,7 @@ struct CollectionsController<Context: RequestContext> {
             throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
         }
         guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
+        try run { try StoredText.check(id, as: "item id") }
         let image = try inputs.image(bytes)
         let vector = try await version.embedder.embed(image: image)
         let thumbnail = try? Thumbnail.jpeg(from: image)

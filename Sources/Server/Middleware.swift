@@ -3,6 +3,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
 
 /// Outermost: turns every error into Azure's body (unknown routes included), logs one structured
 /// line per request and records metrics.
@@ -25,6 +27,12 @@ struct AzureErrorsAndMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
             let azure = AzureError(error.status, code: String(error.status.code), message: error.body ?? error.status.reasonPhrase)
             response = try azure.response(from: request, context: context)
             metrics.recordError(code: azure.code)
+        } catch where Self.isClientGone(error) {
+            // The client hung up before its request was read: nothing went wrong here, and no one is
+            // left to answer. Counted as nginx counts it, 499, and logged below error level.
+            context.logger.notice("client closed the connection mid-request", metadata: ["error": "\(error)"])
+            response = Response(status: .init(code: 499, reasonPhrase: "Client Closed Request"))
+            metrics.recordError(code: "ClientClosedRequest")
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(error)"])
             let azure = AzureError(.internalServerError, code: "InternalServerError", message: "An internal error occurred.")
@@ -39,6 +47,18 @@ struct AzureErrorsAndMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
             "ms": "\(String(format: "%.1f", seconds * 1000))",
         ])
         return response
+    }
+}
+
+extension AzureErrorsAndMetricsMiddleware {
+    /// Errors that mean the connection ended under a request: the body stream cut short (the HTTP
+    /// parser's end-of-file), a reset socket, or the request's task cancelled because its channel closed.
+    static func isClientGone(_ error: any Error) -> Bool {
+        switch error {
+        case is HTTPParserError, is CancellationError, is IOError: true
+        case let channel as ChannelError: [.ioOnClosedChannel, .eof, .outputClosed, .inputClosed, .alreadyClosed].contains(channel)
+        default: false
+        }
     }
 }
 

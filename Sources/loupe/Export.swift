@@ -8,7 +8,8 @@ extension Loupe {
             abstract: "Write a collection's vectors to a file: CSV (file name, then the vector) or NumPy .npy.",
             discussion: """
                 CSV has a header `file_name,vector`, one row per item in id order, the vector as a JSON-style list in one \
-                quoted field (the common "file name, vector" layout). npy writes a float32 [items, dimension] array and, \
+                quoted field (the common "file name, vector" layout). An id that starts with =, +, -, @, a tab or a carriage \
+                return is written with a ' before it, so spreadsheet programs show it instead of running it as a formula. npy writes a float32 [items, dimension] array and, \
                 beside it, FILE.ids.txt with one id per line in the same order.
                 """)
 
@@ -30,8 +31,7 @@ extension Loupe {
             if format == "csv" { body.append(Data("file_name,vector\n".utf8)) }
             try store.forEachItem(in: collection) { item in
                 if format == "csv" {
-                    let name = "\"" + item.id.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-                    body.append(Data("\(name),\"[\(item.vector.map { "\($0)" }.joined(separator: ", "))]\"\n".utf8))
+                    body.append(Data("\(CSVCell.quoted(item.id)),\"[\(item.vector.map { "\($0)" }.joined(separator: ", "))]\"\n".utf8))
                 } else {
                     ids.append(item.id)
                     item.vector.withUnsafeBufferPointer { body.append(Data(buffer: $0)) }
@@ -44,6 +44,16 @@ extension Loupe {
             try body.write(to: URL(fileURLWithPath: path))
             StandardStreams.writeError("wrote \(info.itemCount) items to \(path)\n")
         }
+    }
+}
+
+/// One CSV field, quoted, with OWASP's defence against formula injection: a spreadsheet reads a cell that
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return as a formula, so such a cell gets a `'` first.
+enum CSVCell {
+    static func quoted(_ text: String) -> String {
+        let formulaStarts: Set<Character> = ["=", "+", "-", "@", "\t", "\r"]
+        let safe = text.first.map(formulaStarts.contains) == true ? "'" + text : text
+        return "\"" + safe.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 

@@ -31,11 +31,11 @@ struct ManifestFolder {
         let folder = try ManifestFolder(copying: ["gray_l_257x199.png", "cmyk_360x240.jpg"])
         try folder.write("IMAGE_FILE\tDESCRIPTION\tTITLE\tAUTHOR\tDATE\n"
             + "gray_l_257x199.png\tA grey study\tStudy\tAnon\t1890\n"
-            + "cmyk_360x240.jpg\t\"Quoted\tdescription\"\tBoats\tVan Gogh\t1888\n")
+            + "cmyk_360x240.jpg\t\"Boats\" at dawn, \"quoted\"\tBoats\tVan Gogh\t1888\n")
         let (items, problems) = try ManifestSource(file: folder.manifest).items()
         #expect(problems.isEmpty)
         #expect(items.map(\.id) == ["gray_l_257x199.png", "cmyk_360x240.jpg"])
-        #expect(items[1].metadata["DESCRIPTION"] == "Quoted\tdescription")
+        #expect(items[1].metadata["DESCRIPTION"] == "\"Boats\" at dawn, \"quoted\"")
         #expect(items[1].metadata["AUTHOR"] == "Van Gogh")
         #expect(items[0].path.hasSuffix("/Images/gray_l_257x199.png"))
     }
@@ -66,6 +66,48 @@ struct ManifestFolder {
         #expect(items.map(\.id) == ["1"])
         #expect(items[0].metadata["title"] == "'); DROP TABLE items; --")
         #expect(problems.map(\.code) == ["DuplicateId", "PathOutsideFolder", "PathOutsideFolder", "FileNotFound", "FieldTooLong", "MalformedRow", "MissingImage"])
+    }
+
+    /// TSV has no quoting: a field that starts with a quote swallows nothing after it.
+    @Test func aQuoteInATSVFieldIsACharacter() throws {
+        let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg", "gray_l_257x199.png", "tiny_rgb_50x40.png", "palette_p_200x150.png",
+                                                  "portrait_rgb_300x500.png", "landscape_rgb_512x384.png"])
+        try folder.write("IMAGE_FILE\tTITLE\n" + "cmyk_360x240.jpg\t\"Twelve inch record\n"
+            + ["gray_l_257x199.png", "tiny_rgb_50x40.png", "palette_p_200x150.png", "portrait_rgb_300x500.png", "landscape_rgb_512x384.png"]
+                .map { "\($0)\tplain\n" }.joined())
+        let (items, problems) = try ManifestSource(file: folder.manifest).items()
+        #expect(problems.isEmpty)
+        #expect(items.count == 6)
+        #expect(items[0].metadata["TITLE"] == "\"Twelve inch record")
+        #expect(items.dropFirst().allSatisfy { $0.metadata["TITLE"] == "plain" })
+    }
+
+    /// CSV: an unterminated quote is one malformed row; the rows after it are read and numbered right.
+    @Test func anUnterminatedCSVQuoteIsOneMalformedRow() throws {
+        let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg", "gray_l_257x199.png"])
+        try folder.write("""
+            image,title
+            cmyk_360x240.jpg,"Twelve inch record
+            gray_l_257x199.png,"a title
+            over two lines"
+            missing.png,plain
+            only-one-field
+
+            """)
+        let (items, problems) = try ManifestSource(file: folder.manifest).items()
+        #expect(items.map(\.id) == ["gray_l_257x199.png"])
+        #expect(items.first?.metadata["title"] == "a title\nover two lines")
+        #expect(problems.map(\.code) == ["MalformedRow", "FileNotFound", "MalformedRow"])
+        #expect(problems.first?.message == "line 2 has a quoted field that is never closed")
+        #expect(problems.last?.message.hasPrefix("line 6 ") == true)
+    }
+
+    @Test func aNULInAFieldIsReportedAndTheRowSkipped() throws {
+        let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg", "gray_l_257x199.png"])
+        try folder.write("image,id\ncmyk_360x240.jpg,victim\u{0}attacker\ngray_l_257x199.png,fine\n")
+        let (items, problems) = try ManifestSource(file: folder.manifest, idColumn: "id").items()
+        #expect(items.map(\.id) == ["fine"])
+        #expect(problems.map(\.code) == ["InvalidText"])
     }
 
     @Test func missingColumnsAndEmptyFilesAreClearErrors() throws {

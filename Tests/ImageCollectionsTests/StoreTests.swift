@@ -159,6 +159,27 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(try store.collections().map(\.name) == ["c"])
     }
 
+    /// A NUL can never cut an id short: `victim\0attacker` is refused, never stored as or found for `victim`.
+    @Test(arguments: kinds)
+    func textWithNULIsRefusedAndNeverAliasesAnotherItem(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
+        _ = try store.openCollection("c", model: Self.model)
+        try store.upsert([Self.item("victim", [1, 0, 0, 0], metadata: ["TITLE": "kept"])], into: "c")
+        let isNULRefusal = { (error: any Error) -> Bool in
+            guard case StoreError.invalidText(let message) = error else { return false }
+            return message.contains("NUL")
+        }
+        #expect(performing: { try store.upsert([Self.item("victim\0attacker", [0, 1, 0, 0])], into: "c") }, throws: isNULRefusal)
+        #expect(performing: { try store.upsert([Self.item("other", [0, 1, 0, 0], metadata: ["TI\0TLE": "x"])], into: "c") }, throws: isNULRefusal)
+        #expect(performing: { try store.upsert([Self.item("other", [0, 1, 0, 0], metadata: ["TITLE": "x\0y"])], into: "c") }, throws: isNULRefusal)
+        #expect(performing: { try store.item("victim\0anything", in: "c") }, throws: isNULRefusal)
+        #expect(performing: { try store.thumbnail("victim\0anything", in: "c") }, throws: isNULRefusal)
+        #expect(performing: { try store.deleteItem("victim\0anything", in: "c") }, throws: isNULRefusal)
+        #expect(try store.item("victim", in: "c")?.vector == [1, 0, 0, 0])
+        #expect(try store.item("victim", in: "c")?.metadata == ["TITLE": "kept"])
+        #expect(try store.collection("c")?.itemCount == 1)
+    }
+
     @Test(arguments: kinds)
     func thumbnailsHashesAndPagedListingsRoundTrip(_ kind: StoreUnderTest) throws {
         let store = try kind.make()
@@ -247,9 +268,10 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
             }
             try store.flush()
         }
+        // Four changes after the collection's random first generation.
         let saved = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("indexes").path)
-        #expect(saved == ["c.4.hnsw"])
-        let graph = try HNSWIndex.read(from: folder.appendingPathComponent("indexes/c.4.hnsw"))
+        #expect(saved.count == 1)
+        let graph = try HNSWIndex.read(from: folder.appendingPathComponent("indexes/\(saved[0])"))
         #expect(graph.count == 200)
         let reopened = try EmbeddedStore(folder: folder, index: kind)
         #expect(try reopened.search("c", vector: vectors[17], model: model, k: 1, filters: []).first?.item.id == "i17")
@@ -272,7 +294,10 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
             try store.flush()
         }
         let files = { try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("indexes").path).sorted() }
-        #expect(try files() == ["c.1.hnsw"])
+        /// The generations of the saved graphs, from their names `c.<generation>.hnsw`.
+        let generations = { try files().map { Int64($0.split(separator: ".")[1]) } }
+        let first = try #require(try generations().first ?? nil)
+        #expect(try generations() == [first])
         do {
             let reopened = try EmbeddedStore(folder: folder, index: kind)
             #expect(try reopened.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id) == before)
@@ -282,9 +307,76 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         let third = try EmbeddedStore(folder: folder, index: kind)
         #expect(try third.search("c", vector: query, model: model, k: 1, filters: []).first?.item.id == "new")
         try third.flush()
-        #expect(try files() == ["c.2.hnsw"])
+        #expect(try generations() == [first + 1])
         try third.deleteCollection("c")
         #expect(try files().isEmpty)
+    }
+}
+
+/// What threads report, gathered under a lock.
+final class Outcomes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list = [String]()
+    var values: [String] { lock.withLock { list } }
+    func add(_ value: String) { lock.withLock { list.append(value) } }
+}
+
+/// A server and a `loupe ingest` share one data folder: each process's store sees what the other wrote.
+@Suite struct SharedDataFolderTests {
+    @Test(arguments: [IndexKind.exact, .hnsw(HNSWIndex.Parameters())])
+    func aStoreSeesItemsAnotherProcessAddedOrDeleted(_ kind: IndexKind) throws {
+        let folder = StoreUnderTest.newFolder()
+        let model = StoreBehaviourTests.model
+        let server = try EmbeddedStore(folder: folder, index: kind)
+        _ = try server.openCollection("s", model: model)
+        try server.upsert([StoreBehaviourTests.item("first", [0, 0, 1, 0])], into: "s")
+        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 10, filters: []).map(\.item.id) == ["first"])
+        // Another process (its own connection and index) adds items, then the server adds one of its own.
+        let ingest = try EmbeddedStore(folder: folder, index: kind)
+        try ingest.upsert((0..<20).map { StoreBehaviourTests.item("added-\($0)", [1, Float($0) / 100, 0, 0]) }, into: "s")
+        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 1, filters: []).map(\.item.id) == ["added-0"])
+        try server.upsert([StoreBehaviourTests.item("upload", [0, 1, 0, 0])], into: "s")
+        try ingest.upsert([StoreBehaviourTests.item("late", [0, 0, 0, 1])], into: "s")
+        try server.upsert([StoreBehaviourTests.item("upload-2", [0, 1, 0.1, 0])], into: "s")
+        #expect(try server.search("s", vector: [1, 1, 1, 1], model: model, k: 30, filters: []).count == 24)
+        try ingest.deleteItem("added-0", in: "s")
+        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 1, filters: []).map(\.item.id) == ["added-1"])
+        // Deleted and made again elsewhere: never answered from the old index.
+        try ingest.deleteCollection("s")
+        _ = try ingest.openCollection("s", model: model)
+        try ingest.upsert([StoreBehaviourTests.item("new", [0, 0, 1, 0])], into: "s")
+        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 10, filters: []).map(\.item.id) == ["new"])
+    }
+
+    /// Two ingests started together on a new data folder: both migrate, create the collection and add
+    /// their items; neither fails on the other's schema steps (10 trials, the two released at once).
+    @Test func twoStoresOpeningANewFolderAtOnceBothSucceed() throws {
+        for _ in 0..<10 {
+            let folder = StoreUnderTest.newFolder()
+            let start = DispatchSemaphore(value: 0)
+            let finished = DispatchGroup()
+            let results = Outcomes()
+            for process in 0..<2 {
+                finished.enter()
+                Thread {
+                    start.wait()
+                    do {
+                        let store = try EmbeddedStore(folder: folder)
+                        _ = try store.openCollection("c", model: StoreBehaviourTests.model)
+                        try store.upsert([StoreBehaviourTests.item("from-\(process)", [1, Float(process), 0, 0])], into: "c")
+                        results.add("ok")
+                    } catch {
+                        results.add("\(error)")
+                    }
+                    finished.leave()
+                }.start()
+            }
+            start.signal()
+            start.signal()
+            finished.wait()
+            #expect(results.values == ["ok", "ok"])
+            #expect(try EmbeddedStore(folder: folder).collection("c")?.itemCount == 2)
+        }
     }
 }
 

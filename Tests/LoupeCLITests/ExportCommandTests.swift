@@ -38,6 +38,15 @@ import Testing
         #expect(values == items.flatMap(\.vector))
         #expect(try String(contentsOfFile: npy + ".ids.txt", encoding: .utf8).split(separator: "\n").map(String.init) == items.map(\.id))
 
+        // Ids a spreadsheet would run as formulas are written with a ' first (OWASP's CSV injection advice).
+        let hostile = ["=HYPERLINK(\"http://127.0.0.1/\",\"x\")", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "plain=1"]
+        try store.upsert(hostile.map { Item(id: $0, source: "/x", contentHash: "h", metadata: [:], vector: items[0].vector) }, into: "c")
+        #expect(try LoupeBinary.run(["export", "--collection", "c", "--data", data, "-o", csv]).status == 0)
+        let exported = try String(contentsOfFile: csv, encoding: .utf8)
+        #expect(exported.contains("\n\"'=HYPERLINK(\"\"http://127.0.0.1/\"\",\"\"x\"\")\",\"["))
+        for id in hostile.dropFirst().dropLast() { #expect(exported.contains("\"'\(id)\",\"[")) }
+        #expect(exported.contains("\n\"plain=1\",\"["))
+
         let missing = try LoupeBinary.run(["export", "--collection", "nope", "--data", data])
         #expect(missing.status == 1 && missing.stderr.contains("no collection nope"))
         try? FileManager.default.removeItem(at: root)

@@ -1,4 +1,6 @@
+import CLIP
 import Foundation
+import HubFixture
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -20,14 +22,12 @@ import FoundationNetworking
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func start(_ arguments: [String]) throws -> (Process, Pipe) {
+    static func start(_ arguments: [String], environment extra: [String: String] = ["HF_HUB_OFFLINE": "1"]) throws -> (Process, Pipe) {
         let process = Process()
         process.executableURL = LoupeBinary.url
         process.arguments = arguments
         process.currentDirectoryURL = LoupeBinary.root
-        var environment = ProcessInfo.processInfo.environment
-        environment["HF_HUB_OFFLINE"] = "1"
-        process.environment = environment
+        process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -69,6 +69,36 @@ import FoundationNetworking
         #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
+    }
+
+    /// The README's first command: the default model id, from a Hub laid out as the real one is today
+    /// (PyTorch weights in main, safetensors in the conversion bot's pull request), then from the cache offline.
+    @Test func servesTheDefaultModelFromAHubShapedLikeTheRealOne() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-hf-home-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let hub = FakeHub(repositories: ["openai/clip-vit-base-patch32": try .openAICLIP(fixtures: LoupeBinary.fixtures)])
+        let expected = try CLIPModel(folder: LoupeBinary.fixtures.appendingPathComponent("models/tiny-quickgelu")).embed(text: "a blue house")
+        let port = Self.freePort()
+        let arguments = ["serve", "--model", "openai/clip-vit-base-patch32", "--port", "\(port)"]
+        @Sendable func vectorizeText() async throws -> [Float] {
+            let (status, body) = try await Self.request(
+                "http://127.0.0.1:\(port)/computervision/retrieval:vectorizeText?api-version=2024-02-01",
+                method: "POST", body: Data(#"{"text": "a blue house"}"#.utf8), contentType: "application/json")
+            #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+            let json = try JSONSerialization.jsonObject(with: body) as? [String: Any]
+            return (json?["vector"] as? [NSNumber])?.map(\.floatValue) ?? []
+        }
+        try await hub.run { endpoint in
+            let (process, _) = try Self.start(arguments, environment: ["HF_HOME": home.path, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0"])
+            defer { process.terminate() }
+            try await Self.waitUntilReady(port: port)
+            #expect(try await vectorizeText() == expected)
+        }
+        #expect(hub.requests.contains { $0.path.hasSuffix("/discussions") })
+        let (offline, _) = try Self.start(arguments, environment: ["HF_HOME": home.path, "HF_ENDPOINT": "http://127.0.0.1:1", "HF_HUB_OFFLINE": "1"])
+        defer { offline.terminate() }
+        try await Self.waitUntilReady(port: port)
+        #expect(try await vectorizeText() == expected)
     }
 
     @Test func refusesToServeBeyondLoopbackWithoutKeys() throws {

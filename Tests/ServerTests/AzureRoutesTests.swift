@@ -167,6 +167,26 @@ import Testing
         }
     }
 
+    /// A client that sends part of a body and hangs up did nothing wrong on the server's side: it is counted
+    /// apart (499, ClientClosedRequest), never as a 500.
+    @Test func aClientThatDisconnectsMidBodyIsNotAServerError() async throws {
+        try await ServerHarness.withServer { base, send in
+            let port = try #require(URLComponents(string: base)?.port)
+            let head = "POST \(Self.image + Self.query) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                + "Content-Length: 100000\r\n\r\n"
+            try RawClient.sendAndHangUp(port: port, Data(head.utf8) + Data(repeating: 0xFF, count: 1000))
+            var metrics = ""
+            for _ in 0..<50 {
+                metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
+                if metrics.contains("ClientClosedRequest") { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(metrics.contains(#"loupe_http_errors_total{code="ClientClosedRequest"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"status="499""#))
+            #expect(!metrics.contains(#"status="500""#) && !metrics.contains("InternalServerError"))
+        }
+    }
+
     @Test func concurrentRequestsShareBatchesAndEachGetsItsOwnVector() async throws {
         let model = ServerHarness.models["tiny-quickgelu"]!
         let files = ["landscape_rgb_512x384.png", "gray_l_257x199.png", "photo_progressive_800x600.jpg", "cmyk_360x240.jpg"]
@@ -195,5 +215,23 @@ import Testing
         for value in [width, height] { data.append(contentsOf: [24, 16, 8, 0].map { UInt8((value >> $0) & 0xFF) }) }
         data.append(contentsOf: [8, 2, 0, 0, 0, 0, 0, 0, 0])
         return data
+    }
+}
+
+/// Bytes on a plain socket, then a hang-up: what a client that goes away mid-request does.
+enum RawClient {
+    static func sendAndHangUp(port: Int, _ bytes: Data) throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+        usleep(100_000)
     }
 }

@@ -82,6 +82,28 @@ import Testing
         }
     }
 
+    /// An id with a NUL is refused with a 400 and never lands on, or finds, the item whose id is its prefix.
+    @Test(arguments: ["embedded", "postgres"])
+    func aNULInAnItemIdNeverAliasesAnotherItem(_ kind: String) async throws {
+        let store = try Self.store(kind)
+        let uploads = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-uploads-\(UUID())")
+        try await ServerHarness.withServer(configure: { $0.uploadsFolder = uploads }, store: store) { base, send in
+            _ = try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "c"}"#.utf8))
+            let png = try ServerHarness.image("tiny_rgb_50x40.png")
+            #expect(try await send.send(base + "/collections/c/items?id=victim", headers: ["Content-Type": "image/png"], body: png).status == 201)
+            let before = try await send.send(.GET, base + "/collections/c/items/victim").json["contentHash"] as? String
+            let attack = try await send.send(base + "/collections/c/items?id=victim%00attacker", headers: ["Content-Type": "image/jpeg"],
+                                             body: try ServerHarness.image("cmyk_360x240.jpg"))
+            #expect(attack.status == 400 && attack.innerCode == "InvalidRequest", "\(String(decoding: attack.body, as: UTF8.self))")
+            #expect(String(decoding: attack.body, as: UTF8.self).contains("NUL"))
+            let lookup = try await send.send(.GET, base + "/collections/c/items/victim%00anything")
+            #expect(lookup.status == 400)
+            let victim = try await send.send(.GET, base + "/collections/c/items/victim")
+            #expect(before != nil && victim.json["contentHash"] as? String == before)
+            #expect(try store.collection("c")?.itemCount == 1)
+        }
+    }
+
     @Test func badRequestsAreRefusedClearly() async throws {
         let store = try Self.store()
         _ = try store.openCollection("other-model", model: ModelIdentity(id: "elsewhere", revision: "r", dimension: 16))
