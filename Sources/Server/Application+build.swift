@@ -46,9 +46,12 @@ public func buildApplication(
     }
     router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.make(versions: versions.map(\.name))) }
 
+    let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1)))
     return Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "loupe"),
+        server: .http1(configuration: .init(idleTimeout: idle)),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "loupe",
+                             availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
         onServerRunning: onServerRunning, logger: logger)
 }
 

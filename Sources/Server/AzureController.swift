@@ -31,6 +31,7 @@ struct AzureController<Context: RequestContext> {
     var inputs: RequestInputs { RequestInputs(configuration: configuration) }
 
     static var wordLimit: Int { 70 }
+    static var characterLimit: Int { 10_000 }
 
     func add(to router: Router<Context>) {
         router.post("/computervision/retrieval:vectorizeImage") { request, context in
@@ -90,6 +91,9 @@ struct AzureController<Context: RequestContext> {
             throw AzureError.invalidRequest("UnsupportedMediaType", "Send the text as application/json: {\"text\": \"…\"}.")
         }
         let text = try inputs.string("text", in: try await inputs.jsonObject(request))
+        guard text.count <= Self.characterLimit else {
+            throw AzureError.invalidRequest("InvalidTextLength", "The text must have at most \(Self.characterLimit) characters; it has \(text.count).")
+        }
         let words = text.split(whereSeparator: { $0.isWhitespace }).count
         guard (1...Self.wordLimit).contains(words) else {
             throw AzureError.invalidRequest("InvalidTextLength", "The text must have between 1 and \(Self.wordLimit) words; it has \(words).")

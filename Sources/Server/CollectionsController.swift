@@ -137,16 +137,22 @@ struct CollectionsController<Context: RequestContext> {
 
     // MARK: - Search
 
+    static var kRange: ClosedRange<Int> { 1...1000 }
+
     private func search(_ request: Request, collection: String) async throws -> Response {
         let version = try servedVersion(for: collection)
-        var k = request.uri.queryParameters["k"].flatMap { Int($0) } ?? 10
+        var k = 10
+        if let text = request.uri.queryParameters["k"] {
+            guard let number = Int(text), Self.kRange.contains(number) else { throw bad("InvalidRequestBody", "k must be an integer from 1 to 1000.") }
+            k = number
+        }
         var filters = [MetadataFilter]()
         var hybridText: String?
         var vectorWeight = HybridScore.defaultVectorWeight
         let query: [Float]
         if inputs.mediaType(request) == "application/json" {
             let body = try await inputs.jsonObject(request)
-            k = (body["k"] as? Int) ?? k
+            k = try inputs.integer("k", in: body, range: Self.kRange) ?? k
             do {
                 filters = try ((body["filters"] as? [String]) ?? []).map(MetadataFilter.init(parsing:))
             } catch let error as StoreError {
@@ -178,7 +184,6 @@ struct CollectionsController<Context: RequestContext> {
         } else {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
-        guard (1...1000).contains(k) else { throw bad("InvalidRequestBody", "k must be between 1 and 1000.") }
         let results = try run {
             if let hybridText {
                 return try store.hybridSearch(collection, vector: query, text: hybridText, model: version.identity, k: k, filters: filters,

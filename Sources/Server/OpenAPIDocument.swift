@@ -12,17 +12,27 @@ enum OpenAPIDocument {
         let errors: [String: Any] = [
             "400": ["description": "Invalid input", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
             "401": ["description": "Missing or wrong subscription key", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
+            "404": ["description": "Unknown api-version (Azure's gateway answers so) or resource", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
             "429": ["description": "Rate limit exceeded; see Retry-After", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
         ]
+        /// A collection route's answers: its success, the shared errors, and the collection's own.
+        func answers(_ description: String, _ status: Int) -> [String: Any] {
+            let error: [String: Any] = ["content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+            return [String(status): ["description": description],
+                    "404": error.merging(["description": "No such collection or item"]) { a, _ in a },
+                    "409": error.merging(["description": "The collection's model is not served here"]) { a, _ in a }]
+                .merging(errors) { a, _ in a }
+        }
         func ok(_ schema: [String: Any]) -> [String: Any] {
             ["200": ["description": "The vector", "content": ["application/json": ["schema": schema]]]].merging(errors) { a, _ in a }
         }
-        let binary: [String: Any] = ["type": "string", "format": "binary"]
+        let binary: [String: Any] = ["type": "string", "format": "binary",
+                                     "description": "JPEG, PNG, WebP, GIF, BMP or TIFF; 1 byte to 20 MB; each side 10 to 16,000 pixels"]
         return [
             "openapi": "3.1.0",
             "info": ["title": "Loupe", "version": "0.1.0",
                      "description": "Local CLIP embeddings with Azure AI Vision's multimodal embeddings API."],
-            "paths": [
+            "paths": collectionPaths(key: key, binary: binary, answers: answers).merging([
                 "/computervision/retrieval:vectorizeImage": ["post": [
                     "operationId": "vectorizeImage", "parameters": query + [key],
                     "requestBody": ["required": true, "content": [
@@ -36,14 +46,16 @@ enum OpenAPIDocument {
                 "/computervision/retrieval:vectorizeText": ["post": [
                     "operationId": "vectorizeText", "parameters": query + [key],
                     "requestBody": ["required": true, "content": ["application/json": ["schema": [
-                        "type": "object", "required": ["text"], "properties": ["text": ["type": "string", "maxLength": 10000]]]]]],
+                        "type": "object", "required": ["text"], "properties": ["text": [
+                            "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S",
+                            "description": "1 to 70 words (runs of white space separate words)"]]]]]],
                     "responses": ok(vector),
                 ]],
                 "/health": ["get": ["operationId": "health", "responses": ["200": ["description": "The process is up"]]]],
                 "/ready": ["get": ["operationId": "ready", "responses": ["200": ["description": "Models are loaded"]]]],
                 "/metrics": ["get": ["operationId": "metrics", "responses": ["200": ["description": "Prometheus metrics",
                                                                                          "content": ["text/plain": ["schema": ["type": "string"]]]]]]],
-            ],
+            ] as [String: Any]) { a, _ in a },
             "components": ["schemas": [
                 "VectorResult": ["type": "object", "required": ["modelVersion", "vector"], "properties": [
                     "modelVersion": ["type": "string"], "vector": ["type": "array", "items": ["type": "number"]]]],
@@ -53,6 +65,49 @@ enum OpenAPIDocument {
                         "innererror": ["type": "object", "properties": ["code": ["type": "string"], "message": ["type": "string"]]],
                     ]]]],
             ]],
+        ]
+    }
+
+    /// Loupe's own collection routes.
+    static func collectionPaths(key: [String: Any], binary: [String: Any], answers: (String, Int) -> [String: Any]) -> [String: Any] {
+        let collection: [String: Any] = ["name": "name", "in": "path", "required": true, "schema": ["type": "string"]]
+        let item: [String: Any] = ["name": "id", "in": "path", "required": true, "schema": ["type": "string"]]
+        let idQuery: [String: Any] = ["name": "id", "in": "query", "required": false, "schema": ["type": "string", "minLength": 1, "maxLength": 512]]
+        let kQuery: [String: Any] = ["name": "k", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 1000]]
+        let addJSON: [String: Any] = ["type": "object", "required": ["url", "id"], "properties": [
+            "url": ["type": "string", "format": "uri"], "id": ["type": "string", "minLength": 1, "maxLength": 512],
+            "metadata": ["type": "object", "additionalProperties": ["type": "string"]]]]
+        let searchJSON: [String: Any] = ["type": "object", "properties": [
+            "text": ["type": "string", "minLength": 1, "maxLength": 10000], "like": ["type": "string"],
+            "url": ["type": "string", "format": "uri"], "k": ["type": "integer", "minimum": 1, "maximum": 1000],
+            "filters": ["type": "array", "items": ["type": "string"]], "hybrid": ["type": "boolean"],
+            "vectorWeight": ["type": "number", "minimum": 0, "maximum": 1]]]
+        let createJSON: [String: Any] = ["type": "object", "required": ["name"], "properties": [
+            "name": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"], "modelVersion": ["type": "string"]]]
+        func body(json: [String: Any], images: Bool) -> [String: Any] {
+            var content: [String: Any] = ["application/json": ["schema": json]]
+            if images {
+                content["application/octet-stream"] = ["schema": binary]
+                content["image/*"] = ["schema": binary]
+            }
+            return ["required": true, "content": content]
+        }
+        func operation(_ id: String, _ parameters: [[String: Any]], _ description: String, _ status: Int, body: [String: Any]? = nil) -> [String: Any] {
+            var operation: [String: Any] = ["operationId": id, "parameters": [key] + parameters, "responses": answers(description, status)]
+            if let body { operation["requestBody"] = body }
+            return operation
+        }
+        return [
+            "/collections": ["get": operation("listCollections", [], "The collections", 200),
+                             "post": operation("createCollection", [], "Created", 201, body: body(json: createJSON, images: false))],
+            "/collections/{name}": ["delete": operation("deleteCollection", [collection], "Deleted", 204)],
+            "/collections/{name}/items": ["post": operation("addItem", [collection, idQuery], "Added", 201, body: body(json: addJSON, images: true))],
+            "/collections/{name}/items/{id}": ["get": operation("getItem", [collection, item], "The item", 200),
+                                               "delete": operation("deleteItem", [collection, item], "Deleted", 204)],
+            "/collections/{name}/items/{id}/image": ["get": operation("getItemImage", [collection, item], "The stored image", 200)],
+            "/collections/{name}/items/{id}/thumbnail": ["get": operation("getItemThumbnail", [collection, item], "A 320-pixel JPEG", 200)],
+            "/collections/{name}/search": ["post": operation("search", [collection, kQuery], "Results, best first", 200,
+                                                             body: body(json: searchJSON, images: true))],
         ]
     }
 }

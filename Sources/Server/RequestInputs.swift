@@ -20,26 +20,46 @@ struct RequestInputs: Sendable {
         return type == "application/octet-stream" || type.hasPrefix("image/")
     }
 
-    func body(_ request: Request, limit: Int) async throws -> [UInt8] {
+    /// The body, up to `limit` bytes; a larger one is refused with `tooLarge` as the error code (an image's
+    /// size error for images, a body error for JSON).
+    func body(_ request: Request, limit: Int, tooLarge: String = "InvalidImageSize") async throws -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
-            throw AzureError.invalidRequest("InvalidImageSize", "The request body is \(length) bytes; the limit is \(limit).")
+            throw AzureError.invalidRequest(tooLarge, "The request body is \(length) bytes; the limit is \(limit).")
         }
         do {
             return Array(try await request.body.collect(upTo: limit).readableBytesView)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw AzureError.invalidRequest("InvalidImageSize", "The request body is larger than \(limit) bytes.")
+            throw AzureError.invalidRequest(tooLarge, "The request body is larger than \(limit) bytes.")
         }
     }
 
     func imageBody(_ request: Request) async throws -> [UInt8] { try await body(request, limit: configuration.maximumBodyBytes) }
 
     func jsonObject(_ request: Request) async throws -> [String: Any] {
-        let bytes = try await body(request, limit: Self.jsonLimit)
+        let bytes = try await body(request, limit: Self.jsonLimit, tooLarge: "InvalidRequestBody")
         guard !bytes.isEmpty else { throw AzureError.invalidRequest("InvalidRequestBody", "The request body is empty.") }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-            throw AzureError.invalidRequest("InvalidRequestBody", "The request body is not a JSON object.")
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes))
+        } catch {
+            // Malformed syntax, text that is not UTF-8, or an escape for a lone surrogate (\ud800).
+            throw AzureError.invalidRequest("InvalidRequestBody", "The request body is not valid JSON in UTF-8.")
+        }
+        guard let object = parsed as? [String: Any] else {
+            throw AzureError.invalidRequest("InvalidRequestBody", "The request body is JSON but not an object.")
         }
         return object
+    }
+
+    /// An optional integer field that must be a JSON integer in `range` when present: not a boolean, a
+    /// string, a fraction, null or anything else JSON would let through.
+    func integer(_ name: String, in object: [String: Any], range: ClosedRange<Int>) throws -> Int? {
+        guard let value = object[name] else { return nil }
+        // JSON integers arrive as NSNumbers of an integer type; true and false as "c", fractions as "d".
+        guard let number = value as? NSNumber, ["i", "l", "q", "s", "I", "L", "Q", "S"].contains(String(cString: number.objCType)),
+            (Double(range.lowerBound)...Double(range.upperBound)).contains(number.doubleValue)
+        else { throw AzureError.invalidRequest("InvalidRequestBody", "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound).") }
+        return number.intValue
     }
 
     func string(_ name: String, in object: [String: Any]) throws -> String {

@@ -20,6 +20,11 @@ public struct ServerConfiguration: Sendable {
     public var batchWindow: Duration = .milliseconds(4)
     /// The model-version answered when a request names none (or `latest`).
     public var defaultModelVersion = "2023-04-15"
+    /// A connection that sends nothing for this long while idle, or while its request's headers or body
+    /// are still arriving, is closed (slow or silent clients cannot hold a connection open).
+    public var idleTimeout: Duration = .seconds(30)
+    /// Connections beyond this many wait to be accepted, so clients cannot exhaust file descriptors.
+    public var maximumConnections = 1024
     /// Where images uploaded to collections are kept.
     public var uploadsFolder = URL(fileURLWithPath: "./loupe-data/uploads")
 

@@ -32,6 +32,8 @@ extension Loupe {
         @Option(help: "Seconds allowed to fetch an image URL.") var urlTimeout = 10
         @Option(help: "Most inputs per engine batch.") var maxBatch = 32
         @Option(help: "Milliseconds to gather concurrent requests into one batch.") var batchWindowMs = 4
+        @Option(help: "Seconds a connection may stay silent (idle, or mid-request) before it is closed.") var idleTimeout = 30
+        @Option(help: "Most connections open at once; more wait to be accepted.") var maxConnections = 1024
         @Option(help: "Log format: text or json.") var logFormat = "text"
         @OptionGroup var store: StoreOptions
 
@@ -66,6 +68,8 @@ extension Loupe {
             configuration.urlTimeout = .seconds(urlTimeout)
             configuration.maxBatch = maxBatch
             configuration.batchWindow = .milliseconds(batchWindowMs)
+            configuration.idleTimeout = .seconds(max(1, idleTimeout))
+            configuration.maximumConnections = max(1, maxConnections)
 
             let pairs: [(String, String)] = modelVersions.isEmpty
                 ? [(configuration.defaultModelVersion, options.model)]

@@ -71,6 +71,9 @@ import Testing
             (Self.text + Self.query, Self.json, nil, 400, "InvalidRequestBody"),
             (Self.text + Self.query, Self.json, Data(#"{"text":"   "}"#.utf8), 400, "InvalidTextLength"),
             (Self.text + Self.query, Self.json, Data(("{\"text\":\"" + String(repeating: "word ", count: 71) + "\"}").utf8), 400, "InvalidTextLength"),
+            (Self.text + Self.query, Self.json, Data(("{\"text\":\"" + String(repeating: "x", count: 10_001) + "\"}").utf8), 400, "InvalidTextLength"),
+            (Self.text + Self.query, Self.json, Data(("{\"text\":\"" + String(repeating: "x", count: 300_000) + "\"}").utf8), 400, "InvalidRequestBody"),
+            (Self.text + Self.query, Self.json, Data(#"{"text":"\ud800 lone"}"#.utf8), 400, "InvalidRequestBody"),
             (Self.text + Self.query, ["Content-Type": "text/plain"], Data("a blue house".utf8), 400, "UnsupportedMediaType"),
             (Self.image + Self.query, ["Content-Type": "text/plain"], tiny, 400, "UnsupportedMediaType"),
             (Self.image + Self.query, [:], tiny, 400, "UnsupportedMediaType"),
@@ -95,6 +98,7 @@ import Testing
                 #expect(reply.status == item.status, "\(item.path) \(item.headers): \(String(decoding: reply.body, as: UTF8.self))")
                 #expect((reply.innerCode ?? reply.errorCode) == item.code, "\(item.path): \(String(decoding: reply.body, as: UTF8.self))")
                 #expect(reply.headers["x-ms-error-code"] == item.code)
+                #expect(!String(decoding: reply.body, as: UTF8.self).contains("not a JSON object"), "a parse failure says what failed")
                 #expect(reply.errorCode == (item.status == 400 ? "InvalidRequest" : String(item.status)))
             }
         }
@@ -164,6 +168,11 @@ import Testing
             let openapi = try await send.send(.GET, base + "/openapi.json").json
             #expect(openapi["openapi"] as? String == "3.1.0")
             #expect((openapi["paths"] as? [String: Any])?["/computervision/retrieval:vectorizeImage"] != nil)
+            let paths = (openapi["paths"] as? [String: Any]) ?? [:]
+            for path in ["/collections", "/collections/{name}", "/collections/{name}/items", "/collections/{name}/items/{id}",
+                         "/collections/{name}/items/{id}/image", "/collections/{name}/items/{id}/thumbnail", "/collections/{name}/search"] {
+                #expect(paths[path] != nil, "\(path) is described")
+            }
         }
     }
 
@@ -184,6 +193,16 @@ import Testing
             #expect(metrics.contains(#"loupe_http_errors_total{code="ClientClosedRequest"} 1"#), "\(metrics)")
             #expect(metrics.contains(#"status="499""#))
             #expect(!metrics.contains(#"status="500""#) && !metrics.contains("InternalServerError"))
+        }
+    }
+
+    /// Silent connections, idle or stopped in the middle of their headers, are closed after the idle timeout.
+    @Test func silentConnectionsAreClosed() async throws {
+        try await ServerHarness.withServer(configure: { $0.idleTimeout = .milliseconds(500) }) { base, send in
+            let port = try #require(URLComponents(string: base)?.port)
+            #expect(try RawClient.closedByServer(port: port, sending: Data(), within: 5))
+            #expect(try RawClient.closedByServer(port: port, sending: Data("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8), within: 5))
+            #expect(try await send.send(.GET, base + "/health").status == 200)
         }
     }
 
@@ -218,11 +237,32 @@ import Testing
     }
 }
 
-/// Bytes on a plain socket, then a hang-up: what a client that goes away mid-request does.
+/// Bytes on a plain socket: what a client that goes away or falls silent mid-request does.
 enum RawClient {
     static func sendAndHangUp(port: Int, _ bytes: Data) throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = try connected(port: port)
         defer { close(descriptor) }
+        _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+        usleep(100_000)
+    }
+
+    /// Sends `bytes`, then waits without sending more: true when the server closes the connection in time.
+    static func closedByServer(port: Int, sending bytes: Data, within seconds: Int) throws -> Bool {
+        let descriptor = try connected(port: port)
+        defer { close(descriptor) }
+        if !bytes.isEmpty { _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) } }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count == 0 { return true }  // the server closed it
+            if count < 0 { return errno == ECONNRESET }  // still open when the wait ran out (EAGAIN)
+        }
+    }
+
+    private static func connected(port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -230,8 +270,10 @@ enum RawClient {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
-        usleep(100_000)
+        guard connected == 0 else {
+            close(descriptor)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return descriptor
     }
 }
