@@ -46,8 +46,12 @@ public final class BatchingEmbedder: @unchecked Sendable {
     }
 
     public func embed(image: RGBImage) async throws -> [Float] {
-        let pixels = model.pixelValues(for: image)  // preprocessing runs on the caller's thread
-        return try await withCheckedThrowingContinuation { submit(.image(pixels: pixels, $0)) }
+        try await embed(pixelValues: model.pixelValues(for: image))  // preprocessing runs on the caller's thread
+    }
+
+    /// Embeds an image already preprocessed for this model (`model.pixelValues(for:)`).
+    public func embed(pixelValues pixels: [Float]) async throws -> [Float] {
+        try await withCheckedThrowingContinuation { submit(.image(pixels: pixels, $0)) }
     }
 
     public func embed(text: String) async throws -> [Float] {

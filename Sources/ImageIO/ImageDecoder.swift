@@ -5,8 +5,30 @@ import Foundation
 /// orientation applied). Sizes are checked from the header before any pixel is decoded.
 public struct ImageDecoder: Sendable {
     public let limits: ImageLimits
+    /// Set by `dimensions(of:)`: every decoder checks the size it read from the header before it
+    /// allocates a pixel, and this makes that check end the decode with the size.
+    private var stopAfterHeader = false
 
     public init(limits: ImageLimits = .azure) { self.limits = limits }
+
+    private struct HeaderRead: Error {
+        let width: Int
+        let height: Int
+    }
+
+    /// The width and height the header announces, checked against the limits, without decoding a pixel:
+    /// what a caller needs to budget the memory a decode will take.
+    public func dimensions(of bytes: [UInt8]) throws -> (width: Int, height: Int) {
+        var probe = self
+        probe.stopAfterHeader = true
+        do {
+            _ = try probe.decode(bytes)
+        } catch let header as HeaderRead {
+            return (header.width, header.height)
+        }
+        // Every format's decoder checks its size first; a file that decodes without one is empty.
+        throw ImageError.corrupt(format: ImageFormat(signature: Array(bytes.prefix(16))) ?? .png, reason: "no image size in the header")
+    }
 
     /// Reads and decodes a file; its byte size is checked before it is read.
     public func decode(fileAt path: String) throws -> RasterImage {
@@ -43,6 +65,7 @@ public struct ImageDecoder: Sendable {
         guard range.contains(width), range.contains(height) else {
             throw ImageError.dimensionsOutOfRange(width: width, height: height, limits: limits)
         }
+        if stopAfterHeader { throw HeaderRead(width: width, height: height) }
     }
 
     // MARK: - JPEG (libjpeg-turbo)

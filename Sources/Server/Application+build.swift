@@ -29,11 +29,12 @@ public func buildApplication(
     if let rate = configuration.rateLimit {
         router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(perSecond: rate, burst: configuration.rateBurst ?? max(1, Int(rate)))))
     }
-    AzureController(versions: byName, defaultVersion: configuration.defaultModelVersion, configuration: configuration)
+    let inputs = RequestInputs(configuration: configuration)
+    AzureController(versions: byName, defaultVersion: configuration.defaultModelVersion, configuration: configuration, inputs: inputs)
         .add(to: router)
     if let store {
         CollectionsController(store: store, versions: byName, defaultVersion: configuration.defaultModelVersion,
-                              configuration: configuration, uploads: configuration.uploadsFolder)
+                              configuration: configuration, uploads: configuration.uploadsFolder, inputs: inputs)
             .add(to: router)
         try WebPage().add(to: router)
     }

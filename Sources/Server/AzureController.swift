@@ -28,7 +28,7 @@ struct AzureController<Context: RequestContext> {
     let versions: [String: ModelVersion]
     let defaultVersion: String
     let configuration: ServerConfiguration
-    var inputs: RequestInputs { RequestInputs(configuration: configuration) }
+    let inputs: RequestInputs
 
     static var wordLimit: Int { 70 }
     static var characterLimit: Int { 10_000 }
@@ -82,7 +82,8 @@ struct AzureController<Context: RequestContext> {
                 "UnsupportedMediaType",
                 "Content type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported; send application/octet-stream, image/*, multipart/form-data or application/json with a url.")
         }
-        return vectorResponse(version: version.name, vector: try await version.embedder.embed(image: try inputs.image(imageBytes)))
+        let image = try await inputs.prepared(imageBytes, for: version.embedder.model)
+        return vectorResponse(version: version.name, vector: try await version.embedder.embed(pixelValues: image.pixels))
     }
 
     func vectorizeText(_ request: Request, context: Context) async throws -> Response {

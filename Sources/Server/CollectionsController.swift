@@ -16,7 +16,7 @@ struct CollectionsController<Context: RequestContext> {
     let configuration: ServerConfiguration
     /// Uploaded images are kept here, named by their hash.
     let uploads: URL
-    var inputs: RequestInputs { RequestInputs(configuration: configuration) }
+    let inputs: RequestInputs
 
     func add(to router: Router<Context>) {
         router.get("/collections") { _, _ in try list() }
@@ -79,9 +79,9 @@ struct CollectionsController<Context: RequestContext> {
         }
         guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
         try run { try StoredText.check(id, as: "item id") }
-        let image = try inputs.image(bytes)
-        let vector = try await version.embedder.embed(image: image)
-        let thumbnail = try? Thumbnail.jpeg(from: image)
+        let image = try await inputs.prepared(bytes, for: version.embedder.model, thumbnail: true)
+        let vector = try await version.embedder.embed(pixelValues: image.pixels)
+        let thumbnail = image.thumbnail
         let hash = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         let file = uploads.appendingPathComponent(hash)
         do {
@@ -175,12 +175,12 @@ struct CollectionsController<Context: RequestContext> {
                 }
                 query = item.vector
             } else if let url = body["url"] as? String {
-                query = try await version.embedder.embed(image: try inputs.image(try await inputs.fetch(url)))
+                query = try await embed(try await inputs.fetch(url), with: version)
             } else {
                 throw bad("InvalidRequestBody", "Search with {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
             }
         } else if inputs.isImageBody(request) {
-            query = try await version.embedder.embed(image: try inputs.image(try await inputs.imageBody(request)))
+            query = try await embed(try await inputs.imageBody(request), with: version)
         } else {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
@@ -224,6 +224,10 @@ struct CollectionsController<Context: RequestContext> {
     private func parameter(_ key: String, _ context: Context) throws -> String {
         guard let value = context.parameters.get(key) else { throw bad("InvalidRequest", "Missing \(key).") }
         return value.removingPercentEncoding ?? value
+    }
+
+    private func embed(_ bytes: [UInt8], with version: ModelVersion) async throws -> [Float] {
+        try await version.embedder.embed(pixelValues: inputs.prepared(bytes, for: version.embedder.model).pixels)
     }
 
     private func bad(_ code: String, _ message: String) -> AzureError { .invalidRequest(code, message) }

@@ -1,3 +1,4 @@
+import CLIP
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -8,6 +9,17 @@ import ImageIO
 struct RequestInputs: Sendable {
     let configuration: ServerConfiguration
     let decoder = ImageDecoder()
+    /// Shared by every route, so the bound on decodes holds for the whole server.
+    let decodes: DecodeGate
+
+    init(configuration: ServerConfiguration) {
+        self.configuration = configuration
+        decodes = DecodeGate(slots: configuration.decodeSlots, budgetBytes: configuration.decodeBudgetBytes)
+    }
+
+    /// Bytes a decode may hold at its peak per pixel of the header's size: the decoded samples (up to
+    /// four a pixel), their RGB copy, and slack for the codec's own buffers.
+    static let decodeBytesPerPixel = 10
 
     static let jsonLimit = 256 * 1024
 
@@ -78,9 +90,16 @@ struct RequestInputs: Sendable {
         }
     }
 
-    func image(_ bytes: [UInt8]) throws -> RGBImage {
+    /// An image decoded and preprocessed for `model` (and its thumbnail when asked for) through the
+    /// decode gate; decoding failures are Azure's 400s.
+    func prepared(_ bytes: [UInt8], for model: CLIPModel, thumbnail: Bool = false) async throws -> PreparedImage {
+        let decoder = self.decoder
         do {
-            return try decoder.decode(bytes).rgb()
+            let size = try decoder.dimensions(of: bytes)
+            return try await decodes.run(reserving: size.width * size.height * Self.decodeBytesPerPixel) {
+                let image = try decoder.decode(bytes).rgb()
+                return PreparedImage(pixels: model.pixelValues(for: image), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: image) : nil)
+            }
         } catch let error as ImageError {
             throw AzureError.invalidRequest(Self.azureCode(error), Self.azureMessage(error))
         }
@@ -100,6 +119,12 @@ struct RequestInputs: Sendable {
         default: error.description.prefix(1).uppercased() + error.description.dropFirst() + "."
         }
     }
+}
+
+/// An image as the model takes it, and its preview.
+struct PreparedImage: Sendable {
+    let pixels: [Float]
+    let thumbnail: Data?
 }
 
 /// JSON text for vectors: Swift's shortest float spellings, in a fixed key order.

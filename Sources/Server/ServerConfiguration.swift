@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(30)
     /// Connections beyond this many wait to be accepted, so clients cannot exhaust file descriptors.
     public var maximumConnections = 1024
+    /// Images decoded at once, and the decoded bytes they may hold together (a header's width × height
+    /// sets each image's share), so a few decompression bombs cannot take the machine's memory.
+    public var decodeSlots = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var decodeBudgetBytes = 1 << 30
     /// Where images uploaded to collections are kept.
     public var uploadsFolder = URL(fileURLWithPath: "./loupe-data/uploads")
 

@@ -31,6 +31,24 @@ import Testing
         #expect(image.width == width && image.height == height && image.channels == channels)
     }
 
+    /// The header's size, for budgeting a decode, in every format; nothing is decoded (a 16,000 px square's
+    /// header alone answers), and sizes out of range are refused as a decode would refuse them.
+    @Test func dimensionsComeFromTheHeaderAlone() throws {
+        for file in try FileManager.default.contentsOfDirectory(atPath: Self.images.path) {
+            let bytes = try Self.bytes(file)
+            let stored = try ImageDecoder().dimensions(of: bytes)
+            let image = try ImageDecoder().decode(bytes)
+            // EXIF orientation may turn the decoded image; the header has the stored size.
+            #expect([stored.width, stored.height].sorted() == [image.width, image.height].sorted(), "\(file)")
+        }
+        var header: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+        header += [0, 0, 0x3E, 0x80, 0, 0, 0x3E, 0x80, 8, 0, 0, 0, 0]  // 16,000 × 16,000 grey, and no pixel data
+        #expect(try ImageDecoder().dimensions(of: header) == (16_000, 16_000))
+        header[18] = 0x3E; header[19] = 0x81
+        #expect(throws: ImageError.self) { try ImageDecoder().dimensions(of: header) }
+        #expect(throws: ImageError.self) { try ImageDecoder().dimensions(of: Array("not an image".utf8)) }
+    }
+
     @Test func sixteenBitPNGKeepsTheHighByte() throws {
         func sample(_ x: Int, _ y: Int) -> UInt16 { UInt16(x * 5000 + y * 10 + 7) }
         let image = try ImageDecoder().decode(PNGWriter.rgb16(width: 12, height: 11, sample: sample))

@@ -206,6 +206,45 @@ import Testing
         }
     }
 
+    /// Two decompression bombs (9-megapixel grey PNGs of a few kilobytes) in flight: health and text
+    /// requests are answered while they decode, and the bombs are answered too.
+    @Test func healthAndTextsAnswerWhileLargeImagesDecode() async throws {
+        let bomb = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-bomb-\(UUID()).png")
+        defer { try? FileManager.default.removeItem(at: bomb) }
+        let script = """
+            import struct, sys, zlib
+            side = 3000
+            rows = zlib.compress(bytes(side + 1) * side, 9)
+            def chunk(kind, data):
+                return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+            header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+            open(sys.argv[1], "wb").write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script, bomb.path]
+        try python.run()
+        python.waitUntilExit()
+        let bytes = try Data(contentsOf: bomb)
+        #expect(bytes.count < 100_000)
+        try await ServerHarness.withServer { base, send in
+            let bombs = Task {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<2 { group.addTask { try await send.send(base + Self.image + Self.query, headers: Self.binary, body: bytes).status } }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            defer { bombs.cancel() }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await send.send(.GET, base + "/health").status == 200)
+            #expect(try await send.send(base + Self.text + Self.query, headers: Self.json, body: Data(#"{"text":"a blue house"}"#.utf8)).status == 200)
+            // Both answers came while the bombs were still decoding: no image answer is counted yet.
+            let metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
+            #expect(!metrics.contains(#"route="/computervision/retrieval:vectorizeImage",status="200""#))
+            #expect(try await bombs.value == [200, 200])
+        }
+    }
+
     @Test func concurrentRequestsShareBatchesAndEachGetsItsOwnVector() async throws {
         let model = ServerHarness.models["tiny-quickgelu"]!
         let files = ["landscape_rgb_512x384.png", "gray_l_257x199.png", "photo_progressive_800x600.jpg", "cmyk_360x240.jpg"]
