@@ -90,6 +90,19 @@ import Testing
         _ = try CLIPModel(folder: folder)
     }
 
+    /// The same checkpoint rewritten with zip64 records (as files over 4 GB have them) reads the same.
+    @Test func zip64ArchivesReadTheSame() throws {
+        let source = Self.torch.appendingPathComponent("tiny-quickgelu/pytorch_model.bin")
+        let archive = try ZipArchive(file: MappedFile(path: source.path))
+        let entries = archive.entries.mapValues { Data(archive.bytes(of: $0)) }
+        let folder = try Self.folder(configurationOf: "tiny-quickgelu", weights: [])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try StoredZip.write(entries, to: folder.appendingPathComponent("pytorch_model.bin"), zip64: true)
+        let rewritten = try ZipArchive(file: MappedFile(path: folder.appendingPathComponent("pytorch_model.bin").path))
+        #expect(rewritten.entries.count == archive.entries.count)
+        try Self.sameVectors(CLIPModel(folder: folder), CLIPModel(folder: Fixtures.model("tiny-quickgelu")))
+    }
+
     /// Handmade pickles: what a state dict never contains is refused with a reason, never run or trapped on.
     @Test(arguments: [
         ("\u{80}\u{04}\u{8C}\u{08}builtins\u{8C}\u{04}eval\u{93}.", "builtins.eval"),  // STACK_GLOBAL
@@ -158,22 +171,36 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 }
 
-/// A zip of stored entries, as `torch.save` lays one out, for handmade checkpoints.
+/// A zip of stored entries, as `torch.save` lays one out, for handmade checkpoints; with `zip64`, every size
+/// and offset is in zip64 fields and records, as in a checkpoint over 4 GB.
 enum StoredZip {
-    static func write(_ entries: [String: Data], to url: URL) throws {
+    static func write(_ entries: [String: Data], to url: URL, zip64: Bool = false) throws {
         var file = Data()
         var directory = Data()
         func le<T: FixedWidthInteger>(_ value: T) -> Data { withUnsafeBytes(of: value.littleEndian) { Data($0) } }
+        let saturated32 = le(UInt32.max)
         for (name, data) in entries.sorted(by: { $0.key < $1.key }) {
-            let offset = UInt32(file.count)
-            let header = le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0))
-                + le(UInt32(data.count)) + le(UInt32(data.count)) + le(UInt16(name.utf8.count)) + le(UInt16(0))
-            file += le(UInt32(0x0403_4B50)) + header + Data(name.utf8) + data
-            directory += le(UInt32(0x0201_4B50)) + le(UInt16(20)) + header + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0))
-                + le(UInt32(0)) + le(offset) + Data(name.utf8)
+            let offset = file.count
+            let sizes = zip64 ? saturated32 + saturated32 : le(UInt32(data.count)) + le(UInt32(data.count))
+            let localExtra = zip64 ? le(UInt16(1)) + le(UInt16(16)) + le(UInt64(data.count)) + le(UInt64(data.count)) : Data()
+            let centralExtra = zip64 ? le(UInt16(1)) + le(UInt16(24)) + le(UInt64(data.count)) + le(UInt64(data.count)) + le(UInt64(offset)) : Data()
+            let common = le(UInt16(zip64 ? 45 : 20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + sizes
+                + le(UInt16(name.utf8.count))
+            file += le(UInt32(0x0403_4B50)) + common + le(UInt16(localExtra.count)) + Data(name.utf8) + localExtra + data
+            directory += le(UInt32(0x0201_4B50)) + le(UInt16(45)) + common + le(UInt16(centralExtra.count)) + le(UInt16(0)) + le(UInt16(0))
+                + le(UInt16(0)) + le(UInt32(0)) + (zip64 ? saturated32 : le(UInt32(offset))) + Data(name.utf8) + centralExtra
         }
-        let end = le(UInt32(0x0605_4B50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(entries.count)) + le(UInt16(entries.count))
-            + le(UInt32(directory.count)) + le(UInt32(file.count)) + le(UInt16(0))
+        var end = Data()
+        if zip64 {
+            let record = file.count + directory.count
+            end += le(UInt32(0x0606_4B50)) + le(UInt64(44)) + le(UInt16(45)) + le(UInt16(45)) + le(UInt32(0)) + le(UInt32(0))
+                + le(UInt64(entries.count)) + le(UInt64(entries.count)) + le(UInt64(directory.count)) + le(UInt64(file.count))
+            end += le(UInt32(0x0706_4B50)) + le(UInt32(0)) + le(UInt64(record)) + le(UInt32(1))
+            end += le(UInt32(0x0605_4B50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16.max) + le(UInt16.max) + saturated32 + saturated32 + le(UInt16(0))
+        } else {
+            end += le(UInt32(0x0605_4B50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(entries.count)) + le(UInt16(entries.count))
+                + le(UInt32(directory.count)) + le(UInt32(file.count)) + le(UInt16(0))
+        }
         try (file + directory + end).write(to: url)
     }
 }
