@@ -31,13 +31,13 @@ enum PickleGlobal: String, CaseIterable {
     /// Older transformers checkpoints keep `position_ids` buffers as int64.
     case longStorage = "torch.LongStorage"
 
-    /// The safetensors name and element size of a storage type.
-    var storageType: (dtype: String, size: Int)? {
+    /// The safetensors name of a storage type's values.
+    var storageDType: String? {
         switch self {
-        case .floatStorage: ("F32", 4)
-        case .halfStorage: ("F16", 2)
-        case .bfloat16Storage: ("BF16", 2)
-        case .longStorage: ("I64", 8)
+        case .floatStorage: "F32"
+        case .halfStorage: "F16"
+        case .bfloat16Storage: "BF16"
+        case .longStorage: "I64"
         case .orderedDict, .rebuildTensor, .rebuildParameter: nil
         }
     }
@@ -155,7 +155,7 @@ struct RestrictedUnpickler {
     /// `('storage', StorageType, key, location, count)`, as `torch.save` writes each storage.
     private func storage(persistentID: PickleValue) throws -> StorageReference {
         guard case .tuple(let fields) = persistentID, fields.count == 5, case .string("storage") = fields[0],
-            case .global(let type) = fields[1], let (dtype, size) = type.storageType,
+            case .global(let type) = fields[1], let dtype = type.storageDType, let size = Checkpoint.elementSize(dtype),
             case .string(let key) = fields[2], case .int(let count) = fields[4], count >= 0
         else { throw fail("a persistent id is not a storage of float32, float16, bfloat16 or int64 values") }
         return StorageReference(key: key, dtype: dtype, elementSize: size, count: count)
