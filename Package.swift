@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // System-library shims: a modulemap and one header each.
@@ -53,15 +55,20 @@ let package = Package(
         .target(name: "VectorIndex", dependencies: ["Tensor"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // "Collections" is taken by swift-collections, which the server depends on.
         .target(name: "ImageCollections", dependencies: ["CSQLite", "CLibPQ", "VectorIndex"]),
+        // Where items come from (folders, manifests): plain Foundation, so the fuzz harness can take it alone.
+        .target(name: "ItemSources"),
         .target(
             name: "Ingest",
-            dependencies: ["CLIP", "ImageIO", "ImageCollections", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CLIP", "ImageIO", "ImageCollections", "ItemSources", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // What request bodies mean (multipart, JSON fields), apart from the HTTP plumbing: the fuzz harness takes it alone.
+        .target(name: "HTTPBodies"),
         .target(
             name: "Server",
             dependencies: [
-                "Embedding", "CLIP", "ImageIO", "ImageCollections",
+                "Embedding", "CLIP", "ImageIO", "ImageCollections", "HTTPBodies",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,4 +142,10 @@ func kernelSettings(cpu: String, defines: [String], builtins: Bool = false) -> [
     #else
     return []
     #endif
+}
+
+// The fuzz harness (scripts/fuzz.sh): declared only for its own instrumented build, since it links
+// libFuzzer's driver, which an ordinary build does not have.
+if ProcessInfo.processInfo.environment["LOUPE_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "loupe-fuzz", dependencies: ["ImageIO", "CLIP", "ItemSources", "HTTPBodies"], path: "Tests/Fuzz", exclude: ["seeds"]))
 }

@@ -3,16 +3,21 @@ import Crypto
 import Foundation
 import ImageCollections
 import ImageIO
+@_exported import ItemSources
 
 public struct IngestOptions: Sendable {
     /// Images decoded and preprocessed at once.
     public var jobs: Int
     /// Images per inference batch (and per store transaction).
     public var batch: Int
+    /// Decoded bytes in flight at once (each image's share read from its header, as the server does), so
+    /// a folder of very large images or decompression bombs cannot take the machine's memory.
+    public var decodeBudgetBytes: Int
 
-    public init(jobs: Int = max(2, ProcessInfo.processInfo.activeProcessorCount), batch: Int = 32) {
+    public init(jobs: Int = max(2, ProcessInfo.processInfo.activeProcessorCount), batch: Int = 32, decodeBudgetBytes: Int = 1 << 30) {
         self.jobs = max(1, jobs)
         self.batch = max(1, batch)
+        self.decodeBudgetBytes = decodeBudgetBytes
     }
 }
 
@@ -66,7 +71,8 @@ public struct IngestPipeline: Sendable {
 
         let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
         guard !batches.isEmpty else { return IngestSummary(progress: progress, problems: problems) }
-        var current = await prepare(batches[0], stored: stored, jobs: options.jobs)
+        let decodes = DecodeGate(slots: options.jobs, budgetBytes: options.decodeBudgetBytes)
+        var current = await prepare(batches[0], stored: stored, jobs: options.jobs, decodes: decodes)
         // A batch counts once its write has landed.
         func account(_ batch: Prepared) {
             progress.added += batch.ready.filter(\.isNew).count
@@ -80,7 +86,7 @@ public struct IngestPipeline: Sendable {
         for index in batches.indices {
             // The next batch is decoded while this one is embedded, and the previous one is written.
             let upcoming = index + 1 < batches.count ? batches[index + 1] : []
-            async let next = prepare(upcoming, stored: stored, jobs: options.jobs)
+            async let next = prepare(upcoming, stored: stored, jobs: options.jobs, decodes: decodes)
             let ready = current.ready
             let vectors = ready.isEmpty ? [] : await runOffThePool { [model] in model.embed(pixelValues: ready.map(\.pixels)) }
             let records = zip(ready, vectors).map { entry, vector in
@@ -107,7 +113,7 @@ public struct IngestPipeline: Sendable {
         return IngestSummary(progress: progress, problems: problems)
     }
 
-    private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int) async -> Prepared {
+    private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int, decodes: DecodeGate) async -> Prepared {
         guard !batch.isEmpty else { return Prepared() }
         let results = await withTaskGroup(of: (Int, Result<Loaded, SourceProblem>).self) { group in
             var results = [(Int, Result<Loaded, SourceProblem>)]()
@@ -117,7 +123,7 @@ public struct IngestPipeline: Sendable {
                 let index = next
                 let item = batch[index]
                 next += 1
-                group.addTask { (index, self.load(item, storedHash: stored[item.id])) }
+                group.addTask { (index, await self.load(item, storedHash: stored[item.id], decodes: decodes)) }
             }
             for _ in 0..<min(jobs, batch.count) { submit() }
             for await result in group {
@@ -149,7 +155,7 @@ public struct IngestPipeline: Sendable {
     }
 
     /// The file's hash, and its pixel values and thumbnail unless the stored hash shows it unchanged.
-    private func load(_ item: SourceItem, storedHash: String?) -> Result<Loaded, SourceProblem> {
+    private func load(_ item: SourceItem, storedHash: String?, decodes: DecodeGate) async -> Result<Loaded, SourceProblem> {
         do {
             var status = stat()
             guard stat(item.path, &status) == 0 else { throw ImageError.fileNotFound(item.path) }
@@ -157,8 +163,10 @@ public struct IngestPipeline: Sendable {
             guard let data = FileManager.default.contents(atPath: item.path) else { throw ImageError.unreadable(item.path) }
             let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
             if hash == storedHash { return .success(Loaded(hash: hash)) }
-            let image = try decoder.decode(data).rgb()
-            return .success(Loaded(hash: hash, pixels: model.pixelValues(for: image), thumbnail: try? Thumbnail.jpeg(from: image)))
+            let model = self.model
+            return .success(try await decodes.decode(Array(data), with: decoder) { image in
+                Loaded(hash: hash, pixels: model.pixelValues(for: image), thumbnail: try? Thumbnail.jpeg(from: image))
+            })
         } catch let error as ImageError {
             return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.description))
         } catch {

@@ -2,6 +2,7 @@ import Embedding
 import ImageCollections
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 
@@ -23,34 +24,41 @@ public func buildApplication(
         logger.warning("authentication is off (no keys configured); listening on loopback only")
     }
 
-    let router = Router()
-    router.add(middleware: AzureErrorsAndMetricsMiddleware(metrics: metrics))
+    let router = Router(options: .autoGenerateHeadEndpoints)
+    let allowedMethods = AllowedMethods<BasicRequestContext>()
+    router.add(middleware: AzureErrorsAndMetricsMiddleware(metrics: metrics, allowedMethods: allowedMethods))
     router.add(middleware: SubscriptionKeyMiddleware(keys: configuration.keys))
     if let rate = configuration.rateLimit {
         router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(perSecond: rate, burst: configuration.rateBurst ?? max(1, Int(rate)))))
     }
+    let routes = MethodRecordingRouter(router)
     let inputs = RequestInputs(configuration: configuration)
     AzureController(versions: byName, defaultVersion: configuration.defaultModelVersion, configuration: configuration, inputs: inputs)
-        .add(to: router)
+        .add(to: routes)
     if let store {
         CollectionsController(store: store, versions: byName, defaultVersion: configuration.defaultModelVersion,
                               configuration: configuration, uploads: configuration.uploadsFolder, inputs: inputs)
-            .add(to: router)
-        try WebPage().add(to: router)
+            .add(to: routes)
+        try WebPage().add(to: routes)
     }
-    router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
-    router.get("/ready") { _, _ in
+    routes.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
+    routes.get("/ready") { _, _ in
         jsonResponse(["status": "ready", "models": versions.map { ["modelVersion": $0.name, "model": $0.source, "dimension": $0.embedder.model.dimension] }])
     }
-    router.get("/metrics") { _, _ in
+    routes.get("/metrics") { _, _ in
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
     }
-    router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.make(versions: versions.map(\.name))) }
+    routes.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.make(versions: versions.map(\.name))) }
+
+    allowedMethods.install(routes)
 
     let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1)))
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: idle)),
+        server: HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)),
+                                requestTimeout: configuration.requestTimeout, minimumRate: configuration.minimumRequestRate, metrics: metrics)
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "loupe",
                              availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
         onServerRunning: onServerRunning, logger: logger)

@@ -2,6 +2,7 @@ import CLIP
 import Embedding
 import Foundation
 import HTTPTypes
+import HTTPBodies
 import Hummingbird
 import ImageCollections
 import ImageIO
@@ -33,7 +34,7 @@ struct AzureController<Context: RequestContext> {
     static var wordLimit: Int { 70 }
     static var characterLimit: Int { 10_000 }
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         router.post("/computervision/retrieval:vectorizeImage") { request, context in
             try await vectorizeImage(request, context: context)
         }

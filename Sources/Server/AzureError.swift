@@ -32,6 +32,13 @@ public struct AzureError: HTTPResponseError, Equatable {
 
     public static let notFound = AzureError(.notFound, code: "404", message: "Resource not found")
 
+    /// A known path asked with a method it does not answer; `allow` lists the ones it does.
+    public static func methodNotAllowed(_ method: HTTPRequest.Method, allow: String) -> AzureError {
+        var error = AzureError(.methodNotAllowed, code: "405", message: "The method \(method.rawValue) is not allowed here; allowed: \(allow).")
+        error.headers[.allow] = allow
+        return error
+    }
+
     public static func rateLimited(retryAfter seconds: Int) -> AzureError {
         var error = AzureError(.tooManyRequests, code: "429",
                                message: "Rate limit is exceeded. Try again in \(seconds) seconds.")

@@ -18,7 +18,7 @@ struct CollectionsController<Context: RequestContext> {
     let uploads: URL
     let inputs: RequestInputs
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         router.get("/collections") { _, _ in try list() }
         router.post("/collections") { request, _ in try await create(request) }
         router.delete("/collections/:name") { _, context in

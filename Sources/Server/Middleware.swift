@@ -10,6 +10,7 @@ import NIOHTTP1
 /// line per request and records metrics.
 struct AzureErrorsAndMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
+    let allowedMethods: AllowedMethods<Context>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -21,8 +22,13 @@ struct AzureErrorsAndMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
             response = try error.response(from: request, context: context)
             metrics.recordError(code: error.innerCode ?? error.code)
         } catch let error as HTTPError where error.status == .notFound {
-            response = try AzureError.notFound.response(from: request, context: context)
-            metrics.recordError(code: "404")
+            if let allow = await allowedMethods.allowed(for: request, context: context) {
+                response = try AzureError.methodNotAllowed(request.method, allow: allow).response(from: request, context: context)
+                metrics.recordError(code: "405")
+            } else {
+                response = try AzureError.notFound.response(from: request, context: context)
+                metrics.recordError(code: "404")
+            }
         } catch let error as HTTPError {
             let azure = AzureError(error.status, code: String(error.status.code), message: error.body ?? error.status.reasonPhrase)
             response = try azure.response(from: request, context: context)

@@ -31,7 +31,9 @@ enum OpenAPIDocument {
         return [
             "openapi": "3.1.0",
             "info": ["title": "Loupe", "version": "0.1.0",
-                     "description": "Local CLIP embeddings with Azure AI Vision's multimodal embeddings API."],
+                     "description": "Local CLIP embeddings with Azure AI Vision's multimodal embeddings API. "
+                        + "Every GET path answers HEAD too. A path asked with a method it does not list answers 405 with an Allow header; "
+                        + "a request that is not valid HTTP/1.1 answers 400 (InvalidHTTPRequest), or 431 when its headers are too large."],
             "paths": collectionPaths(key: key, binary: binary, answers: answers).merging([
                 "/computervision/retrieval:vectorizeImage": ["post": [
                     "operationId": "vectorizeImage", "parameters": query + [key],

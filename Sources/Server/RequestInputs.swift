@@ -1,5 +1,6 @@
 import CLIP
 import Foundation
+import HTTPBodies
 import HTTPTypes
 import Hummingbird
 import ImageIO
@@ -16,10 +17,6 @@ struct RequestInputs: Sendable {
         self.configuration = configuration
         decodes = DecodeGate(slots: configuration.decodeSlots, budgetBytes: configuration.decodeBudgetBytes)
     }
-
-    /// Bytes a decode may hold at its peak per pixel of the header's size: the decoded samples (up to
-    /// four a pixel), their RGB copy, and slack for the codec's own buffers.
-    static let decodeBytesPerPixel = 10
 
     static let jsonLimit = 256 * 1024
 
@@ -49,36 +46,20 @@ struct RequestInputs: Sendable {
 
     func jsonObject(_ request: Request) async throws -> [String: Any] {
         let bytes = try await body(request, limit: Self.jsonLimit, tooLarge: "InvalidRequestBody")
-        guard !bytes.isEmpty else { throw AzureError.invalidRequest("InvalidRequestBody", "The request body is empty.") }
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: Data(bytes))
-        } catch {
-            // Malformed syntax, text that is not UTF-8, or an escape for a lone surrogate (\ud800).
-            throw AzureError.invalidRequest("InvalidRequestBody", "The request body is not valid JSON in UTF-8.")
-        }
-        guard let object = parsed as? [String: Any] else {
-            throw AzureError.invalidRequest("InvalidRequestBody", "The request body is JSON but not an object.")
-        }
-        return object
+        return try Self.invalidBody { () throws(JSONBody.Problem) in try JSONBody.object(bytes) }
     }
 
-    /// An optional integer field that must be a JSON integer in `range` when present: not a boolean, a
-    /// string, a fraction, null or anything else JSON would let through.
     func integer(_ name: String, in object: [String: Any], range: ClosedRange<Int>) throws -> Int? {
-        guard let value = object[name] else { return nil }
-        // JSON integers arrive as NSNumbers of an integer type; true and false as "c", fractions as "d".
-        guard let number = value as? NSNumber, ["i", "l", "q", "s", "I", "L", "Q", "S"].contains(String(cString: number.objCType)),
-            (Double(range.lowerBound)...Double(range.upperBound)).contains(number.doubleValue)
-        else { throw AzureError.invalidRequest("InvalidRequestBody", "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound).") }
-        return number.intValue
+        try Self.invalidBody { () throws(JSONBody.Problem) in try JSONBody.integer(name, in: object, range: range) }
     }
 
     func string(_ name: String, in object: [String: Any]) throws -> String {
-        guard let value = object[name] as? String else {
-            throw AzureError.invalidRequest("InvalidRequestBody", "The JSON body needs a string field \"\(name)\".")
-        }
-        return value
+        try Self.invalidBody { () throws(JSONBody.Problem) in try JSONBody.string(name, in: object) }
+    }
+
+    /// A body problem as Azure reports it.
+    private static func invalidBody<T>(_ read: () throws(JSONBody.Problem) -> T) throws(AzureError) -> T {
+        do { return try read() } catch { throw AzureError.invalidRequest("InvalidRequestBody", error.description) }
     }
 
     func fetch(_ url: String) async throws -> [UInt8] {
@@ -93,12 +74,9 @@ struct RequestInputs: Sendable {
     /// An image decoded and preprocessed for `model` (and its thumbnail when asked for) through the
     /// decode gate; decoding failures are Azure's 400s.
     func prepared(_ bytes: [UInt8], for model: CLIPModel, thumbnail: Bool = false) async throws -> PreparedImage {
-        let decoder = self.decoder
         do {
-            let size = try decoder.dimensions(of: bytes)
-            return try await decodes.run(reserving: size.width * size.height * Self.decodeBytesPerPixel) {
-                let image = try decoder.decode(bytes).rgb()
-                return PreparedImage(pixels: model.pixelValues(for: image), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: image) : nil)
+            return try await decodes.decode(bytes, with: decoder) { image in
+                PreparedImage(pixels: model.pixelValues(for: image), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: image) : nil)
             }
         } catch let error as ImageError {
             throw AzureError.invalidRequest(Self.azureCode(error), Self.azureMessage(error))

@@ -23,6 +23,11 @@ public struct ServerConfiguration: Sendable {
     /// A connection that sends nothing for this long while idle, or while its request's headers or body
     /// are still arriving, is closed (slow or silent clients cannot hold a connection open).
     public var idleTimeout: Duration = .seconds(30)
+    /// A request must arrive, headers and body, within this time plus one second per `minimumRequestRate`
+    /// bytes received: a client that trickles a byte just inside each idle period is closed, while a
+    /// large upload on a slow link goes through.
+    public var requestTimeout: Duration = .seconds(30)
+    public var minimumRequestRate = 500
     /// Connections beyond this many wait to be accepted, so clients cannot exhaust file descriptors.
     public var maximumConnections = 1024
     /// Images decoded at once, and the decoded bytes they may hold together (a header's width × height

@@ -10,7 +10,7 @@ struct WebPage<Context: RequestContext> {
          "/app.css": ("app.css", "text/css; charset=utf-8")]
     }
 
-    func add(to router: Router<Context>) throws {
+    func add(to router: some RouterMethods<Context>) throws {
         for (path, file) in Self.files {
             guard let url = Bundle.module.url(forResource: file.resource, withExtension: nil, subdirectory: "Web"),
                 let data = try? Data(contentsOf: url)

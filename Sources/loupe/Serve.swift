@@ -33,6 +33,7 @@ extension Loupe {
         @Option(help: "Most inputs per engine batch.") var maxBatch = 32
         @Option(help: "Milliseconds to gather concurrent requests into one batch.") var batchWindowMs = 4
         @Option(help: "Seconds a connection may stay silent (idle, or mid-request) before it is closed.") var idleTimeout = 30
+        @Option(help: "Seconds a request may take to arrive, headers and body, plus one per 500 bytes received.") var requestTimeout = 30
         @Option(help: "Most connections open at once; more wait to be accepted.") var maxConnections = 1024
         @Option(help: "Log format: text or json.") var logFormat = "text"
         @OptionGroup var store: StoreOptions
@@ -69,6 +70,7 @@ extension Loupe {
             configuration.maxBatch = maxBatch
             configuration.batchWindow = .milliseconds(batchWindowMs)
             configuration.idleTimeout = .seconds(max(1, idleTimeout))
+            configuration.requestTimeout = .seconds(max(1, requestTimeout))
             configuration.maximumConnections = max(1, maxConnections)
 
             let pairs: [(String, String)] = modelVersions.isEmpty

@@ -300,7 +300,7 @@ enum RawClient {
         }
     }
 
-    private static func connected(port: Int) throws -> Int32 {
+    static func connected(port: Int) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

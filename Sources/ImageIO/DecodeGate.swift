@@ -1,24 +1,36 @@
 import Foundation
 
-/// Where the server decodes and preprocesses images: on Dispatch's threads, never Swift's cooperative
-/// ones (so health checks, texts and other requests keep answering while a large image decodes), at
+/// Where images are decoded and preprocessed (by the server and by ingestion): on Dispatch's threads,
+/// never Swift's cooperative ones (so health checks, texts and other requests keep answering while a
+/// large image decodes), at
 /// most `slots` at once, and within a budget of decoded bytes in flight that each decode reserves from
 /// its header's size before it allocates anything. Waiters go in arrival order; an image larger than the
 /// whole budget waits until nothing else is decoding, then runs alone.
-final class DecodeGate: @unchecked Sendable {
-    let slots: Int
-    let budget: Int
+public final class DecodeGate: @unchecked Sendable {
+    public let slots: Int
+    public let budget: Int
     private let lock = NSLock()
     private var running = 0
     private var reserved = 0
     private var waiting: [(bytes: Int, resume: CheckedContinuation<Void, Never>)] = []
 
-    init(slots: Int, budgetBytes: Int) {
+    /// Bytes a decode may hold at its peak per pixel of the header's size: the decoded samples (up to
+    /// four a pixel), their RGB copy, and slack for the codec's own buffers.
+    public static let bytesPerPixel = 10
+
+    public init(slots: Int, budgetBytes: Int) {
         self.slots = max(1, slots)
         self.budget = max(1, budgetBytes)
     }
 
-    func run<T: Sendable>(reserving bytes: Int, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    /// Decodes `bytes` once the share its header announces is free, and hands the image to `use` on the
+    /// same thread (preprocessing belongs inside the bound too).
+    public func decode<T: Sendable>(_ bytes: [UInt8], with decoder: ImageDecoder, _ use: @escaping @Sendable (RGBImage) throws -> T) async throws -> T {
+        let size = try decoder.dimensions(of: bytes)
+        return try await run(reserving: size.width * size.height * Self.bytesPerPixel) { try use(try decoder.decode(bytes).rgb()) }
+    }
+
+    public func run<T: Sendable>(reserving bytes: Int, _ work: @escaping @Sendable () throws -> T) async throws -> T {
         let share = min(max(0, bytes), budget)
         await acquire(share)
         defer { release(share) }
@@ -28,7 +40,7 @@ final class DecodeGate: @unchecked Sendable {
     }
 
     /// Decodes running and bytes reserved now (for tests and metrics).
-    var load: (running: Int, reservedBytes: Int) { lock.withLock { (running, reserved) } }
+    public var load: (running: Int, reservedBytes: Int) { lock.withLock { (running, reserved) } }
 
     private func fits(_ bytes: Int) -> Bool { running < slots && reserved + bytes <= budget }
 

@@ -1,6 +1,6 @@
 /// The first non-empty part of a `multipart/form-data` body: where an uploaded image travels.
-enum Multipart {
-    static func boundary(contentType: String) -> String? {
+public enum Multipart {
+    public static func boundary(contentType: String) -> String? {
         for parameter in contentType.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             if pair.count == 2, pair[0].lowercased() == "boundary" {
@@ -12,7 +12,7 @@ enum Multipart {
         return nil
     }
 
-    static func firstPart(_ body: [UInt8], boundary: String) -> [UInt8]? {
+    public static func firstPart(_ body: [UInt8], boundary: String) -> [UInt8]? {
         let delimiter = Array("--\(boundary)".utf8)
         let headerEnd: [UInt8] = [13, 10, 13, 10]
         var cursor = 0

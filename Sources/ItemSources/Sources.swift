@@ -5,6 +5,12 @@ public struct SourceItem: Sendable, Equatable {
     public let id: String
     public let path: String
     public let metadata: [String: String]
+
+    public init(id: String, path: String, metadata: [String: String]) {
+        self.id = id
+        self.path = path
+        self.metadata = metadata
+    }
 }
 
 /// A problem with one input that does not stop the run.
@@ -13,6 +19,13 @@ public struct SourceProblem: Error, Sendable, Equatable {
     public let path: String
     public let code: String
     public let message: String
+
+    public init(id: String, path: String, code: String, message: String) {
+        self.id = id
+        self.path = path
+        self.code = code
+        self.message = message
+    }
 }
 
 public enum IngestSourceError: Error, Equatable, CustomStringConvertible {
@@ -180,12 +193,12 @@ public struct ManifestSource: Sendable {
 }
 
 /// Rows of a manifest with the line each starts on.
-enum DelimitedText {
-    struct Record: Equatable {
-        let line: Int
-        let fields: [String]
+public enum DelimitedText {
+    public struct Record: Equatable, Sendable {
+        public let line: Int
+        public let fields: [String]
         /// Why the row could not be read; its fields are then empty.
-        var problem: String? = nil
+        public var problem: String? = nil
     }
 
     /// TSV (SemArt's format) has no quoting: a tab separates fields, a line is a row, and a quote is a
@@ -194,7 +207,7 @@ enum DelimitedText {
     /// for one, and the field may span lines. A quote that is never closed (by the end of the file, within
     /// `maximumQuotedLength` characters, or before other text) makes its row one malformed record; reading
     /// goes on with the next line, so later rows and line numbers stay right.
-    static func records(_ text: String, delimiter: Character, maximumQuotedLength: Int = ManifestSource.maximumFieldLength) -> [Record] {
+    public static func records(_ text: String, delimiter: Character, maximumQuotedLength: Int = ManifestSource.maximumFieldLength) -> [Record] {
         let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
         if delimiter == "\t" {
             return lines.enumerated().map { Record(line: $0.offset + 1, fields: $0.element.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)) }

@@ -1,9 +1,9 @@
 import Foundation
 import Testing
 
-@testable import Server
+@testable import ImageIO
 
-/// The server's bound on image decodes: how many at once, and how many decoded bytes together.
+/// The bound on image decodes (server and ingestion): how many at once, and how many decoded bytes together.
 @Suite struct DecodeGateTests {
     /// Counts the decodes running at once and the most there ever were.
     final class Peak: @unchecked Sendable {

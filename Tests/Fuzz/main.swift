@@ -1,0 +1,112 @@
+import CLIP
+import Foundation
+import HTTPBodies
+import ImageIO
+import ItemSources
+
+// Coverage-guided fuzzing of Loupe's input readers with libFuzzer: `scripts/fuzz.sh` builds this with
+// the address sanitizer and coverage instrumentation and links libFuzzer's driver. Each target feeds the
+// bytes to a reader and checks what must hold whatever the input; a broken check, a crash or a sanitizer
+// report stops the run with the input saved.
+//
+//     loupe-fuzz TARGET [libFuzzer options] [corpus folders]      TARGET: image, tokenizer, manifest, body
+
+/// libFuzzer's entry point for programs that have their own `main`.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+/// A property that must hold for every input; a failure is a finding, so it ends the process as a crash.
+func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition {
+        FileHandle.standardError.write(Data("invariant broken: \(message())\n".utf8))
+        abort()
+    }
+}
+
+enum Targets {
+    /// Every decoder on any bytes: either a clear error or an image whose size the header announced.
+    /// The side limit keeps each decode under libFuzzer's memory limit.
+    static let decoder = ImageDecoder(limits: ImageLimits(maximumSide: 2_048))
+    static func image(_ bytes: [UInt8]) {
+        let announced = try? decoder.dimensions(of: bytes)
+        guard let image = try? decoder.decode(bytes) else { return }
+        check(announced != nil, "an image decoded whose header size could not be read")
+        if let size = announced {
+            check((image.width, image.height) == (size.width, size.height) || (image.width, image.height) == (size.height, size.width),
+                  "decoded \(image.width)×\(image.height), header said \(size.width)×\(size.height)")
+        }
+        let rgb = image.rgb()
+        check(rgb.pixels.count == image.width * image.height * 3, "RGB copy has the wrong size")
+    }
+
+    /// The real CLIP vocabulary on any text: start token first, end token last, never longer than the context.
+    static let tokenizer: CLIPTokenizer? = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        return try? CLIPTokenizer(folder: root.appendingPathComponent("Fixtures/clip-vocab"))
+    }()
+    static func tokenizer(_ bytes: [UInt8]) {
+        guard let tokenizer else { return }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let ids = try? tokenizer.encode(text) else { return }
+        check(ids.count >= 2 && ids.count <= tokenizer.contextLength, "\(ids.count) tokens")
+        check(ids.first == tokenizer.startToken && ids.last == tokenizer.endToken, "start or end token missing")
+    }
+
+    /// Manifest rows, TSV and CSV: line numbers rise, a malformed row has no fields, TSV keeps every line.
+    static func manifest(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        for delimiter: Character in ["\t", ",", ";"] {
+            let records = DelimitedText.records(text, delimiter: delimiter, maximumQuotedLength: 256)
+            check(zip(records, records.dropFirst()).allSatisfy { $0.line < $1.line }, "line numbers do not rise")
+            check(records.allSatisfy { $0.problem == nil || $0.fields.isEmpty }, "a malformed row kept fields")
+            if delimiter == "\t" { check(records.allSatisfy { $0.problem == nil }, "TSV refused a row") }
+        }
+    }
+
+    /// Request bodies: the first line is a Content-Type, the rest the body, read as multipart and as JSON.
+    static func body(_ bytes: [UInt8]) {
+        let split = bytes.firstIndex(of: 10) ?? bytes.count
+        let contentType = String(decoding: bytes[..<split], as: UTF8.self)
+        let body = Array(bytes[min(bytes.count, split + 1)...])
+        if let boundary = Multipart.boundary(contentType: contentType) {
+            check(!boundary.isEmpty && boundary.count <= 200, "boundary of \(boundary.count) characters")
+            if let part = Multipart.firstPart(body, boundary: boundary) {
+                check(!part.isEmpty && part.count <= body.count, "part of \(part.count) bytes from \(body.count)")
+            }
+        }
+        if let object = try? JSONBody.object(body) {
+            if let k = try? JSONBody.integer("k", in: object, range: 1...1000) { check((1...1000).contains(k), "k = \(k)") }
+            _ = try? JSONBody.string("text", in: object)
+        }
+    }
+
+    static let all: [String: @Sendable ([UInt8]) -> Void] = ["image": image, "tokenizer": tokenizer, "manifest": manifest, "body": body]
+}
+
+nonisolated(unsafe) var selected: @Sendable ([UInt8]) -> Void = { _ in }
+
+var arguments = CommandLine.arguments
+guard arguments.count >= 2, let target = Targets.all[arguments[1]] else {
+    FileHandle.standardError.write(Data("usage: loupe-fuzz \(Targets.all.keys.sorted().joined(separator: "|")) [libFuzzer options] [corpus folders]\n".utf8))
+    exit(2)
+}
+if arguments[1] == "tokenizer" && Targets.tokenizer == nil {
+    FileHandle.standardError.write(Data("the CLIP vocabulary in Tests/Fixtures/clip-vocab could not be read\n".utf8))
+    exit(2)
+}
+selected = target
+arguments.remove(at: 1)
+var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+var count = Int32(arguments.count)
+let status = cArguments.withUnsafeMutableBufferPointer { buffer in
+    var base = buffer.baseAddress
+    return runFuzzerDriver(&count, &base) { data, size in
+        selected(size == 0 || data == nil ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+        return 0
+    }
+}
+exit(status)
