@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(name: "fixture-hub", dependencies: ["HubFixture"], path: "Tests/FixtureHubServer"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),
-        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor"]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor", "LoupeTestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(
             name: "ModelHubTests",
@@ -128,6 +128,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

@@ -38,7 +38,7 @@ for _ in $(seq 1 120); do
 done
 
 status=0
-LOUPE_FIXTURE_URL="http://127.0.0.1:$fixture_port" SCHEMATHESIS_HOOKS=hooks PYTHONPATH=Tests/API \
+LOUPE_FIXTURE_URL="http://127.0.0.1:$fixture_port" LOUPE_FIXTURE_IMAGES=Tests/Fixtures/images SCHEMATHESIS_HOOKS=hooks PYTHONPATH=Tests/API \
   $venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.json" --checks all --max-examples "$examples" \
   --workers 1 --seed 20261203 --request-timeout 60 --no-color --generation-database none || status=$?
 if [ "$status" -ne 0 ]; then

@@ -26,5 +26,9 @@ swift build --build-tests
 # Serially: some tests are long and CPU-bound (the 100k HNSW build, the browser, the crash test) and the
 # servers under test need the two cores of this kind of machine to answer in time.
 swift test --skip-build --no-parallel
+# Bounded runs of the fuzz harness (libFuzzer on the input readers) and of schemathesis against the
+# server's /openapi.json; their long runs are in the README.
+scripts/fuzz.sh --seconds 30
+scripts/schemathesis.sh --max-examples 30
 # The README's first command, against a Hub on loopback shaped like the real one.
 scripts/check-start.sh

@@ -47,21 +47,28 @@ public enum MetadataFilter: Sendable, Equatable {
     case atLeast(field: String, value: Double)
     case atMost(field: String, value: Double)
 
-    /// Parses `FIELD=value`, `FIELD>=number`, `FIELD<=number`.
+    /// Parses `FIELD=value`, `FIELD>=number`, `FIELD<=number`. The field is everything before the first
+    /// `=`, `<` or `>` (spaces and tabs around it ignored; it may not be empty); a number is
+    /// `-?[0-9]+(.[0-9]+)?`. `pattern` says the same for the API's description.
     public init(parsing text: String) throws {
-        for (symbol, make) in [(">=", { (f: String, v: String) -> MetadataFilter? in Double(v).map { .atLeast(field: f, value: $0) } }),
-                               ("<=", { (f: String, v: String) -> MetadataFilter? in Double(v).map { .atMost(field: f, value: $0) } }),
-                               ("=", { (f: String, v: String) -> MetadataFilter? in .equals(field: f, value: v) })] {
-            if let range = text.range(of: symbol) {
-                let field = String(text[..<range.lowerBound]).trimmingCharacters(in: .whitespaces)
-                let value = String(text[range.upperBound...]).trimmingCharacters(in: .whitespaces)
-                guard !field.isEmpty, let filter = make(field, value) else { break }
-                self = filter
-                return
-            }
+        let blanks = CharacterSet(charactersIn: " \t")
+        guard let operatorStart = text.firstIndex(where: { $0 == "=" || $0 == "<" || $0 == ">" }) else { throw StoreError.invalidFilter(text) }
+        let field = text[..<operatorStart].trimmingCharacters(in: blanks)
+        let rest = text[operatorStart...]
+        guard !field.isEmpty else { throw StoreError.invalidFilter(text) }
+        if rest.hasPrefix("=") {
+            self = .equals(field: field, value: rest.dropFirst().trimmingCharacters(in: .whitespaces))
+            return
         }
-        throw StoreError.invalidFilter(text)
+        let number = rest.dropFirst(2).trimmingCharacters(in: blanks)
+        guard rest.hasPrefix(">=") || rest.hasPrefix("<="), number.wholeMatch(of: /-?[0-9]+(\.[0-9]+)?/) != nil, let value = Double(number) else {
+            throw StoreError.invalidFilter(text)
+        }
+        self = rest.hasPrefix(">=") ? .atLeast(field: field, value: value) : .atMost(field: field, value: value)
     }
+
+    /// The grammar above as a regular expression (ECMA-262 and Python alike; `(?![\s\S])` is the true end).
+    public static let pattern = #"^[ \t]*[^=<> \t][^=<>]*(=[\s\S]*|[<>]=[ \t]*-?[0-9]+(\.[0-9]+)?[ \t]*)(?![\s\S])"#
 
     func matches(_ metadata: [String: String]) -> Bool {
         switch self {

@@ -74,7 +74,7 @@ struct AzureController<Context: RequestContext> {
                 throw AzureError.invalidRequest("InvalidRequestBody", "The multipart body has no boundary.")
             }
             let body = try await inputs.body(request, limit: configuration.maximumBodyBytes + 64 * 1024)
-            guard let part = Multipart.firstPart(body, boundary: boundary) else {
+            guard let part = Multipart.file(body, boundary: boundary) else {
                 throw AzureError.invalidRequest("InvalidImageSize", "The multipart body holds no image.")
             }
             imageBytes = part

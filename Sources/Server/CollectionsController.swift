@@ -3,6 +3,7 @@ import Crypto
 import Embedding
 import Foundation
 import HTTPTypes
+import HTTPBodies
 import Hummingbird
 import ImageCollections
 import ImageIO
@@ -51,7 +52,7 @@ struct CollectionsController<Context: RequestContext> {
     private func create(_ request: Request) async throws -> Response {
         let body = try await inputs.jsonObject(request)
         let name = try inputs.string("name", in: body)
-        let version = try modelVersion(named: body["modelVersion"] as? String)
+        let version = try modelVersion(named: try inputs.field { try JSONBody.optionalString("modelVersion", in: body) })
         let info = try run { try store.openCollection(name, model: version.identity) }
         return jsonResponse(["name": info.name, "items": info.itemCount, "modelVersion": version.name], status: .created)
     }
@@ -60,20 +61,20 @@ struct CollectionsController<Context: RequestContext> {
 
     private func addItem(_ request: Request, collection: String) async throws -> Response {
         let version = try servedVersion(for: collection)
+        // The id is ?id= when given, else the JSON body's id, else the URL (JSON) or the image's SHA-256 (image body).
+        let queryID = request.uri.queryParameters["id"].map(String.init)
+        if queryID == "" { throw bad("InvalidRequestBody", "?id= is empty; item ids have 1 to 512 characters.") }
         let id: String, bytes: [UInt8], metadata: [String: String]
         if inputs.mediaType(request) == "application/json" {
             let body = try await inputs.jsonObject(request)
             let url = try inputs.string("url", in: body)
-            id = (body["id"] as? String) ?? url
-            metadata = try Self.metadata(body["metadata"])
+            id = try queryID ?? inputs.field { try JSONBody.optionalString("id", in: body) } ?? url
+            metadata = try inputs.field { try JSONBody.stringMap("metadata", in: body) } ?? [:]
             bytes = try await inputs.fetch(url)
         } else if inputs.isImageBody(request) {
-            guard let given = request.uri.queryParameters["id"].map(String.init), !given.isEmpty else {
-                throw bad("InvalidRequestBody", "Name the item with ?id=… when uploading an image.")
-            }
-            id = given
-            metadata = [:]
             bytes = try await inputs.imageBody(request)
+            id = queryID ?? Self.contentHash(bytes)
+            metadata = [:]
         } else {
             throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
         }
@@ -82,7 +83,7 @@ struct CollectionsController<Context: RequestContext> {
         let image = try await inputs.prepared(bytes, for: version.embedder.model, thumbnail: true)
         let vector = try await version.embedder.embed(pixelValues: image.pixels)
         let thumbnail = image.thumbnail
-        let hash = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let hash = Self.contentHash(bytes)
         let file = uploads.appendingPathComponent(hash)
         do {
             try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true)
@@ -154,30 +155,34 @@ struct CollectionsController<Context: RequestContext> {
             let body = try await inputs.jsonObject(request)
             k = try inputs.integer("k", in: body, range: Self.kRange) ?? k
             do {
-                filters = try ((body["filters"] as? [String]) ?? []).map(MetadataFilter.init(parsing:))
+                filters = try (try inputs.field { try JSONBody.strings("filters", in: body) } ?? []).map(MetadataFilter.init(parsing:))
             } catch let error as StoreError {
                 throw bad("InvalidFilter", error.description)
             }
-            if let weight = body["vectorWeight"] as? Double {
-                guard (0...1).contains(weight) else { throw bad("InvalidRequestBody", "vectorWeight is between 0 and 1.") }
-                vectorWeight = Float(weight)
+            if let weight = try inputs.field({ try JSONBody.number("vectorWeight", in: body, range: 0...1) }) { vectorWeight = Float(weight) }
+            let hybrid = try inputs.field { try JSONBody.boolean("hybrid", in: body) } ?? false
+            let text = try inputs.field { try JSONBody.optionalString("text", in: body) }
+            let like = try inputs.field { try JSONBody.optionalString("like", in: body) }
+            let url = try inputs.field { try JSONBody.optionalString("url", in: body) }
+            guard [text, like, url].compactMap({ $0 }).count == 1 else {
+                throw bad("InvalidRequestBody", "Search with exactly one of {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
             }
-            if let text = body["text"] as? String {
-                if body["hybrid"] as? Bool == true { hybridText = text }
+            if let text {
+                if hybrid { hybridText = text }
                 do {
                     query = try await version.embedder.embed(text: text)
                 } catch CLIPError.emptyText {
                     throw bad("InvalidTextLength", "The text has nothing to search for.")
                 }
-            } else if let like = body["like"] as? String {
+            } else if let like {
                 guard let item = try run({ try store.item(like, in: collection) }) else {
                     throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: like).description)
                 }
                 query = item.vector
-            } else if let url = body["url"] as? String {
+            } else if let url {
                 query = try await embed(try await inputs.fetch(url), with: version)
             } else {
-                throw bad("InvalidRequestBody", "Search with {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
+                throw bad("InvalidRequestBody", "Search with exactly one of {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
             }
         } else if inputs.isImageBody(request) {
             query = try await embed(try await inputs.imageBody(request), with: version)
@@ -197,6 +202,8 @@ struct CollectionsController<Context: RequestContext> {
     }
 
     // MARK: - Helpers
+
+    static func contentHash(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
 
     private func version(for model: ModelIdentity) -> ModelVersion? {
         versions.values.sorted { $0.name < $1.name }.first { $0.identity == model }
@@ -245,12 +252,6 @@ struct CollectionsController<Context: RequestContext> {
             case .database: throw AzureError(.internalServerError, code: "StoreFailed", message: error.description)
             }
         }
-    }
-
-    static func metadata(_ value: Any?) throws -> [String: String] {
-        guard let value else { return [:] }
-        guard let object = value as? [String: Any] else { throw AzureError.invalidRequest("InvalidRequestBody", "metadata must be an object.") }
-        return object.mapValues { ($0 as? String) ?? "\($0)" }
     }
 
 }

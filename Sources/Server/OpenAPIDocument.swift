@@ -1,5 +1,11 @@
+import ImageCollections
+
 /// The OpenAPI 3.1 description served at `/openapi.json`.
 enum OpenAPIDocument {
+    /// A text needs one character that is neither white space nor a control character the text clean-up
+    /// removes (CLIP's ftfy step); one made only of those has nothing to embed.
+    static let textPattern = #"[^\s\x00-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc]"#
+
     static func make(versions: [String]) -> [String: Any] {
         let query: [[String: Any]] = [
             ["name": "api-version", "in": "query", "required": true,
@@ -34,12 +40,12 @@ enum OpenAPIDocument {
                      "description": "Local CLIP embeddings with Azure AI Vision's multimodal embeddings API. "
                         + "Every GET path answers HEAD too. A path asked with a method it does not list answers 405 with an Allow header; "
                         + "a request that is not valid HTTP/1.1 answers 400 (InvalidHTTPRequest), or 431 when its headers are too large."],
-            "paths": collectionPaths(key: key, binary: binary, answers: answers).merging([
+            "paths": collectionPaths(key: key, binary: binary, versions: versions, answers: answers).merging([
                 "/computervision/retrieval:vectorizeImage": ["post": [
                     "operationId": "vectorizeImage", "parameters": query + [key],
                     "requestBody": ["required": true, "content": [
                         "application/octet-stream": ["schema": binary], "image/*": ["schema": binary],
-                        "multipart/form-data": ["schema": ["type": "object", "properties": ["file": binary]]],
+                        "multipart/form-data": ["schema": ["type": "object", "required": ["file"], "properties": ["file": binary]]],
                         "application/json": ["schema": ["type": "object", "required": ["url"],
                                                         "properties": ["url": ["type": "string", "format": "uri"]]]],
                     ]],
@@ -49,7 +55,7 @@ enum OpenAPIDocument {
                     "operationId": "vectorizeText", "parameters": query + [key],
                     "requestBody": ["required": true, "content": ["application/json": ["schema": [
                         "type": "object", "required": ["text"], "properties": ["text": [
-                            "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S",
+                            "type": "string", "minLength": 1, "maxLength": 10000, "pattern": Self.textPattern,
                             "description": "1 to 70 words (runs of white space separate words)"]]]]]],
                     "responses": ok(vector),
                 ]],
@@ -71,21 +77,22 @@ enum OpenAPIDocument {
     }
 
     /// Loupe's own collection routes.
-    static func collectionPaths(key: [String: Any], binary: [String: Any], answers: (String, Int) -> [String: Any]) -> [String: Any] {
+    static func collectionPaths(key: [String: Any], binary: [String: Any], versions: [String], answers: (String, Int) -> [String: Any]) -> [String: Any] {
         let collection: [String: Any] = ["name": "name", "in": "path", "required": true, "schema": ["type": "string"]]
         let item: [String: Any] = ["name": "id", "in": "path", "required": true, "schema": ["type": "string"]]
-        let idQuery: [String: Any] = ["name": "id", "in": "query", "required": false, "schema": ["type": "string", "minLength": 1, "maxLength": 512]]
+        let idQuery: [String: Any] = ["name": "id", "in": "query", "required": false, "schema": ["type": "string", "minLength": 1, "maxLength": 512],
+                                      "description": "The item's id; without it, the JSON body's id, else its url, or an image body's SHA-256"]
         let kQuery: [String: Any] = ["name": "k", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 1000]]
         let addJSON: [String: Any] = ["type": "object", "required": ["url", "id"], "properties": [
             "url": ["type": "string", "format": "uri"], "id": ["type": "string", "minLength": 1, "maxLength": 512],
             "metadata": ["type": "object", "additionalProperties": ["type": "string"]]]]
-        let searchJSON: [String: Any] = ["type": "object", "properties": [
-            "text": ["type": "string", "minLength": 1, "maxLength": 10000], "like": ["type": "string"],
+        let searchJSON: [String: Any] = ["type": "object", "oneOf": [["required": ["text"]], ["required": ["like"]], ["required": ["url"]]], "properties": [
+            "text": ["type": "string", "minLength": 1, "maxLength": 10000, "pattern": Self.textPattern], "like": ["type": "string", "minLength": 1, "maxLength": 512],
             "url": ["type": "string", "format": "uri"], "k": ["type": "integer", "minimum": 1, "maximum": 1000],
-            "filters": ["type": "array", "items": ["type": "string"]], "hybrid": ["type": "boolean"],
+            "filters": ["type": "array", "items": ["type": "string", "pattern": MetadataFilter.pattern]], "hybrid": ["type": "boolean"],
             "vectorWeight": ["type": "number", "minimum": 0, "maximum": 1]]]
         let createJSON: [String: Any] = ["type": "object", "required": ["name"], "properties": [
-            "name": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"], "modelVersion": ["type": "string"]]]
+            "name": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"], "modelVersion": ["type": "string", "enum": versions.sorted()]]]
         func body(json: [String: Any], images: Bool) -> [String: Any] {
             var content: [String: Any] = ["application/json": ["schema": json]]
             if images {

@@ -46,20 +46,24 @@ struct RequestInputs: Sendable {
 
     func jsonObject(_ request: Request) async throws -> [String: Any] {
         let bytes = try await body(request, limit: Self.jsonLimit, tooLarge: "InvalidRequestBody")
-        return try Self.invalidBody { () throws(JSONBody.Problem) in try JSONBody.object(bytes) }
+        return try field { try JSONBody.object(bytes) }
     }
 
     func integer(_ name: String, in object: [String: Any], range: ClosedRange<Int>) throws -> Int? {
-        try Self.invalidBody { () throws(JSONBody.Problem) in try JSONBody.integer(name, in: object, range: range) }
+        try field { try JSONBody.integer(name, in: object, range: range) }
     }
 
     func string(_ name: String, in object: [String: Any]) throws -> String {
-        try Self.invalidBody { () throws(JSONBody.Problem) in try JSONBody.string(name, in: object) }
+        try field { try JSONBody.string(name, in: object) }
     }
 
-    /// A body problem as Azure reports it.
-    private static func invalidBody<T>(_ read: () throws(JSONBody.Problem) -> T) throws(AzureError) -> T {
-        do { return try read() } catch { throw AzureError.invalidRequest("InvalidRequestBody", error.description) }
+    /// Reads a body or one of its fields with `JSONBody`; a problem is Azure's InvalidRequestBody.
+    func field<T>(_ read: () throws -> T) throws -> T {
+        do {
+            return try read()
+        } catch let problem as JSONBody.Problem {
+            throw AzureError.invalidRequest("InvalidRequestBody", problem.description)
+        }
     }
 
     func fetch(_ url: String) async throws -> [UInt8] {

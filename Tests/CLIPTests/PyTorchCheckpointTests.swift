@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import LoupeTestSupport
 import Testing
 
 @testable import CLIP
@@ -156,18 +157,6 @@ import Testing
             } catch is CLIPError {
             }
         }
-    }
-}
-
-/// xorshift64*: the same damage on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 2_685_821_657_736_338_717
     }
 }
 

@@ -74,8 +74,10 @@ enum Targets {
         let body = Array(bytes[min(bytes.count, split + 1)...])
         if let boundary = Multipart.boundary(contentType: contentType) {
             check(!boundary.isEmpty && boundary.count <= 200, "boundary of \(boundary.count) characters")
-            if let part = Multipart.firstPart(body, boundary: boundary) {
-                check(!part.isEmpty && part.count <= body.count, "part of \(part.count) bytes from \(body.count)")
+            let parts = Multipart.parts(body, boundary: boundary)
+            check(parts.reduce(0) { $0 + $1.content.count } <= body.count, "parts hold more bytes than the body")
+            if let file = Multipart.file(body, boundary: boundary) {
+                check(parts.contains { $0.content == file }, "the file is not one of the parts")
             }
         }
         if let object = try? JSONBody.object(body) {

@@ -112,8 +112,22 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(try ids(["DATE<=1600"]) == ["early"])
         #expect(try ids(["SCHOOL=Dutch", "DATE>=1800"]) == ["late"])
         #expect(try ids(["SCHOOL=Flemish"]).isEmpty)
-        for bad in ["", "=x", "DATE>=soon", "no operator"] {
+        #expect(try MetadataFilter(parsing: " DATE >= -1.5 ") == .atLeast(field: "DATE", value: -1.5))
+        #expect(try MetadataFilter(parsing: "NOTE=a>=b") == .equals(field: "NOTE", value: "a>=b"))
+        for bad in ["", "=x", " \t=x", "DATE>=soon", "DATE>=1e3", "DATE>=", "DATE<5", "DATE>5", "no operator"] {
             #expect(throws: StoreError.invalidFilter(bad)) { try MetadataFilter(parsing: bad) }
+        }
+    }
+
+    /// The pattern the API document gives for filters accepts exactly what the parser accepts.
+    @Test func theFilterPatternMatchesTheParser() throws {
+        let pattern = try NSRegularExpression(pattern: MetadataFilter.pattern)
+        let alphabet = Array("=<> \t-.09aZ\n\u{85}é")
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<5000 {
+            let text = String((0..<Int.random(in: 0...10, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            let matched = pattern.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+            #expect(matched == ((try? MetadataFilter(parsing: text)) != nil), "\(text.debugDescription)")
         }
     }
 

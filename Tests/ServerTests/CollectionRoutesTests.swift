@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ImageCollections
 import ImageIO
@@ -113,7 +114,15 @@ import Testing
                 ("POST", "/collections", Self.json, Data(#"{"name": "a b"}"#.utf8), 400, "InvalidRequest"),
                 ("POST", "/collections", Self.json, Data(#"{"name": "x", "modelVersion": "9999"}"#.utf8), 400, "InvalidModel"),
                 ("POST", "/collections", Self.json, Data("[1]".utf8), 400, "InvalidRequestBody"),
-                ("POST", "/collections/c/items", ["Content-Type": "image/png"], try ServerHarness.image("tiny_rgb_50x40.png"), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/items?id=", ["Content-Type": "image/png"], try ServerHarness.image("tiny_rgb_50x40.png"), 400, "InvalidRequestBody"),
+                // Fields of the wrong type are refused, never read as absent or turned into text.
+                ("POST", "/collections", Self.json, Data(#"{"name": "y", "modelVersion": {}}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/items", Self.json, Data(#"{"url": "http://127.0.0.1:9/a.png", "id": 5}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/items", Self.json, Data(#"{"url": "http://127.0.0.1:9/a.png", "metadata": {"year": 1889}}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": "x", "filters": "DATE>=1800"}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": "x", "hybrid": 1}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": "x", "vectorWeight": true}"#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": 5, "like": "missing"}"#.utf8), 400, "InvalidRequestBody"),
                 ("POST", "/collections/c/items?id=x", ["Content-Type": "image/png"], Data("<html>".utf8), 400, "InvalidImageFormat"),
                 ("POST", "/collections/c/items", Self.json, Data(#"{"url": "http://127.0.0.1:9/a.png"}"#.utf8), 400, "InvalidImageUrl"),
                 ("POST", "/collections/nope/items?id=x", ["Content-Type": "image/png"], try ServerHarness.image("tiny_rgb_50x40.png"), 404, "CollectionNotFound"),
@@ -133,6 +142,13 @@ import Testing
                 ("GET", "/collections/c/items/..%2F..%2Fetc%2Fpasswd/image", [:], nil, 404, "ItemNotFound"),
                 ("DELETE", "/collections/nope", [:], nil, 404, "CollectionNotFound"),
             ]
+            // An image uploaded without an id is named by its SHA-256.
+            let image = try ServerHarness.image("tiny_rgb_50x40.png")
+            let unnamed = try await send.send(base + "/collections/c/items", headers: ["Content-Type": "image/png"], body: image)
+            #expect(unnamed.status == 201)
+            #expect(unnamed.json["id"] as? String == SHA256.hash(data: image).map { String(format: "%02x", $0) }.joined())
+            // A number with a zero fraction is an integer, as JSON Schema counts it.
+            #expect(try await send.send(base + "/collections/c/search", headers: Self.json, body: Data(#"{"text": "x", "k": 2.0}"#.utf8)).status == 200)
             for (method, path, headers, body, status, code) in cases {
                 let reply = try await send.send(.init(rawValue: method), base + path, headers: headers, body: body)
                 #expect(reply.status == status, "\(method) \(path): \(String(decoding: reply.body, as: UTF8.self))")
