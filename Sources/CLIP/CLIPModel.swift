@@ -74,6 +74,13 @@ public final class CLIPModel: @unchecked Sendable {
     /// The model input for one image: [3, size, size] planes.
     public func pixelValues(for image: RGBImage) -> [Float] { preprocessor.pixelValues(image) }
 
+    /// The decoder for this model's images: JPEGs reduced by DCT scaling while their short side stays at
+    /// least twice the preprocessor's (the resampling from there changes vectors by a cosine under 0.001,
+    /// see ReducedDecodeTests), or every pixel when `exact`, as the reference decodes.
+    public func imageDecoder(exact: Bool = false) -> ImageDecoder {
+        ImageDecoder(minimumDecodedSide: exact ? nil : 2 * preprocessor.configuration.shortestEdge)
+    }
+
     public func embed(images: [RGBImage]) -> [[Float]] {
         guard !images.isEmpty else { return [] }
         return vision(images.map(pixelValues))

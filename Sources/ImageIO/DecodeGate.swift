@@ -26,7 +26,7 @@ public final class DecodeGate: @unchecked Sendable {
     /// Decodes `bytes` once the share its header announces is free, and hands the image to `use` on the
     /// same thread (preprocessing belongs inside the bound too).
     public func decode<T: Sendable>(_ bytes: [UInt8], with decoder: ImageDecoder, _ use: @escaping @Sendable (RGBImage) throws -> T) async throws -> T {
-        let size = try decoder.dimensions(of: bytes)
+        let size = try decoder.decodedDimensions(of: bytes)
         return try await run(reserving: size.width * size.height * Self.bytesPerPixel) { try use(try decoder.decode(bytes).rgb()) }
     }
 

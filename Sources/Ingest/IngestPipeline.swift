@@ -45,11 +45,12 @@ public struct IngestPipeline: Sendable {
     public let store: any CollectionStore
     public let decoder: ImageDecoder
 
-    public init(model: CLIPModel, identity: ModelIdentity, store: any CollectionStore, decoder: ImageDecoder = ImageDecoder()) {
+    /// `decoder`: the model's own by default (large JPEGs reduced by DCT scaling; `model.imageDecoder(exact: true)` for every pixel).
+    public init(model: CLIPModel, identity: ModelIdentity, store: any CollectionStore, decoder: ImageDecoder? = nil) {
         self.model = model
         self.identity = identity
         self.store = store
-        self.decoder = decoder
+        self.decoder = decoder ?? model.imageDecoder()
     }
 
     private struct Prepared: Sendable {

@@ -9,7 +9,6 @@ import ImageIO
 /// a JSON object, an image (from bytes or a URL). Failures are Azure-shaped 400s.
 struct RequestInputs: Sendable {
     let configuration: ServerConfiguration
-    let decoder = ImageDecoder()
     /// Shared by every route, so the bound on decodes holds for the whole server.
     let decodes: DecodeGate
 
@@ -79,7 +78,7 @@ struct RequestInputs: Sendable {
     /// decode gate; decoding failures are Azure's 400s.
     func prepared(_ bytes: [UInt8], for model: CLIPModel, thumbnail: Bool = false) async throws -> PreparedImage {
         do {
-            return try await decodes.decode(bytes, with: decoder) { image in
+            return try await decodes.decode(bytes, with: model.imageDecoder(exact: configuration.exactDecode)) { image in
                 PreparedImage(pixels: model.pixelValues(for: image), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: image) : nil)
             }
         } catch let error as ImageError {

@@ -104,7 +104,7 @@ extension Loupe {
             let display = IngestDisplay()
             let summary: IngestSummary
             do {
-                summary = try await IngestPipeline(model: model, identity: identity, store: store)
+                summary = try await IngestPipeline(model: model, identity: identity, store: store, decoder: model.imageDecoder(exact: options.exactDecode))
                     .run(items, sourceProblems: problems, into: collection, options: IngestOptions(jobs: jobs, batch: batch)) { display.show($0) }
             } catch let error as StoreError {
                 throw CommandFailure(error.description)
@@ -151,6 +151,7 @@ extension Loupe {
         var vectorWeight: Float = HybridScore.defaultVectorWeight
         @Option(help: "float32 or int8 for embedding the query (as `loupe ingest --precision`).")
         var precision: Precision = .float32
+        @Flag(help: "Decode every pixel of a large JPEG query image (as `loupe ingest --exact-decode`).") var exactDecode = false
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -183,7 +184,7 @@ extension Loupe {
                 let (model, modelIdentity) = try await CollectionModel.load(self.model ?? info.model.id, precision: precision)
                 identity = modelIdentity
                 do {
-                    query = try text.map { try model.embed(text: $0) } ?? model.embed(image: try ImageDecoder().decode(fileAt: image!).rgb())
+                    query = try text.map { try model.embed(text: $0) } ?? model.embed(image: try model.imageDecoder(exact: exactDecode).decode(fileAt: image!).rgb())
                 } catch let error as ImageError {
                     throw CommandFailure("cannot read \(image!): \(error)")
                 } catch let error as CLIPError {

@@ -25,7 +25,7 @@ extension Loupe {
         func run() async throws {
             let folder = try await ModelLoading.locate(options.model)
             let model = try ModelLoading.load(folder, name: options.model, precision: options.precision)
-            let decoder = ImageDecoder()
+            let decoder = model.imageDecoder(exact: options.exactDecode)
             var failed = false
             for input in Input.ordered(texts: text, images: image, arguments: CommandLine.arguments) {
                 var line = EmbeddingLine(input: input.value, kind: input.kind)

@@ -71,6 +71,7 @@ extension Loupe {
             configuration.batchWindow = .milliseconds(batchWindowMs)
             configuration.idleTimeout = .seconds(max(1, idleTimeout))
             configuration.requestTimeout = .seconds(max(1, requestTimeout))
+            configuration.exactDecode = options.exactDecode
             configuration.maximumConnections = max(1, maxConnections)
 
             let pairs: [(String, String)] = modelVersions.isEmpty

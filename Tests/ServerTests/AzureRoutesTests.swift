@@ -269,6 +269,37 @@ import Testing
         }
     }
 
+    /// A short, bounded version of benchmarks/loadtest.py's soak: many clients sending images of every
+    /// format and texts without pause for a few seconds; every answer is a 200 and none is a server error.
+    @Test func mixedLoadFromManyClientsGetsNoServerError() async throws {
+        let images = try ["landscape_rgb_512x384.png", "gray_l_320x240.jpg", "cmyk_360x240.jpg", "wide_lossless_800x200.webp",
+                          "frame_gif_120x90.gif", "bitmap_rgb_150x100.bmp", "tiff_rgb_130x170.tiff", "alpha_rgba_400x300.png"].map(ServerHarness.image)
+        try await ServerHarness.withServer { base, send in
+            let deadline = ContinuousClock.now + .seconds(4)
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for client in 0..<24 {
+                    group.addTask {
+                        var statuses = [Int]()
+                        var turn = client
+                        while ContinuousClock.now < deadline {
+                            turn += 1
+                            let reply = turn % 2 == 0
+                                ? try await send.send(base + Self.image + Self.query, headers: Self.binary, body: images[turn % images.count])
+                                : try await send.send(base + Self.text + Self.query, headers: Self.json, body: Data(#"{"text": "a blue house"}"#.utf8))
+                            statuses.append(reply.status)
+                        }
+                        return statuses
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(statuses.count > 48, "only \(statuses.count) requests in 4 s")
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+            let metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
+            #expect(!metrics.contains(#"status="5"#))
+        }
+    }
+
     /// A PNG signature and IHDR with the given size and nothing else: refused from the header.
     static func pngHeader(width: UInt32, height: UInt32) -> Data {
         var data = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52])
