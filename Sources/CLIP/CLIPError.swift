@@ -10,10 +10,13 @@ public enum CLIPError: Error, Equatable, CustomStringConvertible {
     case invalidTokenizer(String)
     case emptyText
     case invalidImage(String)
+    case unsupportedModelType(String, supported: [String])
 
     public var description: String {
         switch self {
         case .missingFile(let path): "model file not found: \(path)"
+        case .unsupportedModelType(let type, let supported):
+            "config.json's model_type is \(type), which Loupe does not run; it runs \(supported.joined(separator: ", "))"
         case .invalidConfiguration(let reason): "invalid model configuration: \(reason)"
         case .invalidWeights(let file, let reason): "invalid weights in \(file): \(reason)"
         case .unsupportedDType(let key, let dtype): "weight \(key) has unsupported dtype \(dtype) (expected F32, F16 or BF16)"

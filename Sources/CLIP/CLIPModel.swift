@@ -4,7 +4,7 @@ import Tensor
 
 /// A CLIP model loaded from a Hugging Face `CLIPModel` folder: both towers, the tokenizer and the
 /// image preprocessing, giving L2-normalised float32 vectors in one space.
-public final class CLIPModel: @unchecked Sendable {
+public final class CLIPModel: ImageTextModel, @unchecked Sendable {
     public let configuration: CLIPConfiguration
     public let tokenizer: CLIPTokenizer
     public let preprocessor: ImagePreprocessor
@@ -13,10 +13,9 @@ public final class CLIPModel: @unchecked Sendable {
     private let text: TextTower
     private let vision: VisionTower
 
-    /// The length of every vector this model returns.
+    public let scoring: LabelScoring
+    public var family: ModelFamily { .clip }
     public var dimension: Int { configuration.projectionDim }
-
-    /// The bytes of weight matrices embedding one text reads, in the precision the model was loaded in.
     public var textWeightBytes: Int { text.weightBytes }
 
     /// Loads every file from `folder`, verifying each weight: unknown keys, missing keys and shape
@@ -32,7 +31,7 @@ public final class CLIPModel: @unchecked Sendable {
         let load = WeightLoader(weights, kernel: kernel)
         text = try TextTower(load, configuration.textConfig, projectionDim: configuration.projectionDim)
         vision = try VisionTower(load, configuration.visionConfig, projectionDim: configuration.projectionDim)
-        _ = try load("logit_scale")
+        scoring = .softmax(logitScale: try load("logit_scale").base[0])
         derivedWeights = load.storage
         try load.verifyAllUsed()
         let crop = (preprocessor.configuration.cropWidth, preprocessor.configuration.cropHeight)
@@ -50,11 +49,6 @@ public final class CLIPModel: @unchecked Sendable {
         return Array(ids[...end])
     }
 
-    public func embed(text: String) throws -> [Float] { try embed(tokens: tokens(for: text)) }
-
-    /// Embeds token ids from `tokens(for:)`.
-    public func embed(tokens ids: [Int]) throws -> [Float] { try embed(tokenBatch: [ids])[0] }
-
     /// Embeds several token sequences in one pass (see `TextTower`: no padding reaches a result).
     public func embed(tokenBatch: [[Int]]) throws -> [[Float]] {
         for ids in tokenBatch {
@@ -69,24 +63,15 @@ public final class CLIPModel: @unchecked Sendable {
         return self.text(tokenBatch)
     }
 
-    public func embed(texts: [String]) throws -> [[Float]] { try embed(tokenBatch: texts.map { try tokens(for: $0) }) }
-
     /// The model input for one image: [3, size, size] planes.
     public func pixelValues(for image: RGBImage) -> [Float] { preprocessor.pixelValues(image) }
 
     /// The decoder for this model's images: JPEGs reduced by DCT scaling while their short side stays at
     /// least twice the preprocessor's (the resampling from there changes vectors by a cosine under 0.001,
     /// see ReducedDecodeTests), or every pixel when `exact`, as the reference decodes.
-    public func imageDecoder(exact: Bool = false) -> ImageDecoder {
+    public func imageDecoder(exact: Bool) -> ImageDecoder {
         ImageDecoder(minimumDecodedSide: exact ? nil : 2 * preprocessor.configuration.shortestEdge)
     }
-
-    public func embed(images: [RGBImage]) -> [[Float]] {
-        guard !images.isEmpty else { return [] }
-        return vision(images.map(pixelValues))
-    }
-
-    public func embed(image: RGBImage) -> [Float] { embed(images: [image])[0] }
 
     /// Embeds already preprocessed inputs ([3, size, size] each).
     public func embed(pixelValues: [[Float]]) -> [[Float]] { vision(pixelValues) }

@@ -6,7 +6,7 @@ import ImageIO
 /// window are run as one batch (up to `maxBatch` images), on a thread of its own so that inference
 /// never occupies the Swift concurrency pool or the server's event loops.
 public final class BatchingEmbedder: @unchecked Sendable {
-    public let model: CLIPModel
+    public let model: any ImageTextModel
     public let maxBatch: Int
     public let window: TimeInterval
     /// Called after each batch with the number of inputs it held (for metrics).
@@ -22,7 +22,7 @@ public final class BatchingEmbedder: @unchecked Sendable {
     private var stopped = false
     private var thread: Thread?
 
-    public init(model: CLIPModel, maxBatch: Int = 32, window: Duration = .milliseconds(4),
+    public init(model: any ImageTextModel, maxBatch: Int = 32, window: Duration = .milliseconds(4),
                 onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.model = model
         self.maxBatch = max(1, maxBatch)

@@ -40,13 +40,13 @@ public struct IngestSummary: Sendable {
 /// is skipped, so a run killed at any moment and started again ends with every item exactly once; a
 /// changed file is embedded again and replaces its item.
 public struct IngestPipeline: Sendable {
-    public let model: CLIPModel
+    public let model: any ImageTextModel
     public let identity: ModelIdentity
     public let store: any CollectionStore
     public let decoder: ImageDecoder
 
     /// `decoder`: the model's own by default (large JPEGs reduced by DCT scaling; `model.imageDecoder(exact: true)` for every pixel).
-    public init(model: CLIPModel, identity: ModelIdentity, store: any CollectionStore, decoder: ImageDecoder? = nil) {
+    public init(model: any ImageTextModel, identity: ModelIdentity, store: any CollectionStore, decoder: ImageDecoder? = nil) {
         self.model = model
         self.identity = identity
         self.store = store

@@ -35,6 +35,8 @@ public func buildApplication(
     let inputs = RequestInputs(configuration: configuration)
     AzureController(versions: byName, defaultVersion: configuration.defaultModelVersion, configuration: configuration, inputs: inputs)
         .add(to: routes)
+    ClassifyController(versions: byName, defaultVersion: configuration.defaultModelVersion, configuration: configuration, inputs: inputs)
+        .add(to: routes)
     if let store {
         CollectionsController(store: store, versions: byName, defaultVersion: configuration.defaultModelVersion,
                               configuration: configuration, uploads: configuration.uploadsFolder, inputs: inputs)

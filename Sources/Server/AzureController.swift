@@ -24,6 +24,18 @@ public struct ModelVersion: Sendable {
     }
 }
 
+extension ModelVersion {
+    /// The version a request names (none, empty or `latest`: the default); an unknown name is Azure's InvalidModel.
+    static func named(_ name: String?, in versions: [String: ModelVersion], default defaultVersion: String) throws -> ModelVersion {
+        let name = name.flatMap { $0 == "latest" || $0.isEmpty ? nil : $0 } ?? defaultVersion
+        guard let version = versions[name] else {
+            throw AzureError.invalidRequest(
+                "InvalidModel", "Model version \(name) is not available; this server has \(versions.keys.sorted().joined(separator: ", ")).")
+        }
+        return version
+    }
+}
+
 /// `POST /computervision/retrieval:vectorizeImage` and `:vectorizeText`, as Azure AI Vision answers them.
 struct AzureController<Context: RequestContext> {
     let versions: [String: ModelVersion]
@@ -50,13 +62,7 @@ struct AzureController<Context: RequestContext> {
             throw AzureError.invalidRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
         }
         guard ServerConfiguration.apiVersions.contains(String(apiVersion)) else { throw AzureError.notFound }
-        let requested = query["model-version"] ?? query["modelVersion"]
-        let name = requested.map(String.init).flatMap { $0 == "latest" || $0.isEmpty ? nil : $0 } ?? defaultVersion
-        guard let version = versions[name] else {
-            throw AzureError.invalidRequest(
-                "InvalidModel", "Model version \(name) is not available; this server has \(versions.keys.sorted().joined(separator: ", ")).")
-        }
-        return version
+        return try ModelVersion.named((query["model-version"] ?? query["modelVersion"]).map(String.init), in: versions, default: defaultVersion)
     }
 
     func vectorizeImage(_ request: Request, context: Context) async throws -> Response {

@@ -52,7 +52,7 @@ struct CollectionsController<Context: RequestContext> {
     private func create(_ request: Request) async throws -> Response {
         let body = try await inputs.jsonObject(request)
         let name = try inputs.string("name", in: body)
-        let version = try modelVersion(named: try inputs.field { try JSONBody.optionalString("modelVersion", in: body) })
+        let version = try ModelVersion.named(try inputs.field { try JSONBody.optionalString("modelVersion", in: body) }, in: versions, default: defaultVersion)
         let info = try run { try store.openCollection(name, model: version.identity) }
         return jsonResponse(["name": info.name, "items": info.itemCount, "modelVersion": version.name], status: .created)
     }
@@ -217,12 +217,6 @@ struct CollectionsController<Context: RequestContext> {
             throw AzureError(.conflict, code: "ModelNotServed",
                              message: "Collection \(collection) was made with \(info.model.id) (\(info.model.revision.prefix(12))), which this server does not run.")
         }
-        return version
-    }
-
-    private func modelVersion(named name: String?) throws -> ModelVersion {
-        let name = name ?? defaultVersion
-        guard let version = versions[name] else { throw bad("InvalidModel", "Model version \(name) is not available.") }
         return version
     }
 

@@ -59,6 +59,27 @@ enum OpenAPIDocument {
                             "description": "1 to 70 words (runs of white space separate words)"]]]]]],
                     "responses": ok(vector),
                 ]],
+                "/classify": ["post": [
+                    "operationId": "classify",
+                    "description": "Zero-shot classification: each label's probability for the image, by the model family's rule (CLIP: a softmax across the labels).",
+                    "parameters": [key, ["name": "model-version", "in": "query", "required": false,
+                                         "schema": ["type": "string", "enum": versions.sorted() + ["latest"]]],
+                                   ["name": "label", "in": "query", "required": false, "description": "With an image body: a label (repeat it)",
+                                    "schema": ["type": "array", "items": ["type": "string"]], "style": "form", "explode": true]],
+                    "requestBody": ["required": true, "content": [
+                        "application/json": ["schema": ["type": "object", "required": ["labels", "url"], "properties": [
+                            "labels": ["type": "array", "minItems": 1, "maxItems": 64,
+                                       "items": ["type": "string", "minLength": 1, "maxLength": 10000, "pattern": Self.textPattern]],
+                            "url": ["type": "string", "format": "uri"],
+                            "modelVersion": ["type": "string", "enum": versions.sorted() + ["latest"]]]]],
+                        "application/octet-stream": ["schema": binary], "image/*": ["schema": binary],
+                    ]],
+                    "responses": ["200": ["description": "The labels in the order given, each with its score", "content": ["application/json": ["schema": [
+                        "type": "object", "required": ["modelVersion", "labels"], "properties": [
+                            "modelVersion": ["type": "string"],
+                            "labels": ["type": "array", "items": ["type": "object", "required": ["label", "score"], "properties": [
+                                "label": ["type": "string"], "score": ["type": "number", "minimum": 0, "maximum": 1]]]]]]]]]].merging(errors) { a, _ in a },
+                ]],
                 "/health": ["get": ["operationId": "health", "responses": ["200": ["description": "The process is up"]]]],
                 "/ready": ["get": ["operationId": "ready", "responses": ["200": ["description": "Models are loaded"]]]],
                 "/metrics": ["get": ["operationId": "metrics", "responses": ["200": ["description": "Prometheus metrics",

@@ -76,7 +76,7 @@ struct RequestInputs: Sendable {
 
     /// An image decoded and preprocessed for `model` (and its thumbnail when asked for) through the
     /// decode gate; decoding failures are Azure's 400s.
-    func prepared(_ bytes: [UInt8], for model: CLIPModel, thumbnail: Bool = false) async throws -> PreparedImage {
+    func prepared(_ bytes: [UInt8], for model: any ImageTextModel, thumbnail: Bool = false) async throws -> PreparedImage {
         do {
             return try await decodes.decode(bytes, with: model.imageDecoder(exact: configuration.exactDecode)) { image in
                 PreparedImage(pixels: model.pixelValues(for: image), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: image) : nil)

@@ -49,7 +49,7 @@ struct StoreOptions: ParsableArguments {
 
 /// Loads a model and names it the way collections record it.
 enum CollectionModel {
-    static func load(_ name: String, precision: Precision = .float32) async throws -> (CLIPModel, ModelIdentity) {
+    static func load(_ name: String, precision: Precision = .float32) async throws -> (any ImageTextModel, ModelIdentity) {
         let folder = try await ModelLoading.locate(name)
         let model = try ModelLoading.load(folder, name: name, precision: precision)
         // A local folder is recorded by its absolute path, so later commands find it from anywhere.

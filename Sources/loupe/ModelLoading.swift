@@ -18,7 +18,7 @@ enum ModelLoading {
         }
     }
 
-    static func load(_ folder: URL, name: String, precision: Precision = .float32) throws -> CLIPModel {
+    static func load(_ folder: URL, name: String, precision: Precision = .float32) throws -> any ImageTextModel {
         let kernel: ProductKernel
         switch precision {
         case .float32: kernel = .best
@@ -29,7 +29,7 @@ enum ModelLoading {
             kernel = .int8
         }
         do {
-            return try CLIPModel(folder: folder, kernel: kernel)
+            return try ModelFamily.load(folder: folder, kernel: kernel)
         } catch let error as CLIPError {
             throw CommandFailure("cannot load model \(name) from \(folder.path): \(error)")
         }

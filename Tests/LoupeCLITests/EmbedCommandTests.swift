@@ -95,6 +95,24 @@ enum LoupeBinary {
         #expect((result.lines.last?["vector"] as? [Double])?.count == 16)
     }
 
+    /// `loupe classify`: one line per image in order, the labels in the order given with scores that sum
+    /// to 1 (CLIP's softmax); a bad image gets an error line and the status 1.
+    @Test func classifyPrintsEachImagesLabelScores() throws {
+        let result = try LoupeBinary.run([
+            "classify", "--model", model, "--label", "a blue house", "--label", "a red car",
+            "Tests/Fixtures/images/cmyk_360x240.jpg", "/no/such/file.png", "Tests/Fixtures/images/tiny_rgb_50x40.png",
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.lines.map { $0["input"] as? String } == ["Tests/Fixtures/images/cmyk_360x240.jpg", "/no/such/file.png", "Tests/Fixtures/images/tiny_rgb_50x40.png"])
+        for line in [result.lines[0], result.lines[2]] {
+            let labels = try #require(line["labels"] as? [[String: Any]])
+            #expect(labels.map { $0["label"] as? String } == ["a blue house", "a red car"])
+            #expect(abs(labels.compactMap { $0["score"] as? Double }.reduce(0, +) - 1) <= 1e-5)
+        }
+        #expect((result.lines[1]["error"] as? [String: Any])?["code"] as? String == "FileNotFound")
+        #expect(try LoupeBinary.run(["classify", "--model", model, "Tests/Fixtures/images/cmyk_360x240.jpg"]).status != 0)
+    }
+
     /// `--precision int8` gives vectors near float32's, not equal to them; an unknown precision is a usage
     /// error. Where the processor lacks VNNI, the command must say so instead.
     @Test func int8PrecisionIsCloseToFloat32() throws {
