@@ -101,6 +101,7 @@ let package = Package(
         .target(
             name: "HubFixture",
             dependencies: [
+                "LoupeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

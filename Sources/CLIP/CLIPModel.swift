@@ -24,8 +24,7 @@ public final class CLIPModel: ImageTextModel, @unchecked Sendable {
     /// runs unless a test or benchmark asks for another).
     public init(folder: URL, kernel: ProductKernel = .best) throws {
         configuration = try CLIPConfiguration.load(from: folder.appendingPathComponent("config.json"))
-        preprocessor = ImagePreprocessor(
-            configuration: try PreprocessorConfiguration.load(from: folder.appendingPathComponent("preprocessor_config.json")))
+        preprocessor = ImagePreprocessor(configuration: try PreprocessorConfiguration.load(folder: folder))
         tokenizer = try CLIPTokenizer(folder: folder, contextLength: configuration.textConfig.maxPositionEmbeddings)
         weights = try Checkpoint(folder: folder)
         let load = WeightLoader(weights, kernel: kernel)

@@ -75,13 +75,31 @@ public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
 
     public static func load(from url: URL) throws -> PreprocessorConfiguration {
         guard let data = try? Data(contentsOf: url) else { throw CLIPError.missingFile(url.path) }
+        return try decode(data, from: url.lastPathComponent)
+    }
+
+    /// A model folder's image-processor settings: `preprocessor_config.json`, or the `image_processor`
+    /// object of `processor_config.json`, where transformers 5 saves a whole processor's settings.
+    public static func load(folder: URL) throws -> PreprocessorConfiguration {
+        let plain = folder.appendingPathComponent("preprocessor_config.json")
+        if FileManager.default.fileExists(atPath: plain.path) { return try load(from: plain) }
+        let combined = folder.appendingPathComponent("processor_config.json")
+        guard let data = try? Data(contentsOf: combined) else { throw CLIPError.missingFile(plain.path + " (or processor_config.json)") }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+            let nested = object["image_processor"] as? [String: Any],
+            let settings = try? JSONSerialization.data(withJSONObject: nested)
+        else { throw CLIPError.invalidConfiguration("processor_config.json has no image_processor object") }
+        return try decode(settings, from: "processor_config.json")
+    }
+
+    private static func decode(_ data: Data, from file: String) throws -> PreprocessorConfiguration {
         let configuration: PreprocessorConfiguration
         do {
             configuration = try JSONDecoder().decode(PreprocessorConfiguration.self, from: data)
         } catch let error as CLIPError {
             throw error
         } catch {
-            throw CLIPError.invalidConfiguration("\(url.lastPathComponent): \(error)")
+            throw CLIPError.invalidConfiguration("\(file): \(error)")
         }
         try configuration.validate()
         return configuration

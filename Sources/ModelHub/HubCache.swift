@@ -106,9 +106,11 @@ public struct HubCache: Sendable {
     }
 }
 
-/// Which files make a CLIP model folder.
+/// Which files make a model folder.
 public enum ModelFiles {
-    static let required = ["config.json", "preprocessor_config.json"]
+    static let required = ["config.json"]
+    /// The image processor's settings: on their own, or inside a whole processor's (transformers 5).
+    static let processorSettings = ["preprocessor_config.json", "processor_config.json"]
     static let optional = ["tokenizer_config.json", "special_tokens_map.json"]
     /// Weight files in the order they are preferred; an index names its shards.
     static let weights = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
@@ -126,6 +128,10 @@ public enum ModelFiles {
                           shardNames: (String) throws -> [String]) throws -> [String] {
         var files = required
         for file in required where !available.contains(file) { throw ModelFilesError.missing(file) }
+        guard let settings = processorSettings.first(where: available.contains) else {
+            throw ModelFilesError.missing("preprocessor_config.json (or processor_config.json)")
+        }
+        files.append(settings)
         if available.contains("vocab.json") && available.contains("merges.txt") {
             files += ["vocab.json", "merges.txt"]
         } else if available.contains("tokenizer.json") {

@@ -1,4 +1,6 @@
 import Foundation
+import ImageIO
+import LoupeTestSupport
 import Testing
 
 @testable import CLIP
@@ -149,5 +151,31 @@ import Testing
         #expect(plain.textWeightBytes == expected)
         let packed = try CLIPModel(folder: Fixtures.model(name))
         #expect(packed.textWeightBytes >= expected)
+    }
+
+    /// A folder as transformers 5 saves one (processor_config.json, tokenizer.json only) loads and gives the
+    /// same vectors as the classic layout; without either processor file the error names both.
+    @Test func aFolderSavedByTransformers5Loads() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-t5-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for (name, data) in try Transformers5Layout.files(fromModelFolder: Fixtures.model("tiny-gelu")) {
+            try data.write(to: folder.appendingPathComponent(name))
+        }
+        let saved = try CLIPModel(folder: folder)
+        let classic = try CLIPModel(folder: Fixtures.model("tiny-gelu"))
+        for golden in Fixtures.tokenCases.prefix(100) {
+            #expect(try saved.tokens(for: golden.text) == classic.tokens(for: golden.text), "\(golden.text)")
+        }
+        let image = try ImageDecoder().decode(fileAt: Fixtures.image("cmyk_360x240.jpg")).rgb()
+        #expect(saved.embed(image: image) == classic.embed(image: image))
+        #expect(try saved.embed(text: "a blue house") == classic.embed(text: "a blue house"))
+
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("processor_config.json"))
+        #expect {
+            try CLIPModel(folder: folder)
+        } throws: { error in
+            "\(error)".contains("preprocessor_config.json (or processor_config.json)")
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 
 /// Repositories laid out file for file as real ones on the Hub are, with the tiny fixture model's
 /// contents in the files a loader reads (and placeholders in those it must never download).
@@ -61,6 +62,12 @@ extension FakeHub.Repository {
                 .init(num: 66, title: conversionTitle, author: conversionBot),
                 .init(num: 40, title: conversionTitle, author: conversionBot, status: "closed"),
             ])
+    }
+
+    /// A repository pushed from transformers 5 (`push_to_hub` writes what `save_pretrained` does).
+    public static func savedByTransformers5(fixtures: URL, model: String) throws -> FakeHub.Repository {
+        let files = try Transformers5Layout.files(fromModelFolder: fixtures.appendingPathComponent("models/\(model)"))
+        return FakeHub.Repository(files: files, commit: FakeHub.commitID("transformers 5 \(model)"))
     }
 
     /// A repository with `pytorch_model.bin` weights (or shards) only and no pull requests.

@@ -124,6 +124,18 @@ import Testing
         try Self.sameVectors(sharded, as: "tiny-gelu")
     }
 
+    /// transformers 5 saves the image processor inside processor_config.json and the tokenizer as
+    /// tokenizer.json only: such a repository downloads, counts as complete offline, and loads.
+    @Test func aRepositorySavedByTransformers5Loads() async throws {
+        let cache = try HubDownloaderTests.temporaryCache()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let hub = FakeHub(repositories: ["someone/clip-t5": try .savedByTransformers5(fixtures: Self.fixtures, model: "tiny-gelu")])
+        let folder = try await Self.resolveOnlineThenOffline(hub, "someone/clip-t5", cache: cache)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("processor_config.json").path))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("preprocessor_config.json").path))
+        try Self.sameVectors(folder, as: "tiny-gelu")
+    }
+
     @Test func aCheckpointWhosePickleNamesAnotherGlobalDownloadsButIsRefused() async throws {
         let cache = try HubDownloaderTests.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
