@@ -11,7 +11,18 @@ examples=20
 [ "${1:-}" = "--max-examples" ] && examples="$2"
 
 venv=.build/schemathesis-venv
-[ -x $venv/bin/schemathesis ] || { python3 -m venv $venv && $venv/bin/pip install --quiet "schemathesis==4.32.5"; }
+if [ ! -x $venv/bin/schemathesis ]; then
+  # Debian's python3 makes virtual environments only with python3-venv installed.
+  if ! python3 -m venv $venv 2>/dev/null; then
+    rm -rf $venv
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv
+    python3 -m venv $venv
+  fi
+  $venv/bin/pip install --quiet "schemathesis==4.32.5"
+fi
 [ -x .build/debug/loupe ] || swift build --product loupe
 
 work=$(mktemp -d)
