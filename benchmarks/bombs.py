@@ -12,6 +12,8 @@ import zlib
 
 import requests
 
+from loadtest import resident_mb  # benchmarks/ is on the path: the script's own folder
+
 
 def grey_png(side):
     rows = zlib.compress(bytes(side + 1) * side, 9)
@@ -21,14 +23,6 @@ def grey_png(side):
 
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-
-
-def resident_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main():

@@ -9,12 +9,16 @@ public enum Multipart {
     }
 
     public static func boundary(contentType: String) -> String? {
-        for parameter in contentType.split(separator: ";").dropFirst() {
+        guard let value = parameter("boundary", in: contentType), !value.isEmpty, value.count <= 200 else { return nil }
+        return value
+    }
+
+    /// A `key=value` (or `key="value"`) parameter of a header value such as `form-data; name="file"`.
+    private static func parameter(_ key: String, in header: some StringProtocol) -> String? {
+        for parameter in header.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            if pair.count == 2, pair[0].lowercased() == "boundary" {
-                let value = pair[1].hasPrefix("\"") && pair[1].hasSuffix("\"") && pair[1].count >= 2
-                    ? String(pair[1].dropFirst().dropLast()) : pair[1]
-                return value.isEmpty || value.count > 200 ? nil : value
+            if pair.count == 2, pair[0].lowercased() == key {
+                return pair[1].hasPrefix("\"") && pair[1].hasSuffix("\"") && pair[1].count >= 2 ? String(pair[1].dropFirst().dropLast()) : pair[1]
             }
         }
         return nil
@@ -48,15 +52,9 @@ public enum Multipart {
     /// `name="…"` from the part's Content-Disposition header.
     private static func name(inHeaders headers: ArraySlice<UInt8>) -> String? {
         let text = String(decoding: headers, as: UTF8.self)
-        for line in text.split(whereSeparator: \.isNewline) where line.lowercased().hasPrefix("content-disposition:") {
-            for parameter in line.split(separator: ";").dropFirst() {
-                let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                if pair.count == 2, pair[0].lowercased() == "name" {
-                    return pair[1].hasPrefix("\"") && pair[1].hasSuffix("\"") && pair[1].count >= 2 ? String(pair[1].dropFirst().dropLast()) : pair[1]
-                }
-            }
-        }
-        return nil
+        return text.split(whereSeparator: \.isNewline).lazy
+            .filter { $0.lowercased().hasPrefix("content-disposition:") }
+            .compactMap { parameter("name", in: $0) }.first
     }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
