@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Fuzzes Loupe's input readers with libFuzzer (the targets are in Tests/Fuzz/main.swift):
-#   scripts/fuzz.sh [TARGET...] [--seconds N]     targets: image tokenizer manifest body (default: all)
-# Each target runs N seconds (default 60; the suite runs a short bound, a long run is `--seconds 3600`).
-# Seeds are the fixtures and Tests/Fuzz/seeds; the corpus grows in .build/fuzz/corpus/TARGET and
-# carries over between runs; an input that breaks a target is saved in .build/fuzz/findings.
+#   scripts/fuzz.sh [TARGET...] [--seconds N] [--seed S]     targets: image tokenizer manifest body (default: all)
+# Each target runs N seconds (default 60; a long run is `--seconds 3600`). With --seed the mutations are
+# drawn from that seed, so a run repeats the same inputs wherever it runs: the suite runs a short bound
+# from a fixed seed, and a long run draws a new seed each time.
+# Seeds are the fixtures, Tests/Fuzz/seeds and Tests/Fuzz/regressions (inputs that once broke a target,
+# kept so that they are tried on every run); the corpus grows in .build/fuzz/corpus/TARGET and carries
+# over between runs; an input that breaks a target is saved in .build/fuzz/findings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=60
+seed=0  # libFuzzer draws one
 targets=()
 while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
@@ -34,6 +39,8 @@ seeds() {
     image) echo Tests/Fixtures/images ;;
     *) echo "Tests/Fuzz/seeds/$1" ;;
   esac
+  [ -d "Tests/Fuzz/regressions/$1" ] && echo "Tests/Fuzz/regressions/$1"
+  return 0
 }
 
 mkdir -p .build/fuzz/findings
@@ -44,8 +51,12 @@ for target in "${targets[@]}"; do
   log=.build/fuzz/$target.log
   # libFuzzer stops itself after -max_total_time; the kill is only a backstop for a hung input.
   status=0
-  timeout -s KILL $((seconds + 120)) "$binary" "$target" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 \
-    -artifact_prefix=.build/fuzz/findings/"$target"- -print_final_stats=1 "$corpus" "$(seeds "$target")" >"$log" 2>&1 || status=$?
+  # Swift's own crash reporter is off: under the address sanitizer it crashes itself, and libFuzzer
+  # reports the crash and saves the input anyway.
+  mapfile -t seed_folders < <(seeds "$target")
+  SWIFT_BACKTRACE=enable=no timeout -s KILL $((seconds + 120)) "$binary" "$target" -max_total_time="$seconds" -seed="$seed" \
+    -timeout=20 -rss_limit_mb=4096 -artifact_prefix=.build/fuzz/findings/"$target"- -print_final_stats=1 \
+    "$corpus" "${seed_folders[@]}" >"$log" 2>&1 || status=$?
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|invariant broken|SUMMARY|Test unit written)" "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -40 "$log" >&2

@@ -1,13 +1,19 @@
 import CImageCodecs
 
 /// Reads the first frame of a GIF onto its logical screen, as RGBA: pixels outside the frame and
-/// the transparent colour get alpha 0.
+/// the transparent colour get alpha 0. A frame that reaches past the screen enlarges it, as Pillow
+/// does, so the size checked against the limits is the one whose pixels are allocated.
 struct GIFFirstFrame {
     let gif: UnsafeMutablePointer<GifFileType>
-    let width: Int
-    let height: Int
 
-    func read() throws -> RasterImage {
+    /// giflib's message for an error code. Some of its failures (a file cut right after an image
+    /// descriptor) leave the code unset, and it has no message for that: never nil here.
+    static func message(_ code: Int32) -> String {
+        GifErrorString(code).map { String(cString: $0) } ?? "the file ends before the image data"
+    }
+
+    /// `check` sees the canvas size before a pixel is allocated, and may stop the decode there.
+    func read(check: (_ width: Int, _ height: Int) throws -> Void) throws -> RasterImage {
         var transparentIndex = -1
         var record = UNDEFINED_RECORD_TYPE
         while DGifGetRecordType(gif, &record) == GIF_OK {
@@ -23,7 +29,11 @@ struct GIFFirstFrame {
                 }
             case IMAGE_DESC_RECORD_TYPE:
                 guard DGifGetImageDesc(gif) == GIF_OK else { throw failure() }
-                return try frame(transparentIndex: transparentIndex)
+                let descriptor = gif.pointee.Image
+                let width = max(Int(gif.pointee.SWidth), Int(descriptor.Left) + Int(descriptor.Width))
+                let height = max(Int(gif.pointee.SHeight), Int(descriptor.Top) + Int(descriptor.Height))
+                try check(width, height)
+                return try frame(width: width, height: height, transparentIndex: transparentIndex)
             case TERMINATE_RECORD_TYPE:
                 throw ImageError.corrupt(format: .gif, reason: "the file has no image")
             default:
@@ -34,10 +44,10 @@ struct GIFFirstFrame {
     }
 
     private func failure() -> ImageError {
-        .corrupt(format: .gif, reason: String(cString: GifErrorString(gif.pointee.Error)))
+        .corrupt(format: .gif, reason: Self.message(gif.pointee.Error))
     }
 
-    private func frame(transparentIndex: Int) throws -> RasterImage {
+    private func frame(width: Int, height: Int, transparentIndex: Int) throws -> RasterImage {
         let descriptor = gif.pointee.Image
         guard let colorMap = descriptor.ColorMap ?? gif.pointee.SColorMap else {
             throw ImageError.corrupt(format: .gif, reason: "no colour table")

@@ -205,17 +205,14 @@ public struct ImageDecoder: Sendable {
 
     private func decodeGIF(_ bytes: [UInt8]) throws -> RasterImage {
         guard bytes.count >= 13 else { throw ImageError.corrupt(format: .gif, reason: "file ends inside the header") }
-        let width = Int(bytes[6]) | Int(bytes[7]) << 8
-        let height = Int(bytes[8]) | Int(bytes[9]) << 8
-        try checkDimensions(width: width, height: height)
         return try bytes.withUnsafeBufferPointer { buffer in
             var cursor = loupe_memory_cursor(data: buffer.baseAddress, size: buffer.count, offset: 0)
             var error: Int32 = 0
             guard let gif = loupe_gif_open(&cursor, &error) else {
-                throw ImageError.corrupt(format: .gif, reason: String(cString: GifErrorString(error)))
+                throw ImageError.corrupt(format: .gif, reason: GIFFirstFrame.message(error))
             }
             defer { DGifCloseFile(gif, &error) }
-            return try GIFFirstFrame(gif: gif, width: width, height: height).read()
+            return try GIFFirstFrame(gif: gif).read(check: checkDimensions)
         }
     }
 

@@ -88,6 +88,46 @@ import Testing
         }
     }
 
+    /// A GIF cut at any byte is refused with a message. (Cut right after the image descriptor, giflib
+    /// fails without setting its error code, and reading its message for that code crashed the process.)
+    @Test func aGIFCutAnywhereIsRefused() throws {
+        let bytes = try Self.bytes("frame_gif_120x90.gif")
+        #expect(bytes.last == 0x3B)  // the trailer: without only it, the frame is whole and decodes
+        for keep in 0..<(bytes.count - 1) {
+            let error = Self.error { try ImageDecoder().decode(Array(bytes.prefix(keep))) }
+            #expect(error != nil && !(error?.description.isEmpty ?? true), "cut to \(keep) bytes")
+        }
+    }
+
+    /// The offset of a GIF's first image descriptor (after the header, the colour table and extensions).
+    static func firstImageDescriptor(_ gif: [UInt8]) -> Int {
+        var i = 13 + (gif[10] & 0x80 != 0 ? 3 << (Int(gif[10] & 7) + 1) : 0)
+        while gif[i] == 0x21 {  // extension: label, then sub-blocks up to an empty one
+            i += 2
+            while gif[i] != 0 { i += Int(gif[i]) + 1 }
+            i += 1
+        }
+        return i
+    }
+
+    /// A first frame reaching past the logical screen enlarges the canvas, as Pillow's does; so the size
+    /// checked against the limits (and budgeted by the decode gate) is the one allocated. A 30-byte GIF
+    /// whose frame claims 65,416 × 65,189 pixels took 4 GB before this.
+    @Test func aGIFFrameLargerThanItsScreenEnlargesTheCanvasWithinTheLimits() throws {
+        let original = try Self.bytes("frame_gif_120x90.gif")
+        let descriptor = Self.firstImageDescriptor(original)
+        #expect(original[descriptor] == 0x2C)
+        var smallScreen = original
+        smallScreen.replaceSubrange(6..<10, with: [60, 0, 45, 0])
+        #expect(try ImageDecoder().dimensions(of: smallScreen) == (120, 90))
+        #expect(try ImageDecoder().decode(smallScreen) == ImageDecoder().decode(original))
+
+        var bomb = original
+        bomb.replaceSubrange((descriptor + 5)..<(descriptor + 9), with: [0x88, 0xFF, 0xA5, 0xFE])
+        #expect(Self.error { try ImageDecoder().decode(bomb) }?.code == "InvalidImageDimension")
+        #expect(throws: ImageError.self) { try ImageDecoder().dimensions(of: bomb) }
+    }
+
     @Test func tooSmallAndTooLargeSidesAreRefusedFromTheHeader() throws {
         let small = PNGWriter.rgb16(width: 9, height: 30) { _, _ in 0 }
         #expect(Self.error { try ImageDecoder().decode(small) }?.code == "InvalidImageDimension")
