@@ -35,7 +35,7 @@ public final class CLIPModel: ImageTextModel, @unchecked Sendable {
         try load.verifyAllUsed()
         let crop = (preprocessor.configuration.cropWidth, preprocessor.configuration.cropHeight)
         let side = configuration.visionConfig.imageSize
-        guard preprocessor.configuration.doCenterCrop, crop == (side, side) else {
+        guard case .shortestEdge = preprocessor.configuration.resize, preprocessor.configuration.doCenterCrop, crop == (side, side) else {
             throw CLIPError.invalidConfiguration(
                 "preprocessor crop \(crop.0)×\(crop.1) does not give the model's \(side)×\(side) input")
         }
@@ -69,7 +69,7 @@ public final class CLIPModel: ImageTextModel, @unchecked Sendable {
     /// least twice the preprocessor's (the resampling from there changes vectors by a cosine under 0.001,
     /// see ReducedDecodeTests), or every pixel when `exact`, as the reference decodes.
     public func imageDecoder(exact: Bool) -> ImageDecoder {
-        ImageDecoder(minimumDecodedSide: exact ? nil : 2 * preprocessor.configuration.shortestEdge)
+        ImageDecoder(minimumDecodedSide: exact ? nil : 2 * preprocessor.configuration.resizedSide)
     }
 
     /// Embeds already preprocessed inputs ([3, size, size] each).

@@ -1,10 +1,18 @@
 import Foundation
 import ImageIO
 
-/// `preprocessor_config.json`: every number preprocessing uses comes from here.
+/// `preprocessor_config.json`: every number preprocessing uses comes from here. Keys a file leaves out
+/// take the defaults of the family's image processor (`CLIPImageProcessor` or `SiglipImageProcessor`).
 public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
+    /// What the resize makes of an image: its shortest edge this long (CLIP, then a centre crop), or
+    /// exactly this size (SigLIP, no crop).
+    public enum ResizeTarget: Sendable, Equatable {
+        case shortestEdge(Int)
+        case size(width: Int, height: Int)
+    }
+
     public var doResize = true
-    public var shortestEdge = 224
+    public var resize = ResizeTarget.shortestEdge(224)
     public var resample = 3
     public var doCenterCrop = true
     public var cropHeight = 224
@@ -31,16 +39,33 @@ public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// `SiglipImageProcessor`'s defaults.
+    public static let siglip: PreprocessorConfiguration = {
+        var settings = PreprocessorConfiguration()
+        settings.resize = .size(width: 224, height: 224)
+        settings.doCenterCrop = false
+        settings.imageMean = [0.5, 0.5, 0.5]
+        settings.imageStd = [0.5, 0.5, 0.5]
+        return settings
+    }()
+
+    /// The decoder's `userInfo` key for the defaults of keys a file leaves out.
+    static let defaultsKey = CodingUserInfoKey(rawValue: "loupe.preprocessor.defaults")!
+
     public init(from decoder: Decoder) throws {
+        self = decoder.userInfo[Self.defaultsKey] as? PreprocessorConfiguration ?? PreprocessorConfiguration()
         let c = try decoder.container(keyedBy: CodingKeys.self)
         doResize = try c.decodeIfPresent(Bool.self, forKey: .doResize) ?? doResize
         if let edge = try? c.decode(Int.self, forKey: .size) {
-            shortestEdge = edge
+            resize = .shortestEdge(edge)
         } else if let size = try c.decodeIfPresent(Size.self, forKey: .size) {
-            guard let edge = size.shortestEdge else {
-                throw CLIPError.invalidConfiguration("preprocessor size must give shortest_edge")
+            if let edge = size.shortestEdge {
+                resize = .shortestEdge(edge)
+            } else if let height = size.height, let width = size.width {
+                resize = .size(width: width, height: height)
+            } else {
+                throw CLIPError.invalidConfiguration("preprocessor size must give shortest_edge, or height and width")
             }
-            shortestEdge = edge
         }
         resample = try c.decodeIfPresent(Int.self, forKey: .resample) ?? resample
         doCenterCrop = try c.decodeIfPresent(Bool.self, forKey: .doCenterCrop) ?? doCenterCrop
@@ -62,7 +87,10 @@ public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(doResize, forKey: .doResize)
-        try c.encode(Size(shortestEdge: shortestEdge), forKey: .size)
+        switch resize {
+        case .shortestEdge(let edge): try c.encode(Size(shortestEdge: edge), forKey: .size)
+        case .size(let width, let height): try c.encode(Size(height: height, width: width), forKey: .size)
+        }
         try c.encode(resample, forKey: .resample)
         try c.encode(doCenterCrop, forKey: .doCenterCrop)
         try c.encode(Size(height: cropHeight, width: cropWidth), forKey: .cropSize)
@@ -73,29 +101,31 @@ public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
         try c.encode(imageStd, forKey: .imageStd)
     }
 
-    public static func load(from url: URL) throws -> PreprocessorConfiguration {
+    public static func load(from url: URL, defaults: PreprocessorConfiguration = PreprocessorConfiguration()) throws -> PreprocessorConfiguration {
         guard let data = try? Data(contentsOf: url) else { throw CLIPError.missingFile(url.path) }
-        return try decode(data, from: url.lastPathComponent)
+        return try decode(data, from: url.lastPathComponent, defaults: defaults)
     }
 
     /// A model folder's image-processor settings: `preprocessor_config.json`, or the `image_processor`
     /// object of `processor_config.json`, where transformers 5 saves a whole processor's settings.
-    public static func load(folder: URL) throws -> PreprocessorConfiguration {
+    public static func load(folder: URL, defaults: PreprocessorConfiguration = PreprocessorConfiguration()) throws -> PreprocessorConfiguration {
         let plain = folder.appendingPathComponent("preprocessor_config.json")
-        if FileManager.default.fileExists(atPath: plain.path) { return try load(from: plain) }
+        if FileManager.default.fileExists(atPath: plain.path) { return try load(from: plain, defaults: defaults) }
         let combined = folder.appendingPathComponent("processor_config.json")
         guard let data = try? Data(contentsOf: combined) else { throw CLIPError.missingFile(plain.path + " (or processor_config.json)") }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
             let nested = object["image_processor"] as? [String: Any],
             let settings = try? JSONSerialization.data(withJSONObject: nested)
         else { throw CLIPError.invalidConfiguration("processor_config.json has no image_processor object") }
-        return try decode(settings, from: "processor_config.json")
+        return try decode(settings, from: "processor_config.json", defaults: defaults)
     }
 
-    private static func decode(_ data: Data, from file: String) throws -> PreprocessorConfiguration {
+    private static func decode(_ data: Data, from file: String, defaults: PreprocessorConfiguration) throws -> PreprocessorConfiguration {
         let configuration: PreprocessorConfiguration
         do {
-            configuration = try JSONDecoder().decode(PreprocessorConfiguration.self, from: data)
+            let decoder = JSONDecoder()
+            decoder.userInfo[defaultsKey] = defaults
+            configuration = try decoder.decode(PreprocessorConfiguration.self, from: data)
         } catch let error as CLIPError {
             throw error
         } catch {
@@ -105,12 +135,28 @@ public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
         return configuration
     }
 
+    /// The longest side the resize produces: a decoder that keeps twice this on the short side loses
+    /// nothing the resampling would keep.
+    public var resizedSide: Int {
+        switch resize {
+        case .shortestEdge(let edge): edge
+        case .size(let width, let height): max(width, height)
+        }
+    }
+
+    var filter: Resampler.Filter? { Resampler.Filter(rawValue: resample) }
+
     func validate() throws {
-        guard shortestEdge > 0, cropWidth > 0, cropHeight > 0 else {
+        let sides: [Int]
+        switch resize {
+        case .shortestEdge(let edge): sides = [edge]
+        case .size(let width, let height): sides = [width, height]
+        }
+        guard sides.allSatisfy({ $0 > 0 }), cropWidth > 0, cropHeight > 0 else {
             throw CLIPError.invalidConfiguration("preprocessor sizes must be positive")
         }
-        guard resample == 3 else {
-            throw CLIPError.invalidConfiguration("resample \(resample) is not supported; only 3 (bicubic) is")
+        guard filter != nil else {
+            throw CLIPError.invalidConfiguration("resample \(resample) is not supported; 2 (bilinear) and 3 (bicubic) are")
         }
         guard imageMean.count == 3, imageStd.count == 3, imageStd.allSatisfy({ $0 > 0 }) else {
             throw CLIPError.invalidConfiguration("image_mean and image_std need three values, std positive")
@@ -118,8 +164,9 @@ public struct PreprocessorConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// CLIP image preprocessing as the reference (`CLIPImageProcessor`, Pillow path) does it: bicubic
-/// resize of the shortest edge, center crop, rescale, normalize, channels first.
+/// Image preprocessing as the reference's Pillow image processors do it: CLIP's resize of the shortest edge
+/// and centre crop, or SigLIP's resize to a fixed size, with the configured filter; rescale, normalise,
+/// channels first.
 public struct ImagePreprocessor: Sendable {
     public let configuration: PreprocessorConfiguration
 
@@ -128,7 +175,11 @@ public struct ImagePreprocessor: Sendable {
     /// The size the reference resizes to: the shortest edge becomes `shortestEdge`, the other edge
     /// is scaled and truncated (not rounded).
     public func resizedSize(width: Int, height: Int) -> (width: Int, height: Int) {
-        let edge = configuration.shortestEdge
+        let edge: Int
+        switch configuration.resize {
+        case .size(let width, let height): return (width, height)
+        case .shortestEdge(let shortest): edge = shortest
+        }
         if width <= height {
             return (edge, Int(Double(edge) * Double(height) / Double(width)))
         }
@@ -140,7 +191,7 @@ public struct ImagePreprocessor: Sendable {
         var image = image
         if configuration.doResize {
             let size = resizedSize(width: image.width, height: image.height)
-            image = BicubicResampler.resize(image, width: size.width, height: size.height)
+            image = Resampler.resize(image, width: size.width, height: size.height, filter: configuration.filter ?? .bicubic)
         }
         if configuration.doCenterCrop {
             image = centerCrop(image, width: configuration.cropWidth, height: configuration.cropHeight)

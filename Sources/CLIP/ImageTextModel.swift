@@ -66,12 +66,14 @@ public enum LabelScoring: Sendable, Equatable {
 /// The model families Loupe runs, picked by `config.json`'s `model_type`.
 public enum ModelFamily: String, CaseIterable, Sendable {
     case clip
+    case siglip
 
     /// Loads a model folder with the family its `config.json` names. A folder without `model_type` is
     /// read as CLIP (configurations older than transformers 4 did not write it).
     public static func load(folder: URL, kernel: ProductKernel = .best) throws -> any ImageTextModel {
         switch try family(of: folder) {
         case .clip: try CLIPModel(folder: folder, kernel: kernel)
+        case .siglip: try SiglipModel(folder: folder, kernel: kernel)
         }
     }
 

@@ -31,16 +31,9 @@ struct TextTower {
         let width = configuration.encoder.hiddenSize
         let length = batch.map(\.count).max() ?? 0
         guard length > 0 else { return [] }
-        var x = Matrix(zeros: batch.count * length, width)           // [texts·length, width]
-        for (item, tokens) in batch.enumerated() {
-            for position in 0..<length {
-                let token = position < tokens.count ? tokens[position] : tokens[tokens.count - 1]
-                let row = item * length + position
-                for i in 0..<width {
-                    x[row, i] = tokenEmbedding.base[token * width + i] + positionEmbedding.base[position * width + i]
-                }
-            }
-        }
+        // Shorter sequences repeat their last token up to the longest.
+        let padded = batch.map { $0 + Array(repeating: $0[$0.count - 1], count: length - $0.count) }
+        let x = embedTokens(padded, length: length, tokens: tokenEmbedding, positions: positionEmbedding, width: width)
         let ends = batch.map { $0.count - 1 }
         let encoded = encoder(x, batch: batch.count, length: length, causal: true, pooling: ends)  // [texts, width]
         let pooled = finalLayerNorm(encoded)                         // [texts, width]

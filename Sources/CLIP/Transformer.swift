@@ -111,6 +111,25 @@ struct TransformerEncoder {
         let hidden = layers.dropLast().reduce(x) { $1($0, batch: batch, length: length, causal: causal) }
         return last.outputs(hidden, batch: batch, length: length, causal: causal, at: positions)
     }
+
+    /// The last layer's output for every token: [batch · length, width].
+    func hiddenStates(_ x: Matrix, batch: Int, length: Int, causal: Bool) -> Matrix {
+        layers.reduce(x) { $1($0, batch: batch, length: length, causal: causal) }
+    }
+}
+
+/// Token plus position embeddings of sequences all `length` long: [sequences · length, width].
+func embedTokens(_ sequences: [[Int]], length: Int, tokens: WeightView, positions: WeightView, width: Int) -> Matrix {
+    var x = Matrix(zeros: sequences.count * length, width)
+    x.values.withUnsafeMutableBufferPointer { target in
+        for (item, ids) in sequences.enumerated() {
+            for (position, token) in ids.enumerated() {
+                let row = (item * length + position) * width
+                for i in 0..<width { target[row + i] = tokens.base[token * width + i] + positions.base[position * width + i] }
+            }
+        }
+    }
+    return x
 }
 
 /// The row of each sequence's token at `positions[sequence]`, sequences of `length` rows one after another.

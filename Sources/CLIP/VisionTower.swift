@@ -33,32 +33,9 @@ struct VisionTower {
     /// Embeds a batch of preprocessed images, each [channels, size, size] planes.
     func callAsFunction(_ images: [[Float]]) -> [[Float]] {
         let width = configuration.encoder.hiddenSize
-        let patch = configuration.patchSize
-        let size = configuration.imageSize
-        let side = patchesPerSide
-        let patchLength = configuration.numChannels * patch * patch
         let batch = images.count
-
-        // im2col: one row per patch, ordered (channel, row, column) like the convolution kernel.
-        var columns = Matrix(zeros: batch * side * side, patchLength)  // [batch·patches, channels·patch²]
-        columns.values.withUnsafeMutableBufferPointer { target in
-            for (item, pixels) in images.enumerated() {
-                for py in 0..<side {
-                    for px in 0..<side {
-                        var column = ((item * side + py) * side + px) * patchLength
-                        for channel in 0..<configuration.numChannels {
-                            for y in 0..<patch {
-                                let source = (channel * size + py * patch + y) * size + px * patch
-                                for x in 0..<patch {
-                                    target[column] = pixels[source + x]
-                                    column += 1
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let columns = patchColumns(images, size: configuration.imageSize, patch: configuration.patchSize,
+                                   channels: configuration.numChannels)  // [batch·patches, channels·patch²]
         let patches = patchEmbedding(columns)                      // [batch·patches, width]
 
         // Tokens: the class embedding, then the patches, each plus its position embedding.
@@ -83,4 +60,31 @@ struct VisionTower {
         let projected = projection(pooled)                         // [batch, projection]
         return (0..<batch).map { Operations.l2Normalized(projected.row($0)) }
     }
+}
+
+/// im2col for a convolution whose stride is its size: one row per patch of each image ([channels, size,
+/// size] planes), the row ordered (channel, row, column) like the convolution kernel.
+func patchColumns(_ images: [[Float]], size: Int, patch: Int, channels: Int) -> Matrix {
+    let side = size / patch
+    let patchLength = channels * patch * patch
+    var columns = Matrix(zeros: images.count * side * side, patchLength)
+    columns.values.withUnsafeMutableBufferPointer { target in
+        for (item, pixels) in images.enumerated() {
+            for py in 0..<side {
+                for px in 0..<side {
+                    var column = ((item * side + py) * side + px) * patchLength
+                    for channel in 0..<channels {
+                        for y in 0..<patch {
+                            let source = (channel * size + py * patch + y) * size + px * patch
+                            for x in 0..<patch {
+                                target[column] = pixels[source + x]
+                                column += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return columns
 }

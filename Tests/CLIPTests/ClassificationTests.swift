@@ -58,8 +58,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let config = folder.appendingPathComponent("config.json")
         try Data(#"{"model_type": "siglip2_naflex"}"#.utf8).write(to: config)
-        #expect(throws: CLIPError.unsupportedModelType("siglip2_naflex", supported: ["clip"])) { try ModelFamily.load(folder: folder) }
-        #expect(CLIPError.unsupportedModelType("siglip2_naflex", supported: ["clip"]).description.contains("siglip2_naflex"))
+        #expect(throws: CLIPError.unsupportedModelType("siglip2_naflex", supported: ["clip", "siglip"])) { try ModelFamily.load(folder: folder) }
+        #expect(CLIPError.unsupportedModelType("siglip2_naflex", supported: ["clip", "siglip"]).description.contains("siglip2_naflex"))
         try Data(#"{"projection_dim": 16}"#.utf8).write(to: config)
         #expect(try ModelFamily.family(of: folder) == .clip)
         try Data("[]".utf8).write(to: config)

@@ -6,6 +6,8 @@ enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
     static let models = ["tiny-quickgelu", "tiny-gelu"]
+    /// Made by generate_siglip.py.
+    static let siglipModels = ["tiny-siglip", "tiny-siglip2"]
     static func model(_ name: String) -> URL { root.appendingPathComponent("models/\(name)") }
     static func image(_ file: String) -> String { root.appendingPathComponent("images/\(file)").path }
     static var imageFiles: [String] {

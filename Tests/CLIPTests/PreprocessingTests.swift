@@ -4,17 +4,18 @@ import Testing
 
 @testable import CLIP
 
-/// Resized pixels against `CLIPImageProcessorPil`. Lossless inputs must match exactly. JPEG inputs
+/// Resized pixels against `CLIPImageProcessorPil` and `SiglipImageProcessorPil` (bicubic and bilinear).
+/// Lossless inputs must match exactly. JPEG inputs
 /// are decoded by two libjpeg-turbo builds (Debian's here, Pillow's bundled one in the reference);
 /// both use the accurate integer IDCT, so they also match exactly (tolerance 0), measured.
 @Suite struct PreprocessingTests {
-    static let cases: [(model: String, file: String)] = Fixtures.models.flatMap { model in
+    static let cases: [(model: String, file: String)] = (Fixtures.models + Fixtures.siglipModels).flatMap { model in
         Fixtures.imageFiles.map { (model, $0) }
     }
 
     static func preprocessor(_ model: String) throws -> ImagePreprocessor {
-        ImagePreprocessor(configuration: try PreprocessorConfiguration.load(
-            from: Fixtures.model(model).appendingPathComponent("preprocessor_config.json")))
+        let defaults = Fixtures.siglipModels.contains(model) ? PreprocessorConfiguration.siglip : PreprocessorConfiguration()
+        return ImagePreprocessor(configuration: try PreprocessorConfiguration.load(folder: Fixtures.model(model), defaults: defaults))
     }
 
     @Test(arguments: cases)
@@ -50,7 +51,7 @@ import Testing
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let url = folder.appendingPathComponent("preprocessor_config.json")
-        for body in [#"{"resample": 2}"#, #"{"image_std": [0, 1, 1]}"#, #"{"size": {"height": 3}}"#, #"{"size": -4}"#, "[]"] {
+        for body in [#"{"resample": 0}"#, #"{"resample": 1}"#, #"{"image_std": [0, 1, 1]}"#, #"{"size": {"height": 3}}"#, #"{"size": -4}"#, "[]"] {
             try Data(body.utf8).write(to: url)
             #expect(throws: CLIPError.self, "\(body)") { try PreprocessorConfiguration.load(from: url) }
         }

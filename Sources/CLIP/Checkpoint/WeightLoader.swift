@@ -39,6 +39,19 @@ final class WeightLoader {
         return prepared(parts, from: keys)
     }
 
+    /// Row blocks of one stored matrix [sum of `rows`, inFeatures] as separate linear weights (PyTorch's
+    /// MultiheadAttention packs q, k and v into one `in_proj_weight`).
+    func linearBlocks(_ key: String, rows: [Int], inFeatures: Int) throws -> [LinearWeight] {
+        used.insert(key)
+        let whole = try tensors.weight(key, shape: [rows.reduce(0, +), inFeatures])
+        let starts = rows.reduce(into: [0]) { $0.append($0.last! + $1) }
+        let weights = zip(starts, rows).map { start, count in
+            LinearWeight(parts: [WeightView(base: whole.base + start * inFeatures, shape: [count, inFeatures])], kernel: kernel)
+        }
+        if weights.allSatisfy(\.ownsValues) { tensors.release(key) }
+        return weights
+    }
+
     /// A convolution kernel [out, channels, height, width] whose stride equals its size, as the linear
     /// weight [out, channels · height · width] it is on image patches.
     func convolutionAsLinear(_ key: String, _ shape: [Int]) throws -> LinearWeight {

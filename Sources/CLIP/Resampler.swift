@@ -1,20 +1,32 @@
 import Foundation
 import ImageIO
 
-/// Pillow's `Image.resize(..., BICUBIC)` for 8-bit images, reproduced to the last bit: a separable
-/// convolution with the a = -0.5 cubic kernel widened by the scale factor when shrinking (antialias),
+/// Pillow's `Image.resize` for 8-bit images with the BICUBIC or BILINEAR filter, reproduced to the last
+/// bit: a separable convolution with the filter widened by the scale factor when shrinking (antialias),
 /// coefficients normalised and then fixed to 22 fractional bits, horizontal pass first, each pass
 /// rounded and clamped to 8 bits.
-enum BicubicResampler {
+enum Resampler {
     private static let precisionBits = 32 - 8 - 2
-    private static let support = 2.0
 
-    private static func cubic(_ x: Double) -> Double {
-        let a = -0.5
-        let x = abs(x)
-        if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
-        if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
-        return 0
+    /// Pillow's filters by their `resample` numbers in image-processor settings.
+    enum Filter: Int, Sendable {
+        case bilinear = 2
+        case bicubic = 3
+
+        var support: Double { self == .bilinear ? 1 : 2 }
+
+        func weight(_ x: Double) -> Double {
+            let x = abs(x)
+            switch self {
+            case .bilinear:
+                return x < 1 ? 1 - x : 0
+            case .bicubic:
+                let a = -0.5
+                if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+                if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+                return 0
+            }
+        }
     }
 
     /// For each output sample: the first input index and the fixed-point weights that follow it.
@@ -25,10 +37,10 @@ enum BicubicResampler {
         let weights: [Int32]  // [output, kernelSize]
     }
 
-    static func coefficients(inputSize: Int, outputSize: Int) -> Coefficients {
+    static func coefficients(inputSize: Int, outputSize: Int, filter: Filter) -> Coefficients {
         let scale = Double(inputSize) / Double(outputSize)
         let filterScale = max(scale, 1)
-        let support = Self.support * filterScale
+        let support = filter.support * filterScale
         let kernelSize = Int(support.rounded(.up)) * 2 + 1
         var starts = [Int](repeating: 0, count: outputSize)
         var counts = [Int](repeating: 0, count: outputSize)
@@ -43,7 +55,7 @@ enum BicubicResampler {
             let count = last - first
             var total = 0.0
             for i in 0..<count {
-                let w = cubic((Double(i + first) - center + 0.5) * inverseScale)
+                let w = filter.weight((Double(i + first) - center + 0.5) * inverseScale)
                 kernel[i] = w
                 total += w
             }
@@ -64,15 +76,15 @@ enum BicubicResampler {
         return shifted < 0 ? 0 : shifted > 255 ? 255 : UInt8(shifted)
     }
 
-    static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    static func resize(_ image: RGBImage, width: Int, height: Int, filter: Filter) -> RGBImage {
         var result = image
-        if width != image.width { result = horizontal(result, width: width) }
-        if height != image.height { result = vertical(result, height: height) }
+        if width != image.width { result = horizontal(result, width: width, filter: filter) }
+        if height != image.height { result = vertical(result, height: height, filter: filter) }
         return result
     }
 
-    private static func horizontal(_ image: RGBImage, width: Int) -> RGBImage {
-        let c = coefficients(inputSize: image.width, outputSize: width)
+    private static func horizontal(_ image: RGBImage, width: Int, filter: Filter) -> RGBImage {
+        let c = coefficients(inputSize: image.width, outputSize: width, filter: filter)
         var out = [UInt8](repeating: 0, count: width * image.height * 3)
         let rounding = Int32(1) << Int32(precisionBits - 1)
         image.pixels.withUnsafeBufferPointer { source in
@@ -98,8 +110,8 @@ enum BicubicResampler {
         return RGBImage(width: width, height: image.height, pixels: out)
     }
 
-    private static func vertical(_ image: RGBImage, height: Int) -> RGBImage {
-        let c = coefficients(inputSize: image.height, outputSize: height)
+    private static func vertical(_ image: RGBImage, height: Int, filter: Filter) -> RGBImage {
+        let c = coefficients(inputSize: image.height, outputSize: height, filter: filter)
         let rowLength = image.width * 3
         var out = [UInt8](repeating: 0, count: rowLength * height)
         let rounding = Int32(1) << Int32(precisionBits - 1)

@@ -1,0 +1,107 @@
+import Foundation
+import ImageIO
+import Testing
+
+@testable import CLIP
+
+/// SigLIP against the reference (Tests/Fixtures/generate_siglip.py): token ids from `sentencepiece`,
+/// `tokenizers` and transformers' processors on every golden string, and text vectors, image vectors and
+/// zero-shot probabilities from transformers' `SiglipModel` on the two committed checkpoints.
+@Suite struct SiglipTests {
+    struct TokenCase: Decodable {
+        let text: String
+        let sentencepiece: [Int]
+        let tokenizers: [Int]
+        let tinySiglip: [Int]
+        let tinySiglip2: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case text, sentencepiece, tokenizers, tinySiglip = "tiny-siglip", tinySiglip2 = "tiny-siglip2"
+        }
+    }
+
+    struct Reference: Decodable {
+        struct Text: Decodable { let text: String; let ids: [Int]; let vector: [Float] }
+        struct Image: Decodable { let file: String; let vector: [Float]; let probabilities: [Float] }
+        let texts: [Text]
+        let images: [Image]
+        let labels: [String]
+    }
+
+    static let cases = Result { try JSONDecoder().decode([TokenCase].self, from: Data(contentsOf: Fixtures.root.appendingPathComponent("reference/siglip-tokens.json"))) }
+    static func reference(_ model: String) throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Fixtures.root.appendingPathComponent("reference/\(model).json")))
+    }
+
+    /// Every id sequence equal, string by string; a failure lists the first strings that differ.
+    static func expectAllEqual(_ name: String, _ produce: (String) throws -> [Int], _ expected: (TokenCase) -> [Int]) throws {
+        let cases = try Self.cases.get()
+        #expect(cases.count >= 300)
+        let wrong = try cases.filter { try produce($0.text) != expected($0) }
+        #expect(wrong.isEmpty, "\(name): \(wrong.count) of \(cases.count) differ, first: \(wrong.prefix(3).map { ($0.text.prefix(40), try? produce($0.text), expected($0)) })")
+    }
+
+    @Test func sentencePieceUnigramEqualsTheLibrary() throws {
+        let model = try SentencePieceModel(contentsOf: Fixtures.root.appendingPathComponent("tokenizers/unigram.model"))
+        try Self.expectAllEqual("sentencepiece", { model.encode($0) }, \.sentencepiece)
+    }
+
+    @Test func tokenizerJSONByteFallbackBPEEqualsTheLibrary() throws {
+        let tokenizer = try HuggingFaceTokenizer(file: Fixtures.root.appendingPathComponent("tokenizers/bpe-byte-fallback.json"),
+                                                 settings: TokenizerSettings([:]), contextLength: 64)
+        try Self.expectAllEqual("tokenizers", { tokenizer.ids($0) }, \.tokenizers)
+    }
+
+    @Test func siglipTokenizerEqualsTheProcessor() throws {
+        let tokenizer = try SiglipModel.tokenizer(folder: Fixtures.model("tiny-siglip"), contextLength: 64)
+        #expect(tokenizer is SiglipTokenizer)
+        try Self.expectAllEqual("tiny-siglip", tokenizer.encode, \.tinySiglip)
+    }
+
+    @Test func siglip2TokenizerEqualsTheProcessor() throws {
+        let tokenizer = try SiglipModel.tokenizer(folder: Fixtures.model("tiny-siglip2"), contextLength: 64)
+        #expect(tokenizer is HuggingFaceTokenizer)
+        try Self.expectAllEqual("tiny-siglip2", tokenizer.encode, \.tinySiglip2)
+    }
+
+    /// Text and image vectors within cosine 0.99999 of transformers' (float32 reference on the stored
+    /// weights), and the sigmoid probabilities of six labels within 1e-5.
+    @Test(arguments: Fixtures.siglipModels)
+    func vectorsAndProbabilitiesEqualTheReference(_ name: String) throws {
+        let reference = try Self.reference(name)
+        let model = try ModelFamily.load(folder: Fixtures.model(name))
+        #expect(model.family == .siglip)
+        for text in reference.texts {
+            #expect(try model.tokens(for: text.text) == text.ids, "\(text.text.prefix(40))")
+            let vector = try model.embed(tokens: text.ids)
+            #expect(cosine(vector, text.vector) >= 0.99999, "\(name) text \(text.text.prefix(40)): \(cosine(vector, text.vector))")
+        }
+        let batch = try model.embed(tokenBatch: reference.texts.prefix(5).map(\.ids))
+        for (vector, text) in zip(batch, reference.texts) { #expect(cosine(vector, text.vector) >= 0.99999) }
+
+        let labels = try model.embed(texts: reference.labels)
+        #expect(reference.images.count == Fixtures.imageFiles.count)
+        for image in reference.images {
+            let vector = model.embed(image: try model.imageDecoder(exact: true).decode(fileAt: Fixtures.image(image.file)).rgb())
+            #expect(cosine(vector, image.vector) >= 0.99999, "\(name) \(image.file): \(cosine(vector, image.vector))")
+            let probabilities = model.labelProbabilities(image: vector, labels: labels)
+            let worst = zip(probabilities, image.probabilities).map { abs($0 - $1) }.max() ?? 1
+            #expect(worst <= 1e-5, "\(name) \(image.file): \(probabilities) against \(image.probabilities)")
+        }
+    }
+
+    @Test func aTextWithNothingToEmbedIsRefused() throws {
+        let model = try ModelFamily.load(folder: Fixtures.model("tiny-siglip"))
+        for text in ["", "   ", "!!! ???"] {
+            #expect(throws: CLIPError.emptyText) { try model.tokens(for: text) }
+        }
+        #expect(throws: CLIPError.self) { try model.embed(tokenBatch: [[1, 2, 3]]) }
+    }
+
+    @Test func damagedSentencePieceFilesAreRefused() throws {
+        let bytes = try [UInt8](Data(contentsOf: Fixtures.root.appendingPathComponent("tokenizers/unigram.model")))
+        for damaged in [Array(bytes.prefix(1000)), [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], Array("not a model".utf8), []] {
+            #expect(throws: CLIPError.self) { try SentencePieceModel(serialized: damaged, name: "spiece.model") }
+        }
+    }
+}
