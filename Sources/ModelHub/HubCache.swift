@@ -132,12 +132,14 @@ public enum ModelFiles {
             throw ModelFilesError.missing("preprocessor_config.json (or processor_config.json)")
         }
         files.append(settings)
+        // CLIP's vocabulary and merges when it has them; otherwise tokenizer.json and SentencePiece's model,
+        // whichever are there (SigLIP's loader picks the one tokenizer_config.json names).
         if available.contains("vocab.json") && available.contains("merges.txt") {
             files += ["vocab.json", "merges.txt"]
-        } else if available.contains("tokenizer.json") {
-            files.append("tokenizer.json")
+        } else if available.contains("tokenizer.json") || available.contains("spiece.model") {
+            files += ["tokenizer.json", "spiece.model"].filter(available.contains)
         } else {
-            throw ModelFilesError.missing("vocab.json + merges.txt (or tokenizer.json)")
+            throw ModelFilesError.missing("vocab.json + merges.txt, tokenizer.json or spiece.model")
         }
         guard let weights = weightsFile(in: available, safetensorsOnly: safetensorsOnly) else {
             throw ModelFilesError.missing(safetensorsOnly ? "model.safetensors" : "model.safetensors or pytorch_model.bin")

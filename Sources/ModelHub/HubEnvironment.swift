@@ -89,7 +89,7 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
     case filesystem(String)
 
     public var description: String {
-        let hint = "pass a local model folder instead (--model /path/to/folder with config.json, model.safetensors or pytorch_model.bin, vocab.json + merges.txt or tokenizer.json, preprocessor_config.json or processor_config.json)"
+        let hint = "pass a local model folder instead (--model /path/to/folder with config.json, model.safetensors or pytorch_model.bin, vocab.json + merges.txt, tokenizer.json or spiece.model, preprocessor_config.json or processor_config.json)"
         switch self {
         case .invalidModelID(let text): return "\"\(text)\" is neither a model folder nor a Hub id like org/name or org/name@revision"
         case .notCached(let model, let offline):

@@ -63,6 +63,26 @@ import Testing
         #expect(HubCache(root: cache).entries().first?.complete == true)
     }
 
+    /// SigLIP repositories: the SentencePiece model (or tokenizer.json) comes down with the rest, and the
+    /// downloaded folder embeds as the original does. Files the loader does not read are left on the Hub.
+    @Test(arguments: ["tiny-siglip", "tiny-siglip2"])
+    func siglipRepositoriesDownloadWithTheirTokenizer(_ name: String) async throws {
+        let cache = try Self.temporaryCache()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let original = Self.fixture.deletingLastPathComponent().appendingPathComponent(name)
+        var files = try Self.files(of: original)
+        files["README.md"] = Data("# a model card\n".utf8)
+        let hub = try FakeHub(repositories: ["loupe/\(name)": .init(files: files)])
+        try await Self.withHub(hub) { endpoint in
+            let downloader = HubDownloader(environment: HubEnvironment(cacheRoot: cache, endpoint: endpoint))
+            let folder = try await downloader.resolve(HubModelID(parsing: "loupe/\(name)"))
+            let names = Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
+            #expect(names == Set(try FileManager.default.contentsOfDirectory(atPath: original.path)))
+            let downloaded = try ModelFamily.load(folder: folder)
+            #expect(try downloaded.embed(text: "a blue house") == ModelFamily.load(folder: original).embed(text: "a blue house"))
+        }
+    }
+
     @Test func aPartialDownloadResumesWithARange() async throws {
         let cache = try Self.temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }
