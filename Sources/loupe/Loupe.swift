@@ -10,7 +10,7 @@ struct Loupe: AsyncParsableCommand {
 
 /// The model option every command that runs a model shares.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A model folder in Hugging Face format (CLIPModel), or a Hub id (org/name[@revision]).")
+    @Option(name: .long, help: "A model folder in Hugging Face format (CLIPModel or SiglipModel), or a Hub id (org/name[@revision]).")
     var model = "openai/clip-vit-base-patch32"
 
     @Option(help: """

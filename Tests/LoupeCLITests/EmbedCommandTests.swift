@@ -113,6 +113,37 @@ enum LoupeBinary {
         #expect(try LoupeBinary.run(["classify", "--model", model, "Tests/Fixtures/images/cmyk_360x240.jpg"]).status != 0)
     }
 
+    /// SigLIP folders work in `embed` and `classify` as CLIP's do: a Russian text and an image give the
+    /// reference's vectors, and classify prints transformers' sigmoid probabilities (which need not sum to 1).
+    @Test(arguments: ["tiny-siglip", "tiny-siglip2"])
+    func siglipEmbedsAndClassifiesAsTheReference(_ name: String) throws {
+        struct Reference: Decodable {
+            struct Text: Decodable { let text: String; let vector: [Float] }
+            struct Image: Decodable { let file: String; let vector: [Float]; let probabilities: [Float] }
+            let texts: [Text]
+            let images: [Image]
+            let labels: [String]
+        }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: LoupeBinary.fixtures.appendingPathComponent("reference/\(name).json")))
+        let text = try #require(reference.texts.first { $0.text == "лодка покидает гавань" })
+        let image = try #require(reference.images.first { $0.file == "cmyk_360x240.jpg" })
+        let siglip = "Tests/Fixtures/models/\(name)"
+        let embedded = try LoupeBinary.run(["embed", "--model", siglip, "--exact-decode", "--text", text.text,
+                                            "--image", "Tests/Fixtures/images/\(image.file)"])
+        #expect(embedded.status == 0, "\(embedded.stderr)")
+        try #require(embedded.lines.count == 2)
+        for (line, expected) in zip(embedded.lines, [text.vector, image.vector]) {
+            let printed = try #require(line["vector"] as? [Double]).map(Float.init)
+            #expect(printed.count == expected.count && zip(printed, expected).allSatisfy { abs($0 - $1) <= 1e-4 })
+        }
+        let classified = try LoupeBinary.run(["classify", "--model", siglip, "--exact-decode"] + reference.labels.flatMap { ["--label", $0] }
+                                             + ["Tests/Fixtures/images/\(image.file)"])
+        #expect(classified.status == 0, "\(classified.stderr)")
+        let scores = try #require(classified.lines.first?["labels"] as? [[String: Any]]).compactMap { $0["score"] as? Double }
+        #expect(scores.count == reference.labels.count)
+        #expect(zip(scores, image.probabilities).allSatisfy { abs($0 - Double($1)) <= 1e-5 }, "\(scores) against \(image.probabilities)")
+    }
+
     /// `--precision int8` gives vectors near float32's, not equal to them; an unknown precision is a usage
     /// error. Where the processor lacks VNNI, the command must say so instead.
     @Test func int8PrecisionIsCloseToFloat32() throws {

@@ -159,7 +159,7 @@ import Testing
             #expect(try await send.send(.GET, base + "/health").json["status"] as? String == "ok")
             let ready = try await send.send(.GET, base + "/ready")
             #expect(ready.status == 200)
-            #expect((ready.json["models"] as? [[String: Any]])?.count == 2)
+            #expect((ready.json["models"] as? [[String: Any]])?.count == 3)
             _ = try await send.send(base + Self.text + Self.query, headers: Self.json, body: Data(#"{"text":"x"}"#.utf8))
             _ = try await send.send(base + Self.text + Self.query, headers: Self.json, body: Data("{".utf8))
             let metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
@@ -297,6 +297,30 @@ import Testing
             #expect(statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
             let metrics = String(decoding: try await send.send(.GET, base + "/metrics").body, as: UTF8.self)
             #expect(!metrics.contains(#"status="5"#))
+        }
+    }
+
+    /// A SigLIP model version answers the Azure routes with its own vectors (a Russian text here) and
+    /// `/classify` with its sigmoid probabilities.
+    @Test func aSiglipModelVersionServesTheAzureRoutesAndClassify() async throws {
+        let model = ServerHarness.models["tiny-siglip"]!
+        let png = try ServerHarness.image("landscape_rgb_512x384.png")
+        let labels = ["голубой дом", "a red car"]
+        let image = model.embed(image: try model.imageDecoder().decode(png).rgb())
+        let expected = model.labelProbabilities(image: image, labels: try model.embed(texts: labels))
+        try await ServerHarness.withServer { base, send in
+            let version = "&model-version=tiny-siglip"
+            let text = try await send.send(base + Self.text + Self.query + version, headers: Self.json, body: Data(#"{"text": "лодка покидает гавань"}"#.utf8))
+            #expect(text.status == 200 && text.json["modelVersion"] as? String == "tiny-siglip")
+            Self.expectClose(text.vector, try model.embed(text: "лодка покидает гавань"))
+            let picture = try await send.send(base + Self.image + Self.query + version, headers: ["Content-Type": "image/png"], body: png)
+            #expect(picture.status == 200)
+            Self.expectClose(picture.vector, image)
+            let query = labels.map { "label=" + $0.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }.joined(separator: "&")
+            let classified = try await send.send(base + "/classify?" + query + version, headers: ["Content-Type": "image/png"], body: png)
+            #expect(classified.status == 200, "\(String(decoding: classified.body, as: UTF8.self))")
+            let scores = try #require(classified.json["labels"] as? [[String: Any]]).map { Float($0["score"] as? Double ?? -1) }
+            #expect(zip(scores, expected).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(scores) against \(expected)")
         }
     }
 

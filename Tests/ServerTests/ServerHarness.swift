@@ -17,10 +17,10 @@ enum ServerHarness {
     static let fixtures = root.appendingPathComponent("Tests/Fixtures")
     static func image(_ name: String) throws -> Data { try Data(contentsOf: fixtures.appendingPathComponent("images/\(name)")) }
 
-    static let models: [String: CLIPModel] = {
-        var models = [String: CLIPModel]()
-        for name in ["tiny-quickgelu", "tiny-gelu"] {
-            models[name] = try? CLIPModel(folder: fixtures.appendingPathComponent("models/\(name)"))
+    static let models: [String: any ImageTextModel] = {
+        var models = [String: any ImageTextModel]()
+        for name in ["tiny-quickgelu", "tiny-gelu", "tiny-siglip"] {
+            models[name] = try? ModelFamily.load(folder: fixtures.appendingPathComponent("models/\(name)"))
         }
         return models
     }()
@@ -53,6 +53,7 @@ enum ServerHarness {
                 model: models["tiny-quickgelu"]!, maxBatch: configuration.maxBatch, window: configuration.batchWindow) { metrics.recordBatch(size: $0) },
                 identity: identity("tiny-quickgelu")),
             ModelVersion(name: "tiny-gelu", source: "tiny-gelu", embedder: BatchingEmbedder(model: models["tiny-gelu"]!), identity: identity("tiny-gelu")),
+            ModelVersion(name: "tiny-siglip", source: "tiny-siglip", embedder: BatchingEmbedder(model: models["tiny-siglip"]!), identity: identity("tiny-siglip")),
         ]
         defer { for version in versions { version.embedder.stop() } }
         var logger = Logger(label: "test")
