@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Times the reference engines on a CLIP checkpoint: PyTorch eager and ONNX Runtime (CPU), the same
-figures `loupe bench` prints. Texts are padded to 77 tokens, as both references run them.
+"""Times the reference engines on a CLIP or SigLIP checkpoint: PyTorch eager and ONNX Runtime (CPU), the
+same figures `loupe bench` prints. Texts are padded to the model's context (CLIP 77, SigLIP 64 tokens), as
+both references run them.
 Usage: reference.py MODEL_FOLDER THREADS BATCH IMAGES REPEATS WORK_FOLDER"""
 import json
 import statistics
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from transformers import CLIPModel
+from transformers import AutoModel
 
 
 class Vision(torch.nn.Module):
@@ -20,8 +21,7 @@ class Vision(torch.nn.Module):
         self.model = model
 
     def forward(self, pixel_values):
-        pooled = self.model.vision_model(pixel_values=pixel_values).pooler_output
-        features = self.model.visual_projection(pooled)
+        features = self.model.get_image_features(pixel_values=pixel_values).pooler_output
         return features / features.norm(dim=-1, keepdim=True)
 
 
@@ -31,8 +31,7 @@ class Text(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids):
-        pooled = self.model.text_model(input_ids=input_ids).pooler_output
-        features = self.model.text_projection(pooled)
+        features = self.model.get_text_features(input_ids=input_ids).pooler_output
         return features / features.norm(dim=-1, keepdim=True)
 
 
@@ -59,13 +58,18 @@ def main(folder, threads, batch, images, repeats, work):
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
-    model = CLIPModel.from_pretrained(folder, dtype=torch.float32).eval()
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
     vision, text = Vision(model).eval(), Text(model).eval()
     rng = np.random.default_rng(0)
-    pixels = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    size = model.config.vision_config.image_size
+    pixels = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
     one = pixels[:1]
-    long_ids = np.array([[49406] + [320 + i % 300 for i in range(75)] + [49407]], dtype=np.int64)
-    short_ids = np.array([[49406, 320, 1746, 1212, 49407] + [0] * 72], dtype=np.int64)
+    if model.config.model_type == "siglip":  # always the whole context: "a blue house" then </s> padding
+        long_ids = np.array([[3 + i % 400 for i in range(63)] + [1]], dtype=np.int64)
+        short_ids = np.array([[11, 41, 51, 3, 100, 284, 4] + [1] * 57], dtype=np.int64)
+    else:
+        long_ids = np.array([[49406] + [320 + i % 300 for i in range(75)] + [49407]], dtype=np.int64)
+        short_ids = np.array([[49406, 320, 1746, 1212, 49407] + [0] * 72], dtype=np.int64)
 
     results = {}
     with torch.inference_mode():

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds (or reuses) a full-size random-weight ViT-B/32 checkpoint, then times PyTorch, ONNX Runtime and
+# Builds (or reuses) a full-size random-weight checkpoint (CLIP ViT-B/32, or with --family siglip SigLIP
+# base patch16 at 224), then times PyTorch, ONNX Runtime and
 # `loupe bench` (float32, and int8 where the processor has AVX-512 VNNI) on it in one run and prints the
 # ratios. With --rounds N the engines run N times in turn and each figure is the median of its N runs:
 # on a shared machine whose speed drifts between minutes, engines timed minutes apart are not comparable.
-#   benchmarks/run.sh [--threads 2] [--batch 32] [--images 64] [--rounds 1] [--python /path/to/venv/bin/python]
+#   benchmarks/run.sh [--family clip|siglip] [--threads 2] [--batch 32] [--images 64] [--rounds 1] [--python /path/to/venv/bin/python]
 # The Python side needs: pip install torch transformers onnx onnxruntime safetensors
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 batch=32 images=64 repeats=9 rounds=1 python=python3 work=${LOUPE_BENCH_DIR:-/tmp/loupe-bench}
+family=clip threads=2 batch=32 images=64 repeats=9 rounds=1 python=python3 work=${LOUPE_BENCH_DIR:-/tmp/loupe-bench}
 while (($#)); do
   case "$1" in
+    --family) family=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --images) images=$2; shift 2 ;;
@@ -19,8 +21,13 @@ while (($#)); do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-model="$work/clip-vit-b32-random"
-"$python" benchmarks/make_checkpoint.py "$model" >&2
+case "$family" in
+  clip) model="$work/clip-vit-b32-random" ;;
+  siglip) model="$work/siglip-base-p16-224-random" ;;
+  *) echo "unknown family $family (clip or siglip)" >&2; exit 2 ;;
+esac
+work="$work/$family"
+"$python" benchmarks/make_checkpoint.py "$model" "$family" >&2
 swift build -c release --product loupe >&2
 
 bench() { .build/release/loupe bench --model "$model" --threads "$threads" --batch "$batch" --images "$images" --repeats "$repeats" "$@"; }
@@ -57,7 +64,7 @@ import json, sys
 reference, loupe, int8 = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[5])
 threads, batch = sys.argv[3], sys.argv[4]
 rows = [("images_per_s", f"images/s, batch {batch}", True), ("image_ms", "one image, ms", False),
-        ("text77_ms", "one 77-token text, ms", False), ("text_short_ms", "\"a blue house\", ms", False)]
+        ("text77_ms", f"one {loupe.get('text77_tokens', 77)}-token text, ms", False), ("text_short_ms", "\"a blue house\", ms", False)]
 print(f"| {threads} threads | PyTorch | ONNX Runtime | Loupe | Loupe vs ORT | Loupe vs PyTorch |")
 print("|---|---|---|---|---|---|")
 for key, label, higher_is_better in rows:

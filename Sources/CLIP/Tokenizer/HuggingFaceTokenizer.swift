@@ -62,7 +62,9 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
         let padText = settings.string("pad_token") ?? "<pad>"
         guard let pad = ids[padText] else { throw CLIPError.invalidTokenizer("the pad token \(padText) is not in the vocabulary") }
         padToken = pad
-        let side = settings.string("padding_side") ?? (tokenizerClass == "Siglip2Tokenizer" ? "left" : "right")
+        // The file's side, else the class's default in transformers (left for Gemma's and Llama's families).
+        let leftByDefault = ["Siglip2Tokenizer", "GemmaTokenizer", "GemmaTokenizerFast", "LlamaTokenizer", "LlamaTokenizerFast"]
+        let side = settings.string("padding_side") ?? (leftByDefault.contains(tokenizerClass ?? "") ? "left" : "right")
         padsOnTheLeft = side == "left"
     }
 
@@ -276,16 +278,77 @@ struct BPEModel {
                 previousUnknown = true
             }
         }
-        while symbols.count > 1 {
-            var best: (index: Int, rank: Int, id: Int)?
-            for index in 0..<(symbols.count - 1) {
-                if let merge = ranks[Pair(first: symbols[index], second: symbols[index + 1])], merge.rank < best?.rank ?? .max {
-                    best = (index, merge.rank, merge.id)
-                }
-            }
-            guard let best else { break }
-            symbols.replaceSubrange(best.index...(best.index + 1), with: [best.id])
+        return merged(symbols)
+    }
+
+    /// Applies the merges best rank first, leftmost among equals, as the library does: a heap of candidate
+    /// pairs over a linked list of symbols, so a long text without pre-tokenisation (Gemma's) costs
+    /// n log n, not n².
+    private func merged(_ initial: [Int]) -> [Int] {
+        guard initial.count > 1 else { return initial }
+        var ids = initial
+        var next = Array(1...initial.count)  // initial.count marks the end
+        var previous = Array(-1..<(initial.count - 1))
+        var alive = [Bool](repeating: true, count: initial.count)
+        var heap = MergeHeap()
+        func consider(_ left: Int) {
+            let right = next[left]
+            guard right < ids.count, let merge = ranks[Pair(first: ids[left], second: ids[right])] else { return }
+            heap.push(MergeHeap.Candidate(rank: merge.rank, position: left, first: ids[left], second: ids[right], merged: merge.id))
         }
-        return symbols
+        for index in 0..<(ids.count - 1) { consider(index) }
+        while let candidate = heap.pop() {
+            let left = candidate.position
+            let right = next[left]
+            // Skip candidates whose symbols have changed since they were found.
+            guard alive[left], right < ids.count, ids[left] == candidate.first, ids[right] == candidate.second else { continue }
+            ids[left] = candidate.merged
+            alive[right] = false
+            next[left] = next[right]
+            if next[right] < ids.count { previous[next[right]] = left }
+            if previous[left] >= 0 { consider(previous[left]) }
+            consider(left)
+        }
+        return ids.indices.filter { alive[$0] }.map { ids[$0] }
+    }
+}
+
+/// A binary min-heap of merge candidates ordered by rank, then position.
+private struct MergeHeap {
+    struct Candidate {
+        let rank: Int
+        let position: Int
+        let first: Int
+        let second: Int
+        let merged: Int
+
+        func precedes(_ other: Candidate) -> Bool { (rank, position) < (other.rank, other.position) }
+    }
+
+    private var items = [Candidate]()
+
+    mutating func push(_ candidate: Candidate) {
+        items.append(candidate)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].precedes(items[parent]) else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> Candidate? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var parent = 0
+        while true {
+            let children = [2 * parent + 1, 2 * parent + 2].filter { $0 < items.count }
+            guard let best = children.min(by: { items[$0].precedes(items[$1]) }), items[best].precedes(items[parent]) else { break }
+            items.swapAt(parent, best)
+            parent = best
+        }
+        return top
     }
 }
