@@ -216,6 +216,10 @@ public enum ElementWise {
         VectorMath.quickGELU(values, count: count)
     }
 
+    public static func geluTanh(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        VectorMath.geluTanh(values, count: count)
+    }
+
     public static func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
         VectorMath.softmaxRows(data, rows: rows, columns: columns, causal: causal)
     }

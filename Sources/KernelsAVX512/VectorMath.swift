@@ -45,6 +45,24 @@ enum VectorMath {
         }
     }
 
+    /// GELU's tanh approximation (SigLIP's `gelu_pytorch_tanh`) in place: 0.5 · x · (1 + tanh(u)) is
+    /// x · sigmoid(2u), with u = √(2/π) · (x + 0.044715 x³).
+    static func geluTanh(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        @inline(__always) func gelu(_ x: Lanes) -> Lanes { x / (1 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x))) }
+        var i = 0
+        while i + Lanes.scalarCount <= count {
+            let x = UnsafeRawPointer(values + i).loadUnaligned(as: Lanes.self)
+            UnsafeMutableRawPointer(values + i).storeBytes(of: gelu(x), as: Lanes.self)
+            i += Lanes.scalarCount
+        }
+        if i < count {
+            var x = Lanes()
+            for j in 0..<(count - i) { x[j] = values[i + j] }
+            let y = gelu(x)
+            for j in 0..<(count - i) { values[i + j] = y[j] }
+        }
+    }
+
     /// Numerically stable softmax of each row; with `causal`, entries right of the diagonal become 0.
     static func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
         let width = Lanes.scalarCount

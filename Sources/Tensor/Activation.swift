@@ -56,9 +56,12 @@ public enum Activation: String, Sendable, CaseIterable {
                 values[i] = 0.5 * x * (1 + erff(x * 0.70710678118654752))
             }
         case .geluTanh:
-            for i in values.indices {
-                let x = values[i]
-                values[i] = 0.5 * x * (1 + tanhf(0.79788456080286536 * (x + 0.044715 * x * x * x)))
+            switch ProductKernel.best {
+            #if arch(x86_64)
+            case .avx512: KernelsAVX512.ElementWise.geluTanh(values.baseAddress!, count: values.count)
+            case .avx2: KernelsAVX2.ElementWise.geluTanh(values.baseAddress!, count: values.count)
+            #endif
+            default: VectorMath.geluTanh(values.baseAddress!, count: values.count)
             }
         case .relu:
             for i in values.indices { values[i] = max(values[i], 0) }

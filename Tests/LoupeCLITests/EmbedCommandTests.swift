@@ -144,6 +144,25 @@ enum LoupeBinary {
         #expect(zip(scores, image.probabilities).allSatisfy { abs($0 - Double($1)) <= 1e-5 }, "\(scores) against \(image.probabilities)")
     }
 
+    /// A SigLIP collection: ingest, search by a text in another language and by an item's own image (found
+    /// first, cosine 1); a CLIP model is refused for it, at ingest and at search.
+    @Test func siglipCollectionsIngestAndSearch() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-siglip-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let siglip = "Tests/Fixtures/models/tiny-siglip2", images = "Tests/Fixtures/images"
+        let ingest = try LoupeBinary.run(["ingest", images, "--collection", "s", "--model", siglip, "--data", data])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let byText = try LoupeBinary.run(["search", "--collection", "s", "голубой дом у моря", "-k", "3", "--data", data])
+        #expect(byText.status == 0 && byText.lines.count == 3, "\(byText.stderr)")
+        let byImage = try LoupeBinary.run(["search", "--collection", "s", "--image", images + "/tiff_rgb_130x170.tiff", "-k", "1", "--data", data])
+        #expect(byImage.lines.first?["id"] as? String == "tiff_rgb_130x170.tiff", "\(byImage.stdout)\(byImage.stderr)")
+        #expect(abs((byImage.lines.first?["cosine"] as? Double ?? 0) - 1) < 1e-5)
+        let clip = try LoupeBinary.run(["ingest", images, "--collection", "s", "--model", model, "--data", data])
+        #expect(clip.status != 0 && clip.stderr.contains("tiny-siglip2"), "\(clip.stderr)")
+        let clipSearch = try LoupeBinary.run(["search", "--collection", "s", "a blue house", "--model", model, "--data", data])
+        #expect(clipSearch.status != 0, "\(clipSearch.stdout)")
+    }
+
     /// `--precision int8` gives vectors near float32's, not equal to them; an unknown precision is a usage
     /// error. Where the processor lacks VNNI, the command must say so instead.
     @Test func int8PrecisionIsCloseToFloat32() throws {

@@ -134,22 +134,34 @@ import CAllocator
     /// quick_gelu as built for each instruction set the processor runs (and the portable build), over a
     /// length that leaves a part-filled last vector.
     @Test func quickGELUIsTheSameOnEveryInstructionSet() {
+        Self.expectEveryBuild(portable: VectorMath.quickGELU, avx512: KernelsAVX512.ElementWise.quickGELU,
+                              avx2: KernelsAVX2.ElementWise.quickGELU) { x in x / (1 + Foundation.exp(-1.702 * x)) }
+    }
+
+    /// gelu_pytorch_tanh (SigLIP's), computed as x · sigmoid(2u), against the tanh definition.
+    @Test func geluTanhIsTheSameOnEveryInstructionSet() {
+        Self.expectEveryBuild(portable: VectorMath.geluTanh, avx512: KernelsAVX512.ElementWise.geluTanh,
+                              avx2: KernelsAVX2.ElementWise.geluTanh) { x in
+            0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+        }
+    }
+
+    /// An activation as built for each instruction set the processor runs (and the portable build), over a
+    /// length that leaves a part-filled last vector, within 2e-6 of its float64 definition.
+    static func expectEveryBuild(portable: @escaping (UnsafeMutablePointer<Float>, Int) -> Void,
+                                 avx512: @escaping (UnsafeMutablePointer<Float>, Int) -> Void,
+                                 avx2: @escaping (UnsafeMutablePointer<Float>, Int) -> Void,
+                                 definition: (Double) -> Double) {
         let values = Self.random(1_003, seed: 13).map { $0 * 8 }
-        var builds: [(String, (UnsafeMutablePointer<Float>, Int) -> Void)] = [
-            ("portable", { VectorMath.quickGELU($0, count: $1) }),
-        ]
+        var builds: [(String, (UnsafeMutablePointer<Float>, Int) -> Void)] = [("portable", portable)]
         #if arch(x86_64)
-        if ProductKernel.avx512.isSupported { builds.append(("avx512", { KernelsAVX512.ElementWise.quickGELU($0, count: $1) })) }
-        if ProductKernel.avx2.isSupported { builds.append(("avx2", { KernelsAVX2.ElementWise.quickGELU($0, count: $1) })) }
+        if ProductKernel.avx512.isSupported { builds.append(("avx512", avx512)) }
+        if ProductKernel.avx2.isSupported { builds.append(("avx2", avx2)) }
         #endif
-        for (name, quickGELU) in builds {
+        for (name, activation) in builds {
             var out = values
-            out.withUnsafeMutableBufferPointer { quickGELU($0.baseAddress!, $0.count) }
-            var worst = 0.0
-            for (x, y) in zip(values, out) {
-                let expected = Double(x) / (1 + Foundation.exp(-1.702 * Double(x)))
-                worst = max(worst, abs(Double(y) - expected))
-            }
+            out.withUnsafeMutableBufferPointer { activation($0.baseAddress!, $0.count) }
+            let worst = zip(values, out).map { abs(Double($1) - definition(Double($0))) }.max() ?? 1
             #expect(worst < 2e-6, "\(name): largest error \(worst)")
         }
     }

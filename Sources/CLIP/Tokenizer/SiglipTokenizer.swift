@@ -16,7 +16,9 @@ public final class SiglipTokenizer: Tokenizer, @unchecked Sendable {
     private let specialTokens: [(text: String, id: Int)]
     private let lowercase: Bool
 
-    public init(model: SentencePieceModel, contextLength: Int = 64, lowercase: Bool = true) throws {
+    /// `specialTokens` are the tokens split out of the text where written (`tokenizer_config.json`'s
+    /// added tokens; `</s>` and `<unk>` when it names none).
+    public init(model: SentencePieceModel, contextLength: Int = 64, lowercase: Bool = true, specialTokens: [String] = []) throws {
         guard contextLength >= 2 else { throw CLIPError.invalidTokenizer("context length \(contextLength) is below 2") }
         guard let end = model.id(of: "</s>"), let unknown = model.id(of: unknownText) else {
             throw CLIPError.invalidTokenizer("the SentencePiece model has no </s> and <unk> pieces")
@@ -27,14 +29,16 @@ public final class SiglipTokenizer: Tokenizer, @unchecked Sendable {
         endToken = end
         padToken = end
         unknownPieces = model.encode(unknownText).count
-        specialTokens = [("</s>", end), (unknownText, unknown)]
+        let named = specialTokens.compactMap { text in model.id(of: text).map { (text, $0) } }
+        self.specialTokens = named.isEmpty ? [("</s>", end), (unknownText, unknown)] : named
     }
 
     /// Reads `spiece.model` and the lowercasing choice of `tokenizer_config.json` from a model folder.
     public convenience init(folder: URL, contextLength: Int) throws {
         let settings = TokenizerSettings(folder: folder)
+        let added = (settings.values["added_tokens_decoder"] as? [String: [String: Any]] ?? [:]).values.compactMap { $0["content"] as? String }
         try self.init(model: SentencePieceModel(contentsOf: folder.appendingPathComponent("spiece.model")),
-                      contextLength: contextLength, lowercase: settings.bool("do_lower_case") ?? true)
+                      contextLength: contextLength, lowercase: settings.bool("do_lower_case") ?? true, specialTokens: added)
     }
 
     public func encode(_ text: String) throws -> [Int] {
