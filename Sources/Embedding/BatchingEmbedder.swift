@@ -2,9 +2,11 @@ import CLIP
 import Foundation
 import ImageIO
 
-/// Puts many concurrent callers in front of one model: requests that arrive within a short gathering
-/// window are run as one batch (up to `maxBatch` images), on a thread of its own so that inference
-/// never occupies the Swift concurrency pool or the server's event loops.
+/// Puts many concurrent callers in front of one model, on a thread of its own so that inference never
+/// occupies the Swift concurrency pool or the server's event loops. A request that finds the engine idle
+/// runs at once; requests that queue while it is busy are run together when it frees (up to `maxBatch`),
+/// after gathering for at most `window` more, so that under load batches fill and a lone request never
+/// waits for company that is not coming.
 public final class BatchingEmbedder: @unchecked Sendable {
     public let model: any ImageTextModel
     public let maxBatch: Int
@@ -19,6 +21,9 @@ public final class BatchingEmbedder: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var pending: [Job] = []
+    /// A batch is running; requests that arrive meanwhile set `queuedWhileBusy`.
+    private var running = false
+    private var queuedWhileBusy = false
     private var stopped = false
     private var thread: Thread?
 
@@ -67,11 +72,15 @@ public final class BatchingEmbedder: @unchecked Sendable {
             return
         }
         pending.append(job)
+        if running { queuedWhileBusy = true }
         condition.signal()
         condition.unlock()
     }
 
     public struct EmbedderStopped: Error {}
+
+    /// Requests waiting for the engine.
+    var queued: Int { condition.withLock { pending.count } }
 
     private func fail(_ job: Job, _ error: Error) {
         switch job {
@@ -82,20 +91,26 @@ public final class BatchingEmbedder: @unchecked Sendable {
     private func runLoop() {
         while let batch = nextBatch() {
             run(batch)
+            condition.withLock { running = false }
         }
     }
 
-    /// Waits for work, then gathers more for `window` seconds or until the batch is full.
+    /// Waits for work; when some of it queued while the last batch ran (the engine is busy), gathers more
+    /// for `window` seconds or until the batch is full.
     private func nextBatch() -> [Job]? {
         condition.lock()
         defer { condition.unlock() }
         while pending.isEmpty && !stopped { condition.wait() }
         if pending.isEmpty { return nil }
-        let deadline = Date(timeIntervalSinceNow: window)
-        while pending.count < maxBatch && !stopped && condition.wait(until: deadline) {}
+        if queuedWhileBusy {
+            let deadline = Date(timeIntervalSinceNow: window)
+            while pending.count < maxBatch && !stopped && condition.wait(until: deadline) {}
+        }
         let count = min(pending.count, maxBatch)
         let batch = Array(pending.prefix(count))
         pending.removeFirst(count)
+        running = true
+        queuedWhileBusy = !pending.isEmpty  // what is left over waited through a batch
         return batch
     }
 

@@ -1,4 +1,4 @@
-// The matrix products of ViT-B/32 alone, every kernel this processor runs, in turn (GFLOP/s).
+// The matrix products of ViT-B/32 and SigLIP base alone, every kernel this processor runs, in turn (GFLOP/s).
 //
 //   product-bench [THREADS] [ROUNDS] [COPIES]
 //
@@ -16,11 +16,15 @@ let rounds = max(1, arguments.count > 2 ? Int(arguments[2]) ?? 5 : 5)
 let copies = max(1, arguments.count > 3 ? Int(arguments[3]) ?? 1 : 1)
 ComputeThreads.set(threads)
 
-/// rows × in → out: one image (50 rows), a 77-token text, a short text, and a batch of 32 images.
+/// rows × in → out: one image (50 rows), a 77-token text, a short text, and a batch of 32 images of
+/// ViT-B/32; one image and a text of SigLIP base.
 let shapes: [(rows: Int, inFeatures: Int, outFeatures: Int, name: String)] = [
     (1600, 768, 2304, "qkv, batch 32"), (1600, 768, 3072, "fc1, batch 32"), (1600, 3072, 768, "fc2, batch 32"),
     (50, 768, 2304, "qkv, one image"), (50, 768, 3072, "fc1, one image"), (50, 3072, 768, "fc2, one image"),
     (77, 512, 2048, "fc1, 77-token text"), (5, 512, 2048, "fc1, short text"), (5, 2048, 512, "fc2, short text"),
+    // SigLIP base patch16: one image (196 patches) and a text (always 64 positions), width 768.
+    (196, 768, 2304, "qkv, SigLIP one image"), (196, 768, 3072, "fc1, SigLIP one image"), (196, 3072, 768, "fc2, SigLIP one image"),
+    (64, 768, 2304, "qkv, SigLIP text"), (64, 768, 3072, "fc1, SigLIP text"), (64, 3072, 768, "fc2, SigLIP text"),
 ]
 let kernels = ProductKernel.allCases.filter { $0.isSupported && $0.isFloat32 }
 
