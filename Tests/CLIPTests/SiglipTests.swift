@@ -98,6 +98,29 @@ import Testing
         #expect(throws: CLIPError.self) { try model.embed(tokenBatch: [[1, 2, 3]]) }
     }
 
+    /// A tokenizer.json that is not JSON, or names a part Loupe does not run, is refused with the name of
+    /// that part, never read as something else.
+    @Test func unsupportedOrDamagedTokenizerJSONIsRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-tokenizer-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let original = try String(contentsOf: Fixtures.model("tiny-siglip2").appendingPathComponent("tokenizer.json"), encoding: .utf8)
+        let cases: [(String, String)] = [
+            ("{", "not a JSON object"),
+            (original.replacingOccurrences(of: #""type": "BPE""#, with: #""type": "WordLevel""#), "WordLevel"),
+            (original.replacingOccurrences(of: #""type": "Lowercase""#, with: #""type": "Precompiled""#), "Precompiled"),
+            (original.replacingOccurrences(of: #""type": "TemplateProcessing""#, with: #""type": "RobertaProcessing""#), "RobertaProcessing"),
+            (original.replacingOccurrences(of: #""<pad>""#, with: #""<nothing>""#), "pad token"),
+        ]
+        for (text, expected) in cases {
+            #expect(text != original)
+            try Data(text.utf8).write(to: folder.appendingPathComponent("tokenizer.json"))
+            #expect { try HuggingFaceTokenizer(folder: folder, contextLength: 64) } throws: { error in
+                (error as? CLIPError)?.description.contains(expected) ?? false
+            }
+        }
+    }
+
     @Test func damagedSentencePieceFilesAreRefused() throws {
         let bytes = try [UInt8](Data(contentsOf: Fixtures.root.appendingPathComponent("tokenizers/unigram.model")))
         for damaged in [Array(bytes.prefix(1000)), [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], Array("not a model".utf8), []] {

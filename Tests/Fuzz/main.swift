@@ -48,12 +48,25 @@ enum Targets {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         return try? CLIPTokenizer(folder: root.appendingPathComponent("Fixtures/clip-vocab"))
     }()
+    /// SigLIP's tokenizers (SentencePiece with SiglipTokenizer's steps, and tokenizer.json BPE) on any text:
+    /// exactly the context's 64 ids, each inside the vocabulary.
+    static let siglipTokenizers: [(any Tokenizer, vocabulary: Int)] = {
+        let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/models")
+        return [("tiny-siglip", 500), ("tiny-siglip2", 900)].compactMap { name, size in
+            (try? SiglipModel.tokenizer(folder: models.appendingPathComponent(name), contextLength: 64)).map { ($0, size) }
+        }
+    }()
     static func tokenizer(_ bytes: [UInt8]) {
         guard let tokenizer else { return }
         let text = String(decoding: bytes, as: UTF8.self)
-        guard let ids = try? tokenizer.encode(text) else { return }
-        check(ids.count >= 2 && ids.count <= tokenizer.contextLength, "\(ids.count) tokens")
-        check(ids.first == tokenizer.startToken && ids.last == tokenizer.endToken, "start or end token missing")
+        if let ids = try? tokenizer.encode(text) {
+            check(ids.count >= 2 && ids.count <= tokenizer.contextLength, "\(ids.count) tokens")
+            check(ids.first == tokenizer.startToken && ids.last == tokenizer.endToken, "start or end token missing")
+        }
+        for (siglip, vocabulary) in siglipTokenizers {
+            guard let ids = try? siglip.encode(text) else { continue }
+            check(ids.count == 64 && ids.allSatisfy { (0..<vocabulary).contains($0) }, "SigLIP ids \(ids)")
+        }
     }
 
     /// Manifest rows, TSV and CSV: line numbers rise, a malformed row has no fields, TSV keeps every line.
@@ -96,8 +109,8 @@ guard arguments.count >= 2, let target = Targets.all[arguments[1]] else {
     FileHandle.standardError.write(Data("usage: loupe-fuzz \(Targets.all.keys.sorted().joined(separator: "|")) [libFuzzer options] [corpus folders]\n".utf8))
     exit(2)
 }
-if arguments[1] == "tokenizer" && Targets.tokenizer == nil {
-    FileHandle.standardError.write(Data("the CLIP vocabulary in Tests/Fixtures/clip-vocab could not be read\n".utf8))
+if arguments[1] == "tokenizer" && (Targets.tokenizer == nil || Targets.siglipTokenizers.count < 2) {
+    FileHandle.standardError.write(Data("the tokenizer fixtures (Tests/Fixtures/clip-vocab, models/tiny-siglip*) could not be read\n".utf8))
     exit(2)
 }
 selected = target

@@ -43,7 +43,7 @@ public final class SiglipModel: ImageTextModel, @unchecked Sendable {
 
     /// SigLIP's SentencePiece tokenizer where the folder names it (or has only `spiece.model`), otherwise
     /// `tokenizer.json` (SigLIP 2's Gemma tokenizer).
-    static func tokenizer(folder: URL, contextLength: Int) throws -> any Tokenizer {
+    public static func tokenizer(folder: URL, contextLength: Int) throws -> any Tokenizer {
         let files = FileManager.default
         let sentencePiece = files.fileExists(atPath: folder.appendingPathComponent("spiece.model").path)
         let json = files.fileExists(atPath: folder.appendingPathComponent("tokenizer.json").path)
