@@ -41,11 +41,13 @@ public final class CLIPModel: ImageTextModel, @unchecked Sendable {
         }
     }
 
-    /// Token ids as the model sees them: up to and including the first end-of-text token.
+    /// Token ids as the model sees them: up to and including the first end-of-text token. A text with
+    /// nothing between the start and end tokens (empty, or only white space) is refused.
     public func tokens(for text: String) throws -> [Int] {
-        let ids = try tokenizer.encode(text)
-        guard let end = ids.firstIndex(of: tokenizer.endToken) else { return ids }
-        return Array(ids[...end])
+        var ids = try tokenizer.encode(text)
+        if let end = ids.firstIndex(of: tokenizer.endToken) { ids = Array(ids[...end]) }
+        guard ids.count > 2 else { throw CLIPError.emptyText }
+        return ids
     }
 
     /// Embeds several token sequences in one pass (see `TextTower`: no padding reaches a result).

@@ -123,15 +123,14 @@ public final class BatchingEmbedder: @unchecked Sendable {
             case .text(let tokens, let continuation): texts.append((tokens, continuation))
             }
         }
-        // Texts run together (the weights are read once for all of them), padded only to the longest.
-        let valid = texts.filter { $0.tokens.count > 2 }
-        for text in texts where text.tokens.count <= 2 { text.continuation.resume(throwing: CLIPError.emptyText) }
-        if !valid.isEmpty {
+        // Texts run together (the weights are read once for all of them); the model refused texts with
+        // nothing to embed in `tokens(for:)`, before they were queued.
+        if !texts.isEmpty {
             do {
-                let vectors = try model.embed(tokenBatch: valid.map(\.tokens))
-                for (text, vector) in zip(valid, vectors) { text.continuation.resume(returning: vector) }
+                let vectors = try model.embed(tokenBatch: texts.map(\.tokens))
+                for (text, vector) in zip(texts, vectors) { text.continuation.resume(returning: vector) }
             } catch {
-                for text in valid { text.continuation.resume(throwing: error) }
+                for text in texts { text.continuation.resume(throwing: error) }
             }
         }
         if !images.isEmpty {

@@ -11,12 +11,13 @@ import Testing
     struct TokenCase: Decodable {
         let text: String
         let sentencepiece: [Int]
+        let sentencepieceBPE: [Int]
         let tokenizers: [Int]
         let tinySiglip: [Int]
         let tinySiglip2: [Int]
 
         enum CodingKeys: String, CodingKey {
-            case text, sentencepiece, tokenizers, tinySiglip = "tiny-siglip", tinySiglip2 = "tiny-siglip2"
+            case text, sentencepiece, sentencepieceBPE = "sentencepiece_bpe", tokenizers, tinySiglip = "tiny-siglip", tinySiglip2 = "tiny-siglip2"
         }
     }
 
@@ -44,6 +45,12 @@ import Testing
     @Test func sentencePieceUnigramEqualsTheLibrary() throws {
         let model = try SentencePieceModel(contentsOf: Fixtures.root.appendingPathComponent("tokenizers/unigram.model"))
         try Self.expectAllEqual("sentencepiece", { model.encode($0) }, \.sentencepiece)
+    }
+
+    @Test func sentencePieceBPEEqualsTheLibrary() throws {
+        let model = try SentencePieceModel(contentsOf: Fixtures.root.appendingPathComponent("tokenizers/bpe.model"))
+        #expect(model.algorithm == .bpe)
+        try Self.expectAllEqual("sentencepiece BPE", { model.encode($0) }, \.sentencepieceBPE)
     }
 
     @Test func tokenizerJSONByteFallbackBPEEqualsTheLibrary() throws {

@@ -165,7 +165,7 @@ import Testing
         let saved = try CLIPModel(folder: folder)
         let classic = try CLIPModel(folder: Fixtures.model("tiny-gelu"))
         for golden in Fixtures.tokenCases.prefix(100) {
-            #expect(try saved.tokens(for: golden.text) == classic.tokens(for: golden.text), "\(golden.text)")
+            #expect(try saved.tokenizer.encode(golden.text) == classic.tokenizer.encode(golden.text), "\(golden.text)")
         }
         let image = try ImageDecoder().decode(fileAt: Fixtures.image("cmyk_360x240.jpg")).rgb()
         #expect(saved.embed(image: image) == classic.embed(image: image))

@@ -3,6 +3,7 @@
 
 Writes, under Tests/Fixtures/:
   tokenizers/unigram.model          a SentencePiece Unigram model (nmt_nfkc) trained on siglip-corpus.txt
+  tokenizers/bpe.model              a SentencePiece BPE model trained on the same
   tokenizers/bpe-byte-fallback.json a tokenizers BPE with byte fallback, Gemma's layout, trained on the same
   models/tiny-siglip/               random SiglipModel: SentencePiece tokenizer (SiglipTokenizer), bicubic,
                                     float32, 3 text heads, 5 vision heads, 48 px
@@ -80,14 +81,15 @@ def golden_strings():
 
 # MARK: - tokenizers
 
-def train_unigram(folder):
-    path = folder / "unigram"
+def train_sentencepiece(folder, model_type):
+    path = folder / model_type
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus_lines()), model_prefix=str(path), vocab_size=500, model_type="unigram",
+        sentence_iterator=iter(corpus_lines()), model_prefix=str(path), vocab_size=500, model_type=model_type,
         normalization_rule_name="nmt_nfkc", character_coverage=1.0, num_threads=1, seed_sentencepiece_size=100000,
         unk_id=2, bos_id=-1, eos_id=1, pad_id=0, unk_piece="<unk>", eos_piece="</s>", pad_piece="<pad>",
         shuffle_input_sentence=False, minloglevel=2)
-    return folder / "unigram.model"
+    (folder / f"{model_type}.vocab").unlink(missing_ok=True)
+    return folder / f"{model_type}.model"
 
 
 def train_bpe(folder):
@@ -214,8 +216,8 @@ def main():
     folder = HERE / "tokenizers"
     folder.mkdir(exist_ok=True)
     (folder / "siglip-corpus.txt").write_text("\n".join(corpus_lines()) + "\n")
-    unigram = train_unigram(folder)
-    (folder / "unigram.vocab").unlink(missing_ok=True)
+    unigram = train_sentencepiece(folder, "unigram")
+    sentencepiece_bpe = spm.SentencePieceProcessor(model_file=str(train_sentencepiece(folder, "bpe")))
     bpe = train_bpe(folder)
     strings = golden_strings()
     processors_ = {}
@@ -230,6 +232,7 @@ def main():
         golden.append({
             "text": text,
             "sentencepiece": sentencepiece.encode(text),
+            "sentencepiece_bpe": sentencepiece_bpe.encode(text),
             "tokenizers": bpe_tokenizer.encode(text).ids,
             **{name: text_ids(p, [text])[0].tolist() for name, p in processors_.items()},
         })

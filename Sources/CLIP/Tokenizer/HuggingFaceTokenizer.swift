@@ -290,11 +290,18 @@ struct BPEModel {
         var next = Array(1...initial.count)  // initial.count marks the end
         var previous = Array(-1..<(initial.count - 1))
         var alive = [Bool](repeating: true, count: initial.count)
-        var heap = MergeHeap()
+        struct Candidate {
+            let rank: Int
+            let position: Int
+            let first: Int
+            let second: Int
+            let merged: Int
+        }
+        var heap = BinaryHeap<Candidate> { ($0.rank, $0.position) < ($1.rank, $1.position) }
         func consider(_ left: Int) {
             let right = next[left]
             guard right < ids.count, let merge = ranks[Pair(first: ids[left], second: ids[right])] else { return }
-            heap.push(MergeHeap.Candidate(rank: merge.rank, position: left, first: ids[left], second: ids[right], merged: merge.id))
+            heap.push(Candidate(rank: merge.rank, position: left, first: ids[left], second: ids[right], merged: merge.id))
         }
         for index in 0..<(ids.count - 1) { consider(index) }
         while let candidate = heap.pop() {
@@ -310,45 +317,5 @@ struct BPEModel {
             consider(left)
         }
         return ids.indices.filter { alive[$0] }.map { ids[$0] }
-    }
-}
-
-/// A binary min-heap of merge candidates ordered by rank, then position.
-private struct MergeHeap {
-    struct Candidate {
-        let rank: Int
-        let position: Int
-        let first: Int
-        let second: Int
-        let merged: Int
-
-        func precedes(_ other: Candidate) -> Bool { (rank, position) < (other.rank, other.position) }
-    }
-
-    private var items = [Candidate]()
-
-    mutating func push(_ candidate: Candidate) {
-        items.append(candidate)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].precedes(items[parent]) else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> Candidate? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
-        var parent = 0
-        while true {
-            let children = [2 * parent + 1, 2 * parent + 2].filter { $0 < items.count }
-            guard let best = children.min(by: { items[$0].precedes(items[$1]) }), items[best].precedes(items[parent]) else { break }
-            items.swapAt(parent, best)
-            parent = best
-        }
-        return top
     }
 }

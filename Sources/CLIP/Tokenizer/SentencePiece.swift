@@ -2,8 +2,9 @@ import Foundation
 
 /// A SentencePiece model (`spiece.model`: a `ModelProto` protobuf) encoding text as the `sentencepiece`
 /// library does: the normaliser's precompiled character map (such as `nmt_nfkc`), white space as `▁` with a
-/// dummy prefix, then the Unigram model's best segmentation (Viterbi over the piece scores), unknown
-/// characters as the unknown piece (a run of them as one) or as byte pieces with byte fallback.
+/// dummy prefix, then the model's segmentation (Unigram: the best-scoring one, Viterbi over the piece
+/// scores; BPE: adjacent pieces merged best score first), unknown characters as the unknown piece (a run of
+/// them as one) or as byte pieces with byte fallback.
 public struct SentencePieceModel: Sendable {
     enum PieceType: Int {
         case normal = 1, unknown, control, userDefined, unused, byte
@@ -15,7 +16,12 @@ public struct SentencePieceModel: Sendable {
         let type: PieceType
     }
 
+    enum Algorithm: Int {
+        case unigram = 1, bpe = 2
+    }
+
     let pieces: [Piece]
+    let algorithm: Algorithm
     /// Pieces a segmentation may use (normal and user-defined), by their UTF-8 bytes.
     private let segmentable: [[UInt8]: Int]
     private let longestPiece: Int
@@ -60,7 +66,9 @@ public struct SentencePieceModel: Sendable {
         } catch SentencePieceNormalizer.Malformed.characterMap {
             throw invalid("the normaliser's character map is damaged")
         }
-        guard modelType == 1 else { throw invalid("model type \(modelType) (only Unigram, type 1, is read)") }
+        guard let algorithm = Algorithm(rawValue: modelType) else {
+            throw invalid("model type \(modelType) (Unigram, type 1, and BPE, type 2, are read)")
+        }
         guard !suffixWhitespace else { throw invalid("treat_whitespace_as_suffix is not supported") }
         guard let unknown = pieces.firstIndex(where: { $0.type == .unknown }) else { throw invalid("no unknown piece") }
         let normal = pieces.filter { $0.type == .normal }.map(\.score)
@@ -71,6 +79,7 @@ public struct SentencePieceModel: Sendable {
             segmentable[Array(piece.text.utf8)] = segmentable[Array(piece.text.utf8)] ?? id
         }
         self.pieces = pieces
+        self.algorithm = algorithm
         self.segmentable = segmentable
         longestPiece = segmentable.keys.map(\.count).max() ?? 1
         idsByText = Dictionary(pieces.enumerated().map { ($1.text, $0) }, uniquingKeysWith: { first, _ in first })
@@ -103,11 +112,14 @@ public struct SentencePieceModel: Sendable {
 
     /// The piece ids of `text`, as `SentencePieceProcessor.encode` gives them.
     public func encode(_ text: String) -> [Int] {
-        pieceIDs(normalizer.normalize(Array(text.utf8)))
+        let normalized = normalizer.normalize(Array(text.utf8))
+        return ids(of: algorithm == .unigram ? viterbi(normalized) : merges(normalized), in: normalized)
     }
 
+    typealias Segment = (range: Range<Int>, id: Int)
+
     /// Viterbi segmentation of normalised bytes: each position keeps the best-scoring way to reach it.
-    private func pieceIDs(_ text: [UInt8]) -> [Int] {
+    private func viterbi(_ text: [UInt8]) -> [Segment] {
         guard !text.isEmpty else { return [] }
         struct Best {
             var score = -Float.infinity
@@ -139,14 +151,62 @@ public struct SentencePieceModel: Sendable {
             }
             start += characterLength
         }
-        var segments = [(range: Range<Int>, id: Int)]()
+        var segments = [Segment]()
         var end = text.count
         while end > 0 {
             let node = best[end]
             segments.append((node.start..<end, node.id))
             end = node.start
         }
-        segments.reverse()
+        return segments.reversed()
+    }
+
+    /// BPE: the characters (user-defined pieces whole), then repeatedly the adjacent pair whose joined text
+    /// is the best-scoring piece merged, leftmost among equals, as sentencepiece's agenda does.
+    private func merges(_ text: [UInt8]) -> [Segment] {
+        var lower = [Int](), upper = [Int]()
+        var position = 0
+        while position < text.count {
+            let userDefined = normalizer.userDefined.filter { text[position...].starts(with: $0) }.map(\.count).max()
+            let length = userDefined ?? min(UTF8Scalars.length(leading: text[position]), text.count - position)
+            lower.append(position)
+            upper.append(position + length)
+            position += length
+        }
+        let count = lower.count
+        var next = Array(1...max(count, 1)), previous = Array(-1..<max(count - 1, 0))
+        var alive = [Bool](repeating: true, count: count)
+        struct Candidate {
+            let score: Float
+            let left: Int
+            let right: Int
+            let size: Int
+        }
+        var agenda = BinaryHeap<Candidate> { $0.score > $1.score || ($0.score == $1.score && $0.left < $1.left) }
+        func consider(_ left: Int, _ right: Int) {
+            guard left >= 0, right < count, let id = segmentable[Array(text[lower[left]..<upper[right]])] else { return }
+            agenda.push(Candidate(score: pieces[id].score, left: left, right: right, size: upper[right] - lower[left]))
+        }
+        for index in 0..<max(count - 1, 0) { consider(index, index + 1) }
+        while let candidate = agenda.pop() {
+            let (left, right) = (candidate.left, candidate.right)
+            // Skip pairs that a merge since has changed.
+            guard alive[left], alive[right], upper[right] - lower[left] == candidate.size else { continue }
+            upper[left] = upper[right]
+            alive[right] = false
+            next[left] = next[right]
+            if next[right] < count { previous[next[right]] = left }
+            consider(previous[left], left)
+            consider(left, next[left])
+        }
+        return (0..<count).filter { alive[$0] }.map { index in
+            let range = lower[index]..<upper[index]
+            return (range, segmentable[Array(text[range])] ?? unknownID)
+        }
+    }
+
+    /// The ids of a segmentation: a run of unknown pieces as one, or their bytes with byte fallback.
+    private func ids(of segments: [Segment], in text: [UInt8]) -> [Int] {
         var ids = [Int]()
         var previousUnknown = false
         for segment in segments {
