@@ -13,11 +13,13 @@ import Testing
         let sentencepiece: [Int]
         let sentencepieceBPE: [Int]
         let tokenizers: [Int]
+        let tokenizersUnigram: [Int]
         let tinySiglip: [Int]
         let tinySiglip2: [Int]
 
         enum CodingKeys: String, CodingKey {
-            case text, sentencepiece, sentencepieceBPE = "sentencepiece_bpe", tokenizers, tinySiglip = "tiny-siglip", tinySiglip2 = "tiny-siglip2"
+            case text, sentencepiece, sentencepieceBPE = "sentencepiece_bpe", tokenizers,
+                 tokenizersUnigram = "tokenizers_unigram", tinySiglip = "tiny-siglip", tinySiglip2 = "tiny-siglip2"
         }
     }
 
@@ -57,6 +59,12 @@ import Testing
         let tokenizer = try HuggingFaceTokenizer(file: Fixtures.root.appendingPathComponent("tokenizers/bpe-byte-fallback.json"),
                                                  settings: TokenizerSettings([:]), contextLength: 64)
         try Self.expectAllEqual("tokenizers", { tokenizer.ids($0) }, \.tokenizers)
+    }
+
+    @Test func tokenizerJSONUnigramEqualsTheLibrary() throws {
+        let tokenizer = try HuggingFaceTokenizer(file: Fixtures.root.appendingPathComponent("tokenizers/unigram.json"),
+                                                 settings: TokenizerSettings(["pad_token": "<pad>"]), contextLength: 64)
+        try Self.expectAllEqual("tokenizers Unigram", { tokenizer.ids($0) }, \.tokenizersUnigram)
     }
 
     @Test func siglipTokenizerEqualsTheProcessor() throws {

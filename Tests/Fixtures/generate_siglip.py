@@ -5,6 +5,7 @@ Writes, under Tests/Fixtures/:
   tokenizers/unigram.model          a SentencePiece Unigram model (nmt_nfkc) trained on siglip-corpus.txt
   tokenizers/bpe.model              a SentencePiece BPE model trained on the same
   tokenizers/bpe-byte-fallback.json a tokenizers BPE with byte fallback, Gemma's layout, trained on the same
+  tokenizers/unigram.json           a tokenizers Unigram (NFKC, Metaspace), trained on the same
   models/tiny-siglip/               random SiglipModel: SentencePiece tokenizer (SiglipTokenizer), bicubic,
                                     float32, 3 text heads, 5 vision heads, 48 px
   models/tiny-siglip2/              random SiglipModel: tokenizer.json (Siglip2Tokenizer), bilinear, float16,
@@ -109,6 +110,18 @@ def train_bpe(folder):
     data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] in specials]
     path = folder / "bpe-byte-fallback.json"
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+    return path
+
+
+def train_tokenizers_unigram(folder):
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
+                                      show_progress=False)
+    tokenizer.train_from_iterator(corpus_lines(), trainer)
+    path = folder / "unigram.json"
+    path.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False, indent=1))
     return path
 
 
@@ -219,6 +232,7 @@ def main():
     unigram = train_sentencepiece(folder, "unigram")
     sentencepiece_bpe = spm.SentencePieceProcessor(model_file=str(train_sentencepiece(folder, "bpe")))
     bpe = train_bpe(folder)
+    tokenizers_unigram = Tokenizer.from_file(str(train_tokenizers_unigram(folder)))
     strings = golden_strings()
     processors_ = {}
     for name, spec in MODELS.items():
@@ -234,6 +248,7 @@ def main():
             "sentencepiece": sentencepiece.encode(text),
             "sentencepiece_bpe": sentencepiece_bpe.encode(text),
             "tokenizers": bpe_tokenizer.encode(text).ids,
+            "tokenizers_unigram": tokenizers_unigram.encode(text).ids,
             **{name: text_ids(p, [text])[0].tolist() for name, p in processors_.items()},
         })
     (HERE / "reference" / "siglip-tokens.json").write_text(json.dumps(golden, ensure_ascii=False, indent=0))

@@ -3,19 +3,60 @@ import Foundation
 /// A Hugging Face `tokenizer.json` run as the `tokenizers` library runs it, for the parts real image–text
 /// checkpoints use (Gemma's, in SigLIP 2): added tokens split out of the raw text, the normalisers
 /// (Sequence, Lowercase, Replace, Prepend, Strip, NFC/NFD/NFKC/NFKD), the pre-tokenisers (Split on a string,
-/// Metaspace, Sequence), a BPE model with byte fallback and fused unknowns, and a template post-processor.
+/// Metaspace, Sequence), a BPE model with byte fallback and fused unknowns or a Unigram model, and a
+/// template post-processor.
 /// `encode` gives what transformers' processor gives with `padding="max_length", truncation=True`: the
 /// text cut so that it fits with its special tokens, then padded on the tokenizer's side.
 public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     public let contextLength: Int
     let normalizers: [Normalizer]
     let preTokenizers: [PreTokenizer]
-    let model: BPEModel
+    let model: Model
     let addedTokens: [(text: String, id: Int)]
     /// The template for one text: special-token ids around `nil`, which stands for the text's ids.
     let template: [Int?]
     public let padToken: Int
     let padsOnTheLeft: Bool
+
+    /// The model a `tokenizer.json` names: BPE, or Unigram (SentencePiece's segmentation, text normalised
+    /// by the file's own normalisers).
+    enum Model {
+        case bpe(BPEModel)
+        case unigram(SentencePieceModel, vocabulary: [String: Int])
+
+        func encode(_ word: String) -> [Int] {
+            switch self {
+            case .bpe(let model): model.encode(word)
+            case .unigram(let model, _): model.encode(word)
+            }
+        }
+
+        var vocabulary: [String: Int] {
+            switch self {
+            case .bpe(let model): model.vocabulary
+            case .unigram(_, let vocabulary): vocabulary
+            }
+        }
+
+        init(_ object: [String: Any]) throws {
+            guard object["type"] as? String == "Unigram" else {
+                self = .bpe(try BPEModel(object))
+                return
+            }
+            guard let entries = object["vocab"] as? [[Any]], let unknown = object["unk_id"] as? Int, entries.indices.contains(unknown) else {
+                throw CLIPError.invalidTokenizer("tokenizer.json: the Unigram model needs a vocabulary and an unknown token")
+            }
+            let pieces = try entries.enumerated().map { id, entry -> SentencePieceModel.Piece in
+                guard entry.count == 2, let text = entry[0] as? String, let score = (entry[1] as? NSNumber)?.doubleValue else {
+                    throw CLIPError.invalidTokenizer("tokenizer.json: Unigram entry \(id) is not [piece, score]")
+                }
+                return SentencePieceModel.Piece(text: text, score: Float(score), type: id == unknown ? .unknown : .normal)
+            }
+            let model = try SentencePieceModel(pieces: pieces, algorithm: .unigram, byteFallback: object["byte_fallback"] as? Bool ?? false,
+                                               normalizer: .identity, name: "tokenizer.json")
+            self = .unigram(model, vocabulary: Dictionary(pieces.enumerated().map { ($1.text, $0) }, uniquingKeysWith: { first, _ in first }))
+        }
+    }
 
     enum Normalizer {
         case lowercase
@@ -42,7 +83,7 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
             throw CLIPError.invalidTokenizer("\(url.lastPathComponent) is not a JSON object")
         }
         self.contextLength = contextLength
-        model = try BPEModel(json["model"] as? [String: Any] ?? [:])
+        model = try Model(json["model"] as? [String: Any] ?? [:])
         var normalizers = try Self.normalizers(json["normalizer"])
         // transformers' Siglip2Tokenizer lowercases before the file's own normaliser, whatever the file says.
         let tokenizerClass = settings.string("tokenizer_class")
@@ -94,7 +135,7 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
             switch normalizer {
             // Each scalar's own lowercase, with no final-sigma rule (Rust's char::to_lowercase, not str's).
             case .lowercase: String(String.UnicodeScalarView(text.unicodeScalars.flatMap { $0.properties.lowercaseMapping.unicodeScalars }))
-            case .replace(let pattern, let content): text.replacingOccurrences(of: pattern, with: content)
+            case .replace(let pattern, let content): text.replacingScalars(pattern, with: content)
             case .prepend(let prefix): text.isEmpty ? text : prefix + text
             case .strip(let left, let right):
                 String(String.UnicodeScalarView(text.unicodeScalars
@@ -126,14 +167,7 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     /// `Split` with a string pattern: the matches become separate pieces, are dropped, or join a neighbour.
     static func split(_ text: String, on pattern: String, behavior: String) -> [String] {
         guard !pattern.isEmpty else { return [text] }
-        var pieces = [(String, isMatch: Bool)]()
-        var rest = text[...]
-        while let match = rest.range(of: pattern) {
-            if match.lowerBound > rest.startIndex { pieces.append((String(rest[..<match.lowerBound]), false)) }
-            pieces.append((String(rest[match]), true))
-            rest = rest[match.upperBound...]
-        }
-        if !rest.isEmpty { pieces.append((String(rest), false)) }
+        let pieces = text.scalarPieces(around: pattern)
         switch behavior {
         case "Removed": return pieces.filter { !$0.isMatch }.map(\.0)
         case "MergedWithPrevious":
@@ -162,7 +196,7 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
 
     /// `Metaspace`: spaces become the replacement character, which also starts the text as the scheme says.
     static func metaspace(_ text: String, replacement: String, prependScheme: String, split: Bool) -> [String] {
-        var replaced = text.replacingOccurrences(of: " ", with: replacement)
+        var replaced = text.replacingScalars(" ", with: replacement)
         if prependScheme != "never" && !replaced.hasPrefix(replacement) { replaced = replacement + replaced }
         return split ? Self.split(replaced, on: replacement, behavior: "MergedWithNext") : [replaced]
     }
@@ -235,7 +269,7 @@ struct BPEModel {
 
     init(_ object: [String: Any]) throws {
         guard object["type"] as? String == "BPE" || (object["type"] == nil && object["merges"] != nil) else {
-            throw CLIPError.invalidTokenizer("tokenizer.json: the model \(object["type"] ?? "?") is not supported (BPE is)")
+            throw CLIPError.invalidTokenizer("tokenizer.json: the model \(object["type"] ?? "?") is not supported (BPE and Unigram are)")
         }
         guard let vocabulary = object["vocab"] as? [String: Int] else { throw CLIPError.invalidTokenizer("tokenizer.json: the BPE model has no vocabulary") }
         guard (object["continuing_subword_prefix"] as? String ?? "").isEmpty, (object["end_of_word_suffix"] as? String ?? "").isEmpty else {
@@ -317,5 +351,34 @@ struct BPEModel {
             consider(left)
         }
         return ids.indices.filter { alive[$0] }.map { ids[$0] }
+    }
+}
+
+extension String {
+    /// The parts of the string between the matches of `pattern` and the matches themselves, matched on
+    /// Unicode scalars as the tokenizer libraries match (Swift's own string search compares grapheme
+    /// clusters, so it would not find a space that a combining mark follows).
+    func scalarPieces(around pattern: String) -> [(String, isMatch: Bool)] {
+        let scalars = Array(unicodeScalars), target = Array(pattern.unicodeScalars)
+        guard !target.isEmpty else { return [(self, false)] }
+        var pieces = [(String, isMatch: Bool)]()
+        var start = 0, index = 0
+        while index + target.count <= scalars.count {
+            if scalars[index..<(index + target.count)].elementsEqual(target) {
+                if start < index { pieces.append((String(String.UnicodeScalarView(scalars[start..<index])), false)) }
+                pieces.append((pattern, true))
+                index += target.count
+                start = index
+            } else {
+                index += 1
+            }
+        }
+        if start < scalars.count { pieces.append((String(String.UnicodeScalarView(scalars[start...])), false)) }
+        return pieces
+    }
+
+    /// Every match of `pattern`, found on Unicode scalars, replaced by `content`.
+    func replacingScalars(_ pattern: String, with content: String) -> String {
+        scalarPieces(around: pattern).map { $0.isMatch ? content : $0.0 }.joined()
     }
 }

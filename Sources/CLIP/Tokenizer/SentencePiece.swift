@@ -70,6 +70,13 @@ public struct SentencePieceModel: Sendable {
             throw invalid("model type \(modelType) (Unigram, type 1, and BPE, type 2, are read)")
         }
         guard !suffixWhitespace else { throw invalid("treat_whitespace_as_suffix is not supported") }
+        try self.init(pieces: pieces, algorithm: algorithm, byteFallback: byteFallback, normalizer: normalizer, name: name)
+    }
+
+    /// A model from its pieces (a `tokenizer.json` Unigram model builds one with the identity normaliser).
+    init(pieces: [Piece], algorithm: Algorithm, byteFallback: Bool, normalizer: SentencePieceNormalizer, name: String) throws {
+        func invalid(_ reason: String) -> CLIPError { .invalidTokenizer("\(name): \(reason)") }
+        var normalizer = normalizer
         guard let unknown = pieces.firstIndex(where: { $0.type == .unknown }) else { throw invalid("no unknown piece") }
         let normal = pieces.filter { $0.type == .normal }.map(\.score)
         guard let lowest = normal.min(), let highest = normal.max() else { throw invalid("no pieces") }
@@ -237,6 +244,13 @@ struct SentencePieceNormalizer: Sendable {
     var userDefined: [[UInt8]] = []
 
     init() {}
+
+    /// Text passes unchanged (a `tokenizer.json` normalises with its own normalisers first).
+    static let identity: SentencePieceNormalizer = {
+        var normalizer = SentencePieceNormalizer()
+        (normalizer.addDummyPrefix, normalizer.removeExtraWhitespaces, normalizer.escapeWhitespaces) = (false, false, false)
+        return normalizer
+    }()
 
     init(_ reader: ProtobufReader) throws {
         var reader = reader

@@ -44,7 +44,7 @@ public final class SiglipTokenizer: Tokenizer, @unchecked Sendable {
     public func encode(_ text: String) throws -> [Int] {
         var ids = [Int]()
         // The reference prefixes `▁` (its own spaces become plain spaces) before splitting out special tokens.
-        let parts = SpecialTokenSplitter.split("▁" + text.replacingOccurrences(of: "▁", with: " "), specialTokens)
+        let parts = SpecialTokenSplitter.split("▁" + text.replacingScalars("▁", with: " "), specialTokens)
         for (index, part) in parts.enumerated() {
             switch part {
             case .special(let id): ids.append(id)
