@@ -37,17 +37,37 @@ struct LayerNorm {
     }
 }
 
+/// The MLP half of a pre-norm block: layer norm, fc1, activation, fc2, plus the input (the residual).
+/// Every encoder layer has one, and so has SigLIP's attention-pooling head.
+struct FeedForward {
+    let layerNorm: LayerNorm
+    let fc1: Linear
+    let fc2: Linear
+    let activation: Activation
+
+    init(_ load: WeightLoader, norm: String, mlp: String, _ c: EncoderConfiguration) throws {
+        layerNorm = try LayerNorm(load, norm, width: c.hiddenSize, epsilon: c.layerNormEps)
+        fc1 = try Linear(load, "\(mlp).fc1", in: c.hiddenSize, out: c.intermediateSize)
+        fc2 = try Linear(load, "\(mlp).fc2", in: c.intermediateSize, out: c.hiddenSize)
+        guard let activation = c.activation else { throw CLIPError.invalidConfiguration("unknown hidden_act \(c.hiddenAct)") }
+        self.activation = activation
+    }
+
+    /// h: [rows, width] → same shape.
+    func callAsFunction(_ h: Matrix) -> Matrix {
+        let hidden = Operations.apply(activation, to: fc1(layerNorm(h)))  // [rows, intermediate]
+        return fc2(hidden, residual: h)                                    // [rows, width]
+    }
+}
+
 /// One pre-norm transformer block, the same type in both towers (`CLIPEncoderLayer`).
 struct EncoderLayer {
     let layerNorm1: LayerNorm
     /// q, k and v projections fused into one [3 · width, width] product (built once at load).
     let queryKeyValue: Linear
     let output: Linear
-    let layerNorm2: LayerNorm
-    let fc1: Linear
-    let fc2: Linear
+    let feedForward: FeedForward
     let heads: Int
-    let activation: Activation
 
     init(_ load: WeightLoader, _ prefix: String, _ c: EncoderConfiguration) throws {
         let width = c.hiddenSize
@@ -57,12 +77,8 @@ struct EncoderLayer {
             weight: try load.linear(projections.map { "\($0).weight" }, outFeatures: [width, width, width], inFeatures: width),
             bias: try load.concatenated(projections.map { "\($0).bias" }, count: width))
         output = try Linear(load, "\(prefix).self_attn.out_proj", in: width, out: width)
-        layerNorm2 = try LayerNorm(load, "\(prefix).layer_norm2", width: width, epsilon: c.layerNormEps)
-        fc1 = try Linear(load, "\(prefix).mlp.fc1", in: width, out: c.intermediateSize)
-        fc2 = try Linear(load, "\(prefix).mlp.fc2", in: c.intermediateSize, out: width)
+        feedForward = try FeedForward(load, norm: "\(prefix).layer_norm2", mlp: "\(prefix).mlp", c)
         heads = c.numAttentionHeads
-        guard let activation = c.activation else { throw CLIPError.invalidConfiguration("unknown hidden_act \(c.hiddenAct)") }
-        self.activation = activation
     }
 
     /// x: [batch · length, width] → same shape.
@@ -85,13 +101,7 @@ struct EncoderLayer {
     }
 
     /// The bytes of weight matrices one pass through the layer reads.
-    var weightBytes: Int { [queryKeyValue, output, fc1, fc2].reduce(0) { $0 + $1.weight.byteCount } }
-
-    /// The MLP half of the block, with its residual connection.
-    private func feedForward(_ h: Matrix) -> Matrix {
-        let hidden = Operations.apply(activation, to: fc1(layerNorm2(h)))  // [rows, intermediate]
-        return fc2(hidden, residual: h)                              // [rows, width]
-    }
+    var weightBytes: Int { [queryKeyValue, output, feedForward.fc1, feedForward.fc2].reduce(0) { $0 + $1.weight.byteCount } }
 }
 
 struct TransformerEncoder {

@@ -133,11 +133,8 @@ struct AttentionPoolingHead {
     let query: Linear            // in_proj rows [0, width)
     let keyValue: Linear         // in_proj rows [width, 3·width)
     let output: Linear
-    let layerNorm: LayerNorm
-    let fc1: Linear
-    let fc2: Linear
+    let feedForward: FeedForward
     let heads: Int
-    let activation: Activation
 
     init(_ load: WeightLoader, _ prefix: String, _ c: EncoderConfiguration) throws {
         let width = c.hiddenSize
@@ -147,12 +144,8 @@ struct AttentionPoolingHead {
         query = Linear(weight: blocks[0], bias: WeightView(base: bias.base, shape: [width]))
         keyValue = Linear(weight: blocks[1], bias: WeightView(base: bias.base + width, shape: [2 * width]))
         output = try Linear(load, "\(prefix).attention.out_proj", in: width, out: width)
-        layerNorm = try LayerNorm(load, "\(prefix).layernorm", width: width, epsilon: c.layerNormEps)
-        fc1 = try Linear(load, "\(prefix).mlp.fc1", in: width, out: c.intermediateSize)
-        fc2 = try Linear(load, "\(prefix).mlp.fc2", in: c.intermediateSize, out: width)
+        feedForward = try FeedForward(load, norm: "\(prefix).layernorm", mlp: "\(prefix).mlp", c)
         heads = c.numAttentionHeads
-        guard let activation = c.activation else { throw CLIPError.invalidConfiguration("unknown hidden_act \(c.hiddenAct)") }
-        self.activation = activation
     }
 
     /// x: [batch · length, width] → [batch, width].
@@ -171,9 +164,7 @@ struct AttentionPoolingHead {
         }
         let attended = Operations.attention(qkv: qkv, batch: batch, length: length, heads: heads, causal: false,
                                             queries: Array(repeating: 0, count: batch))  // [batch, width]
-        let h = output(attended)
-        let hidden = Operations.apply(activation, to: fc1(layerNorm(h)))
-        return fc2(hidden, residual: h)
+        return feedForward(output(attended))
     }
 }
 
