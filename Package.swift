@@ -48,7 +48,13 @@ let package = Package(
             resources: [.copy("Resources/text_tables.json")]
         ),
         .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
-        .target(name: "Embedding", dependencies: ["CLIP", "ImageIO"]),
+        .target(
+            name: "Embedding",
+            dependencies: [
+                "CLIP", "ImageIO", "ImageCollections",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Exact search runs over every vector: optimised even in debug builds, like Tensor.
@@ -59,14 +65,14 @@ let package = Package(
         .target(name: "ItemSources"),
         .target(
             name: "Ingest",
-            dependencies: ["CLIP", "ImageIO", "ImageCollections", "ItemSources", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Embedding", "ImageIO", "ImageCollections", "ItemSources", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // What request bodies mean (multipart, JSON fields), apart from the HTTP plumbing: the fuzz harness takes it alone.
         .target(name: "HTTPBodies"),
         .target(
             name: "Server",
             dependencies: [
-                "Embedding", "CLIP", "ImageIO", "ImageCollections", "HTTPBodies",
+                "Embedding", "CLIP", "ImageIO", "ImageCollections", "HTTPBodies", "Ingest",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -109,7 +115,7 @@ let package = Package(
         ),
         .executableTarget(name: "fixture-hub", dependencies: ["HubFixture"], path: "Tests/FixtureHubServer"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "CLIP", "ImageIO", "LoupeTestSupport"]),
+        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor", "LoupeTestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(

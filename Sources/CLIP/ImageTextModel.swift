@@ -38,7 +38,7 @@ extension ImageTextModel {
     /// The probability of each label for an image, from this model's vectors of both: what transformers'
     /// `logits_per_image` gives once the family's scoring is applied.
     public func labelProbabilities(image: [Float], labels: [[Float]]) -> [Float] {
-        scoring.probabilities(cosines: labels.map { label in zip(image, label).reduce(0) { $0 + $1.0 * $1.1 } })
+        scoring.probabilities(image: image, labels: labels)
     }
 }
 
@@ -48,6 +48,11 @@ public enum LabelScoring: Sendable, Equatable {
     case softmax(logitScale: Float)
     /// SigLIP: an independent sigmoid per label of exp(logitScale) · cos + logitBias.
     case sigmoid(logitScale: Float, logitBias: Float)
+
+    /// Each label's probability for an image, from the two L2-normalised vectors.
+    public func probabilities(image: [Float], labels: [[Float]]) -> [Float] {
+        probabilities(cosines: labels.map { label in zip(image, label).reduce(0) { $0 + $1.0 * $1.1 } })
+    }
 
     public func probabilities(cosines: [Float]) -> [Float] {
         switch self {

@@ -14,9 +14,15 @@ public final class BatchingEmbedder: @unchecked Sendable {
     /// Called after each batch with the number of inputs it held (for metrics).
     private let onBatch: @Sendable (Int) -> Void
 
-    private enum Job {
-        case image(pixels: [Float], CheckedContinuation<[Float], Error>)
-        case text(tokens: [Int], CheckedContinuation<[Float], Error>)
+    /// One input as the engine takes it.
+    public enum Input: Sendable {
+        case pixels([Float])
+        case tokens([Int])
+    }
+
+    private struct Job {
+        let input: Input
+        let finish: @Sendable (Result<[Float], Error>) -> Void
     }
 
     private let condition = NSCondition()
@@ -50,43 +56,60 @@ public final class BatchingEmbedder: @unchecked Sendable {
         condition.unlock()
     }
 
-    public func embed(image: RGBImage) async throws -> [Float] {
-        try await embed(pixelValues: model.pixelValues(for: image))  // preprocessing runs on the caller's thread
+    /// Embeds inputs queued together (a batch that arrives whole is not split by the idle rule), a result
+    /// each, in order.
+    public func embed(_ inputs: [Input]) async -> [Result<[Float], Error>] {
+        guard !inputs.isEmpty else { return [] }
+        return await withCheckedContinuation { continuation in
+            let results = Results(count: inputs.count) { continuation.resume(returning: $0) }
+            submit(inputs.enumerated().map { index, input in Job(input: input) { results.set(index, $0) } })
+        }
     }
 
-    /// Embeds an image already preprocessed for this model (`model.pixelValues(for:)`).
-    public func embed(pixelValues pixels: [Float]) async throws -> [Float] {
-        try await withCheckedThrowingContinuation { submit(.image(pixels: pixels, $0)) }
-    }
+    public func embed(pixelValues pixels: [Float]) async throws -> [Float] { try await embed([.pixels(pixels)])[0].get() }
 
-    public func embed(text: String) async throws -> [Float] {
-        let tokens = try model.tokens(for: text)
-        return try await withCheckedThrowingContinuation { submit(.text(tokens: tokens, $0)) }
-    }
+    public func embed(text: String) async throws -> [Float] { try await embed([.tokens(try model.tokens(for: text))])[0].get() }
 
-    private func submit(_ job: Job) {
+    private func submit(_ jobs: [Job]) {
         condition.lock()
         if stopped {
             condition.unlock()
-            fail(job, EmbedderStopped())
+            for job in jobs { job.finish(.failure(EmbedderStopped())) }
             return
         }
-        pending.append(job)
+        pending.append(contentsOf: jobs)
         if running { queuedWhileBusy = true }
         condition.signal()
         condition.unlock()
+    }
+
+    /// Gathers a submission's results and hands them over once all have come.
+    private final class Results: @unchecked Sendable {
+        private let lock = NSLock()
+        private var values: [Result<[Float], Error>?]
+        private var missing: Int
+        private let done: ([Result<[Float], Error>]) -> Void
+
+        init(count: Int, done: @escaping ([Result<[Float], Error>]) -> Void) {
+            values = Array(repeating: nil, count: count)
+            missing = count
+            self.done = done
+        }
+
+        func set(_ index: Int, _ result: Result<[Float], Error>) {
+            let complete: [Result<[Float], Error>]? = lock.withLock {
+                values[index] = result
+                missing -= 1
+                return missing == 0 ? values.map { $0! } : nil
+            }
+            if let complete { done(complete) }
+        }
     }
 
     public struct EmbedderStopped: Error {}
 
     /// Requests waiting for the engine.
     var queued: Int { condition.withLock { pending.count } }
-
-    private func fail(_ job: Job, _ error: Error) {
-        switch job {
-        case .image(_, let continuation), .text(_, let continuation): continuation.resume(throwing: error)
-        }
-    }
 
     private func runLoop() {
         while let batch = nextBatch() {
@@ -115,12 +138,12 @@ public final class BatchingEmbedder: @unchecked Sendable {
     }
 
     private func run(_ batch: [Job]) {
-        var images: [(pixels: [Float], continuation: CheckedContinuation<[Float], Error>)] = []
-        var texts: [(tokens: [Int], continuation: CheckedContinuation<[Float], Error>)] = []
+        var images: [(pixels: [Float], job: Job)] = []
+        var texts: [(tokens: [Int], job: Job)] = []
         for job in batch {
-            switch job {
-            case .image(let pixels, let continuation): images.append((pixels, continuation))
-            case .text(let tokens, let continuation): texts.append((tokens, continuation))
+            switch job.input {
+            case .pixels(let pixels): images.append((pixels, job))
+            case .tokens(let tokens): texts.append((tokens, job))
             }
         }
         // Texts run together (the weights are read once for all of them); the model refused texts with
@@ -128,14 +151,14 @@ public final class BatchingEmbedder: @unchecked Sendable {
         if !texts.isEmpty {
             do {
                 let vectors = try model.embed(tokenBatch: texts.map(\.tokens))
-                for (text, vector) in zip(texts, vectors) { text.continuation.resume(returning: vector) }
+                for (text, vector) in zip(texts, vectors) { text.job.finish(.success(vector)) }
             } catch {
-                for text in texts { text.continuation.resume(throwing: error) }
+                for text in texts { text.job.finish(.failure(error)) }
             }
         }
         if !images.isEmpty {
             let vectors = model.embed(pixelValues: images.map(\.pixels))
-            for (image, vector) in zip(images, vectors) { image.continuation.resume(returning: vector) }
+            for (image, vector) in zip(images, vectors) { image.job.finish(.success(vector)) }
         }
         onBatch(batch.count)
     }

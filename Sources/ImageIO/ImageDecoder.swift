@@ -54,13 +54,16 @@ public struct ImageDecoder: Sendable {
     }
 
     /// Reads and decodes a file; its byte size is checked before it is read.
-    public func decode(fileAt path: String) throws -> RasterImage {
+    public func decode(fileAt path: String) throws -> RasterImage { try decode(readFile(at: path)) }
+
+    /// A file's bytes, when it is a regular file within the byte limit (checked before it is read).
+    public func readFile(at path: String) throws -> [UInt8] {
         var status = stat()
         guard stat(path, &status) == 0 else { throw ImageError.fileNotFound(path) }
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw ImageError.unreadable("\(path) is not a regular file") }
         try checkByteCount(Int(status.st_size))
         guard let data = FileManager.default.contents(atPath: path) else { throw ImageError.unreadable(path) }
-        return try decode(Array(data))
+        return Array(data)
     }
 
     public func decode(_ data: Data) throws -> RasterImage { try decode(Array(data)) }

@@ -3,8 +3,10 @@ import Foundation
 
 /// Small JPEG previews for display: any decodable image becomes one a browser can show.
 public enum Thumbnail {
+    public static let defaultMaximumSide = 320
+
     /// Scales `image` to fit `maximumSide` (area averaging; never enlarges) and encodes it as JPEG.
-    public static func jpeg(from image: RGBImage, maximumSide: Int = 320, quality: Int = 85) throws -> Data {
+    public static func jpeg(from image: RGBImage, maximumSide: Int = defaultMaximumSide, quality: Int = 85) throws -> Data {
         let scale = min(1, Double(maximumSide) / Double(max(image.width, image.height)))
         let width = max(1, Int((Double(image.width) * scale).rounded()))
         let height = max(1, Int((Double(image.height) * scale).rounded()))

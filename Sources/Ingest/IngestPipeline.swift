@@ -1,4 +1,4 @@
-import CLIP
+import Embedding
 import Crypto
 import Foundation
 import ImageCollections
@@ -35,26 +35,23 @@ public struct IngestSummary: Sendable {
     public let problems: [SourceProblem]
 }
 
-/// Reads, hashes, decodes and preprocesses images on worker tasks while the previous batch runs through
-/// the model, then writes each batch in one transaction. An item whose stored hash equals its file's hash
-/// is skipped, so a run killed at any moment and started again ends with every item exactly once; a
-/// changed file is embedded again and replaces its item.
+/// Reads and hashes files, and has the embedder prepare them (decode and preprocess for a local model),
+/// on worker tasks while the previous batch is embedded, then writes each batch in one transaction
+/// (`ItemWriter`, the path the server's add-item route takes too). An item whose stored hash equals its
+/// file's hash is skipped, so a run killed at any moment and started again ends with every item exactly
+/// once; a changed file is embedded again and replaces its item. An input the embedder refuses is
+/// reported with its error, never stored.
 public struct IngestPipeline: Sendable {
-    public let model: any ImageTextModel
-    public let identity: ModelIdentity
+    public let embedder: any Embedder
     public let store: any CollectionStore
-    public let decoder: ImageDecoder
 
-    /// `decoder`: the model's own by default (large JPEGs reduced by DCT scaling; `model.imageDecoder(exact: true)` for every pixel).
-    public init(model: any ImageTextModel, identity: ModelIdentity, store: any CollectionStore, decoder: ImageDecoder? = nil) {
-        self.model = model
-        self.identity = identity
+    public init(embedder: any Embedder, store: any CollectionStore) {
+        self.embedder = embedder
         self.store = store
-        self.decoder = decoder ?? model.imageDecoder()
     }
 
     private struct Prepared: Sendable {
-        var ready: [(item: SourceItem, hash: String, pixels: [Float], thumbnail: Data?, isNew: Bool)] = []
+        var ready: [(entry: ItemWriter.Prepared, isNew: Bool)] = []
         var skipped = 0
         var problems: [SourceProblem] = []
     }
@@ -63,7 +60,7 @@ public struct IngestPipeline: Sendable {
         _ items: [SourceItem], sourceProblems: [SourceProblem] = [], into collection: String, options: IngestOptions = IngestOptions(),
         progress report: @escaping @Sendable (IngestProgress) -> Void = { _ in }
     ) async throws -> IngestSummary {
-        _ = try store.openCollection(collection, model: identity)
+        _ = try store.openCollection(collection, model: embedder.identity)
         let stored = try store.contentHashes(in: collection)
         var progress = IngestProgress(total: items.count + sourceProblems.count)
         progress.failed = sourceProblems.count
@@ -72,8 +69,8 @@ public struct IngestPipeline: Sendable {
 
         let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
         guard !batches.isEmpty else { return IngestSummary(progress: progress, problems: problems) }
-        let decodes = DecodeGate(slots: options.jobs, budgetBytes: options.decodeBudgetBytes)
-        var current = await prepare(batches[0], stored: stored, jobs: options.jobs, decodes: decodes)
+        let writer = ItemWriter(embedder: embedder, store: store, decodes: DecodeGate(slots: options.jobs, budgetBytes: options.decodeBudgetBytes))
+        var current = await prepare(batches[0], stored: stored, jobs: options.jobs, writer: writer)
         // A batch counts once its write has landed.
         func account(_ batch: Prepared) {
             progress.added += batch.ready.filter(\.isNew).count
@@ -85,14 +82,22 @@ public struct IngestPipeline: Sendable {
         }
         var writing: (write: Task<Void, Error>, batch: Prepared)?
         for index in batches.indices {
-            // The next batch is decoded while this one is embedded, and the previous one is written.
+            // The next batch is prepared while this one is embedded, and the previous one is written.
             let upcoming = index + 1 < batches.count ? batches[index + 1] : []
-            async let next = prepare(upcoming, stored: stored, jobs: options.jobs, decodes: decodes)
-            let ready = current.ready
-            let vectors = ready.isEmpty ? [] : await runOffThePool { [model] in model.embed(pixelValues: ready.map(\.pixels)) }
-            let records = zip(ready, vectors).map { entry, vector in
-                Item(id: entry.item.id, source: entry.item.path, contentHash: entry.hash, metadata: entry.item.metadata, vector: vector,
-                     thumbnail: entry.thumbnail)
+            async let next = prepare(upcoming, stored: stored, jobs: options.jobs, writer: writer)
+            var batch = current
+            let (records, failed) = await writer.embed(batch.ready.map(\.entry))
+            // A provider that refuses the requests themselves (a wrong key or endpoint) would refuse every
+            // item alike: what was embedded is stored, and the run stops with its answer.
+            if let refusal = failed.first(where: { $0.1.kind == .rejected })?.1 {
+                if let writing { try await writing.write.value }
+                try await writer.upsert(records, into: collection)
+                throw refusal
+            }
+            let failedIDs = Set(failed.map(\.0.id))
+            batch.ready.removeAll { failedIDs.contains($0.entry.id) }
+            batch.problems += failed.map { entry, error in
+                SourceProblem(id: entry.id, path: entry.source, code: error.code, message: error.message)
             }
             // One write in flight at a time, in order: each is one transaction, so a crash loses at most
             // whole batches, which the next run embeds again.
@@ -100,11 +105,7 @@ public struct IngestPipeline: Sendable {
                 try await writing.write.value
                 account(writing.batch)
             }
-            let store = self.store
-            writing = (Task {
-                guard !records.isEmpty else { return }
-                try await runOffThePool { Result { try store.upsert(records, into: collection) } }.get()
-            }, current)
+            writing = (Task { try await writer.upsert(records, into: collection) }, batch)
             current = await next
         }
         if let writing {
@@ -114,17 +115,17 @@ public struct IngestPipeline: Sendable {
         return IngestSummary(progress: progress, problems: problems)
     }
 
-    private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int, decodes: DecodeGate) async -> Prepared {
+    private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int, writer: ItemWriter) async -> Prepared {
         guard !batch.isEmpty else { return Prepared() }
-        let results = await withTaskGroup(of: (Int, Result<Loaded, SourceProblem>).self) { group in
-            var results = [(Int, Result<Loaded, SourceProblem>)]()
+        let results = await withTaskGroup(of: (Int, Result<ItemWriter.Prepared?, SourceProblem>).self) { group in
+            var results = [(Int, Result<ItemWriter.Prepared?, SourceProblem>)]()
             var next = 0
             func submit() {
                 guard next < batch.count else { return }
                 let index = next
                 let item = batch[index]
                 next += 1
-                group.addTask { (index, await self.load(item, storedHash: stored[item.id], decodes: decodes)) }
+                group.addTask { (index, await self.load(item, storedHash: stored[item.id], writer: writer)) }
             }
             for _ in 0..<min(jobs, batch.count) { submit() }
             for await result in group {
@@ -136,81 +137,27 @@ public struct IngestPipeline: Sendable {
         var prepared = Prepared()
         for (index, result) in results {
             switch result {
-            case .success(let loaded):
-                guard let pixels = loaded.pixels else {
-                    prepared.skipped += 1
-                    continue
-                }
-                prepared.ready.append((batch[index], loaded.hash, pixels, loaded.thumbnail, stored[batch[index].id] == nil))
-            case .failure(let problem):
-                prepared.problems.append(problem)
+            case .success(let entry?): prepared.ready.append((entry, stored[batch[index].id] == nil))
+            case .success(nil): prepared.skipped += 1
+            case .failure(let problem): prepared.problems.append(problem)
             }
         }
         return prepared
     }
 
-    private struct Loaded: Sendable {
-        let hash: String
-        var pixels: [Float]? = nil
-        var thumbnail: Data? = nil
-    }
-
-    /// The file's hash, and its pixel values and thumbnail unless the stored hash shows it unchanged.
-    private func load(_ item: SourceItem, storedHash: String?, decodes: DecodeGate) async -> Result<Loaded, SourceProblem> {
+    /// The file prepared for embedding, or nil when its stored hash shows it unchanged.
+    private func load(_ item: SourceItem, storedHash: String?, writer: ItemWriter) async -> Result<ItemWriter.Prepared?, SourceProblem> {
         do {
-            var status = stat()
-            guard stat(item.path, &status) == 0 else { throw ImageError.fileNotFound(item.path) }
-            try decoder.checkByteCount(Int(status.st_size))
-            guard let data = FileManager.default.contents(atPath: item.path) else { throw ImageError.unreadable(item.path) }
-            let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-            if hash == storedHash { return .success(Loaded(hash: hash)) }
-            let model = self.model
-            return .success(try await decodes.decode(Array(data), with: decoder) { image in
-                Loaded(hash: hash, pixels: model.pixelValues(for: image), thumbnail: try? Thumbnail.jpeg(from: image))
-            })
+            let data = try ImageDecoder().readFile(at: item.path)
+            let hash = ItemWriter.contentHash(data)
+            if hash == storedHash { return .success(nil) }
+            return .success(try await writer.prepare(id: item.id, source: item.path, metadata: item.metadata, bytes: data, contentHash: hash))
         } catch let error as ImageError {
             return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.description))
+        } catch let error as EmbeddingError {
+            return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.message))
         } catch {
             return .failure(SourceProblem(id: item.id, path: item.path, code: "Unreadable", message: "\(error)"))
         }
-    }
-}
-
-/// Runs blocking work (a model batch) on a thread of its own, so the decoding tasks keep the
-/// concurrency pool.
-func runOffThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: work()) }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
-}
-
-/// Identifies the model a collection was made with.
-public enum ModelFingerprint {
-    /// A Hub snapshot is named by its commit; a local folder by a hash of its configuration and the
-    /// weights' header (names, shapes, offsets; a PyTorch file's first megabyte), which changes whenever
-    /// the weights do in practice.
-    public static func identity(of folder: URL, name: String, dimension: Int) -> ModelIdentity {
-        let components = folder.standardizedFileURL.pathComponents
-        if let index = components.lastIndex(of: "snapshots"), index + 1 < components.count {
-            let commit = components[index + 1]
-            if commit.count == 40, commit.allSatisfy(\.isHexDigit) { return ModelIdentity(id: name, revision: commit, dimension: dimension) }
-        }
-        var hasher = SHA256()
-        for file in ["config.json", "preprocessor_config.json", "model.safetensors.index.json", "pytorch_model.bin.index.json"] {
-            if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(file).path) { hasher.update(data: data) }
-        }
-        // The start of the weights (safetensors' header; a PyTorch zip's pickle) and their size.
-        for file in ["model.safetensors", "pytorch_model.bin"] {
-            guard let handle = FileHandle(forReadingAtPath: folder.appendingPathComponent(file).path) else { continue }
-            let header = (try? handle.read(upToCount: 1 << 20)) ?? Data()
-            hasher.update(data: header)
-            if let size = try? handle.seekToEnd() { hasher.update(data: Data(String(size).utf8)) }
-            try? handle.close()
-            break
-        }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        return ModelIdentity(id: name, revision: "sha256:" + digest, dimension: dimension)
     }
 }

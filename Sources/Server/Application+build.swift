@@ -45,7 +45,7 @@ public func buildApplication(
     }
     routes.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
     routes.get("/ready") { _, _ in
-        jsonResponse(["status": "ready", "models": versions.map { ["modelVersion": $0.name, "model": $0.source, "dimension": $0.embedder.model.dimension] }])
+        jsonResponse(["status": "ready", "models": versions.map { ["modelVersion": $0.name, "model": $0.source, "dimension": $0.embedder.dimension] }])
     }
     routes.get("/metrics") { _, _ in
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))

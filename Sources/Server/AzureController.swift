@@ -1,4 +1,3 @@
-import CLIP
 import Embedding
 import Foundation
 import HTTPTypes
@@ -12,15 +11,14 @@ import NIOCore
 public struct ModelVersion: Sendable {
     public let name: String
     public let source: String
-    public let embedder: BatchingEmbedder
+    public let embedder: any Embedder
     /// How collections record this model.
-    public let identity: ModelIdentity
+    public var identity: ModelIdentity { embedder.identity }
 
-    public init(name: String, source: String, embedder: BatchingEmbedder, identity: ModelIdentity) {
+    public init(name: String, source: String, embedder: any Embedder) {
         self.name = name
         self.source = source
         self.embedder = embedder
-        self.identity = identity
     }
 }
 
@@ -89,8 +87,7 @@ struct AzureController<Context: RequestContext> {
                 "UnsupportedMediaType",
                 "Content type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported; send application/octet-stream, image/*, multipart/form-data or application/json with a url.")
         }
-        let image = try await inputs.prepared(imageBytes, for: version.embedder.model)
-        return vectorResponse(version: version.name, vector: try await version.embedder.embed(pixelValues: image.pixels))
+        return vectorResponse(version: version.name, vector: try await inputs.vector(of: imageBytes, with: version.embedder))
     }
 
     func vectorizeText(_ request: Request, context: Context) async throws -> Response {
@@ -106,11 +103,7 @@ struct AzureController<Context: RequestContext> {
         guard (1...Self.wordLimit).contains(words) else {
             throw AzureError.invalidRequest("InvalidTextLength", "The text must have between 1 and \(Self.wordLimit) words; it has \(words).")
         }
-        do {
-            return vectorResponse(version: version.name, vector: try await version.embedder.embed(text: text))
-        } catch CLIPError.emptyText {
-            throw AzureError.invalidRequest("InvalidTextLength", "The text has nothing to embed.")
-        }
+        return vectorResponse(version: version.name, vector: try await inputs.vector(of: text, with: version.embedder))
     }
 
     private func vectorResponse(version: String, vector: [Float]) -> Response {

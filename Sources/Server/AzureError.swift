@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -44,6 +45,19 @@ public struct AzureError: HTTPResponseError, Equatable {
                                message: "Rate limit is exceeded. Try again in \(seconds) seconds.")
         error.headers[.retryAfter] = String(seconds)
         return error
+    }
+
+    /// An embedder's refusal or failure as the server answers it: bad input is the client's 400 (image
+    /// errors with Azure's codes); a provider that refuses, fails or answers nonsense is a 502 or 503.
+    public static func embedding(_ error: EmbeddingError) -> AzureError {
+        switch error.kind {
+        case .invalidInput:
+            if let image = error.imageError { return .invalidRequest(RequestInputs.azureCode(image), RequestInputs.azureMessage(image)) }
+            if error.code == "EmptyText" { return .invalidRequest("InvalidTextLength", "The text has nothing to embed.") }
+            return .invalidRequest(error.code, error.message)
+        case .rejected, .badResponse: return AzureError(.badGateway, code: "UpstreamFailed", message: error.description)
+        case .unavailable: return AzureError(.serviceUnavailable, code: "UpstreamUnavailable", message: error.description)
+        }
     }
 
     var body: [String: Any] {

@@ -1,4 +1,5 @@
 import CLIP
+import Embedding
 import Foundation
 import HTTPBodies
 import Hummingbird
@@ -47,20 +48,22 @@ struct ClassifyController<Context: RequestContext> {
             throw AzureError.invalidRequest("InvalidModel", "The body and the query name different model versions; give one.")
         }
         let version = try named.first ?? ModelVersion.named(nil, in: versions, default: defaultVersion)
-        let bytes = if let url { try await inputs.fetch(url) } else { try await inputs.imageBody(request) }
-        let model = version.embedder.model
-        let image = try await inputs.prepared(bytes, for: model)
-        async let imageVector = version.embedder.embed(pixelValues: image.pixels)
-        let labelVectors: [[Float]]
-        do {
-            labelVectors = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
-                for (index, label) in labels.enumerated() { group.addTask { (index, try await version.embedder.embed(text: label)) } }
-                return try await group.reduce(into: [[Float]](repeating: [], count: labels.count)) { $0[$1.0] = $1.1 }
-            }
-        } catch CLIPError.emptyText {
-            throw AzureError.invalidRequest("InvalidTextLength", "A label has nothing to embed.")
+        guard let scoring = version.embedder.scoring else {
+            throw AzureError.invalidRequest("ClassificationNotSupported", "Model version \(version.name) has no zero-shot classification.")
         }
-        let scores = model.labelProbabilities(image: try await imageVector, labels: labelVectors)
+        let bytes = if let url { try await inputs.fetch(url) } else { try await inputs.imageBody(request) }
+        let embedder = version.embedder
+        async let imageVector = inputs.vector(of: bytes, with: embedder)
+        var labelVectors = [[Float]]()
+        for result in await embedder.embed(labels.map(EmbeddingInput.text)) {
+            switch result {
+            case .success(let vector): labelVectors.append(vector)
+            case .failure(let error) where error.code == "EmptyText":
+                throw AzureError.invalidRequest("InvalidTextLength", "A label has nothing to embed.")
+            case .failure(let error): throw AzureError.embedding(error)
+            }
+        }
+        let scores = scoring.probabilities(image: try await imageVector, labels: labelVectors)
         let entries = zip(labels, scores).map { "{\"label\":\(JSONText.string($0)),\"score\":\($1)}" }
         let json = "{\"modelVersion\":\(JSONText.string(version.name)),\"labels\":[\(entries.joined(separator: ","))]}"
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: json)))

@@ -1,5 +1,3 @@
-import CLIP
-import Crypto
 import Embedding
 import Foundation
 import HTTPTypes
@@ -7,6 +5,7 @@ import HTTPBodies
 import Hummingbird
 import ImageCollections
 import ImageIO
+import Ingest
 import NIOCore
 
 /// Loupe's own routes: collections, their items, and search by text, image or example.
@@ -73,27 +72,36 @@ struct CollectionsController<Context: RequestContext> {
             bytes = try await inputs.fetch(url)
         } else if inputs.isImageBody(request) {
             bytes = try await inputs.imageBody(request)
-            id = queryID ?? Self.contentHash(bytes)
+            id = queryID ?? ItemWriter.contentHash(bytes)
             metadata = [:]
         } else {
             throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
         }
         guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
         try run { try StoredText.check(id, as: "item id") }
-        let image = try await inputs.prepared(bytes, for: version.embedder.model, thumbnail: true)
-        let vector = try await version.embedder.embed(pixelValues: image.pixels)
-        let thumbnail = image.thumbnail
-        let hash = Self.contentHash(bytes)
+        // The same path as `loupe ingest`: prepare (with thumbnail), embed, upsert; the upload is kept
+        // under its hash before the item that names it is stored.
+        let writer = ItemWriter(embedder: version.embedder, store: store, decodes: inputs.decodes)
+        let hash = ItemWriter.contentHash(bytes)
         let file = uploads.appendingPathComponent(hash)
+        let prepared: ItemWriter.Prepared
+        do {
+            prepared = try await writer.prepare(id: id, source: file.path, metadata: metadata, bytes: bytes, contentHash: hash)
+        } catch {
+            throw AzureError.embedding(error)
+        }
+        let (items, failed) = await writer.embed([prepared])
+        if let failure = failed.first { throw AzureError.embedding(failure.1) }
         do {
             try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true)
             if !FileManager.default.fileExists(atPath: file.path) { try Data(bytes).write(to: file, options: .atomic) }
         } catch {
             throw AzureError(.internalServerError, code: "StorageFailed", message: "The image could not be stored.")
         }
-        try run {
-            try store.upsert([Item(id: id, source: file.path, contentHash: hash, metadata: metadata, vector: vector, thumbnail: thumbnail)],
-                             into: collection)
+        do {
+            try await writer.upsert(items, into: collection)
+        } catch let error as StoreError {
+            throw httpError(error)
         }
         return jsonResponse(["id": id, "collection": collection], status: .created)
     }
@@ -169,23 +177,19 @@ struct CollectionsController<Context: RequestContext> {
             }
             if let text {
                 if hybrid { hybridText = text }
-                do {
-                    query = try await version.embedder.embed(text: text)
-                } catch CLIPError.emptyText {
-                    throw bad("InvalidTextLength", "The text has nothing to search for.")
-                }
+                query = try await inputs.vector(of: text, with: version.embedder)
             } else if let like {
                 guard let item = try run({ try store.item(like, in: collection) }) else {
                     throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: like).description)
                 }
                 query = item.vector
             } else if let url {
-                query = try await embed(try await inputs.fetch(url), with: version)
+                query = try await inputs.vector(of: try await inputs.fetch(url), with: version.embedder)
             } else {
                 throw bad("InvalidRequestBody", "Search with exactly one of {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
             }
         } else if inputs.isImageBody(request) {
-            query = try await embed(try await inputs.imageBody(request), with: version)
+            query = try await inputs.vector(of: try await inputs.imageBody(request), with: version.embedder)
         } else {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
@@ -202,8 +206,6 @@ struct CollectionsController<Context: RequestContext> {
     }
 
     // MARK: - Helpers
-
-    static func contentHash(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
 
     private func version(for model: ModelIdentity) -> ModelVersion? {
         versions.values.sorted { $0.name < $1.name }.first { $0.identity == model }
@@ -227,10 +229,6 @@ struct CollectionsController<Context: RequestContext> {
         return value.removingPercentEncoding ?? value
     }
 
-    private func embed(_ bytes: [UInt8], with version: ModelVersion) async throws -> [Float] {
-        try await version.embedder.embed(pixelValues: inputs.prepared(bytes, for: version.embedder.model).pixels)
-    }
-
     private func bad(_ code: String, _ message: String) -> AzureError { .invalidRequest(code, message) }
 
     /// Store errors become HTTP errors with their message.
@@ -238,14 +236,17 @@ struct CollectionsController<Context: RequestContext> {
         do {
             return try body()
         } catch let error as StoreError {
-            switch error {
-            case .noSuchCollection: throw AzureError(.notFound, code: "CollectionNotFound", message: error.description)
-            case .noSuchItem: throw AzureError(.notFound, code: "ItemNotFound", message: error.description)
-            case .modelMismatch: throw AzureError(.conflict, code: "ModelMismatch", message: error.description)
-            case .invalidName, .invalidFilter, .invalidVector, .invalidText: throw bad("InvalidRequest", error.description)
-            case .database: throw AzureError(.internalServerError, code: "StoreFailed", message: error.description)
-            }
+            throw httpError(error)
         }
     }
 
+    private func httpError(_ error: StoreError) -> AzureError {
+        switch error {
+        case .noSuchCollection: AzureError(.notFound, code: "CollectionNotFound", message: error.description)
+        case .noSuchItem: AzureError(.notFound, code: "ItemNotFound", message: error.description)
+        case .modelMismatch: AzureError(.conflict, code: "ModelMismatch", message: error.description)
+        case .invalidName, .invalidFilter, .invalidVector, .invalidText: bad("InvalidRequest", error.description)
+        case .database: AzureError(.internalServerError, code: "StoreFailed", message: error.description)
+        }
+    }
 }

@@ -1,4 +1,4 @@
-import CLIP
+import Embedding
 import Foundation
 import HTTPBodies
 import HTTPTypes
@@ -74,15 +74,28 @@ struct RequestInputs: Sendable {
         }
     }
 
-    /// An image decoded and preprocessed for `model` (and its thumbnail when asked for) through the
-    /// decode gate; decoding failures are Azure's 400s.
-    func prepared(_ bytes: [UInt8], for model: any ImageTextModel, thumbnail: Bool = false) async throws -> PreparedImage {
+    /// An image prepared by `embedder` (decoded and preprocessed for a local model, and its thumbnail when
+    /// asked for) through the decode gate; refusals are Azure's 400s.
+    func prepared(_ bytes: [UInt8], for embedder: any Embedder, thumbnail: Bool = false) async throws -> PreparedImage {
         do {
-            return try await decodes.decode(bytes, with: model.imageDecoder(exact: configuration.exactDecode)) { image in
-                PreparedImage(pixels: model.pixelValues(for: image), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: image) : nil)
-            }
-        } catch let error as ImageError {
-            throw AzureError.invalidRequest(Self.azureCode(error), Self.azureMessage(error))
+            return try await embedder.prepare(image: bytes, decodes: decodes, thumbnail: thumbnail)
+        } catch {
+            throw AzureError.embedding(error)
+        }
+    }
+
+    func vector(of bytes: [UInt8], with embedder: any Embedder) async throws -> [Float] {
+        try await vector(.image(prepared(bytes, for: embedder)), with: embedder)
+    }
+
+    func vector(of text: String, with embedder: any Embedder) async throws -> [Float] { try await vector(.text(text), with: embedder) }
+
+    func vector(_ input: EmbeddingInput, with embedder: any Embedder) async throws -> [Float] {
+        guard let result = await embedder.embed([input]).first else { throw AzureError.embedding(.init(.badResponse, code: "NoVector", message: "no vector came back")) }
+        do {
+            return try result.get()
+        } catch {
+            throw AzureError.embedding(error)
         }
     }
 
@@ -100,12 +113,6 @@ struct RequestInputs: Sendable {
         default: error.description.prefix(1).uppercased() + error.description.dropFirst() + "."
         }
     }
-}
-
-/// An image as the model takes it, and its preview.
-struct PreparedImage: Sendable {
-    let pixels: [Float]
-    let thumbnail: Data?
 }
 
 /// JSON text for vectors: Swift's shortest float spellings, in a fixed key order.

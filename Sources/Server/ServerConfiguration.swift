@@ -34,8 +34,6 @@ public struct ServerConfiguration: Sendable {
     /// sets each image's share), so a few decompression bombs cannot take the machine's memory.
     public var decodeSlots = max(1, ProcessInfo.processInfo.activeProcessorCount)
     public var decodeBudgetBytes = 1 << 30
-    /// Decode every pixel of large JPEGs (the reference's pixels) instead of reducing them by DCT scaling.
-    public var exactDecode = false
     /// Where images uploaded to collections are kept.
     public var uploadsFolder = URL(fileURLWithPath: "./loupe-data/uploads")
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CLIP
+import Embedding
 import Foundation
 import ImageIO
 import Server
@@ -24,25 +24,30 @@ extension Loupe {
         }
 
         func run() async throws {
-            let folder = try await ModelLoading.locate(options.model)
-            let model = try ModelLoading.load(folder, name: options.model, precision: options.precision)
+            let embedder = try await Embedders.open(options.model, settings: .init(precision: options.precision, exactDecode: options.exactDecode))
+            defer { Embedders.close(embedder) }
+            guard let scoring = embedder.scoring else { throw CommandFailure("\(options.model) has no zero-shot classification") }
             let labelVectors: [[Float]]
             do {
-                labelVectors = try model.embed(texts: labels)
-            } catch let error as CLIPError {
+                labelVectors = try await embedder.embed(texts: labels)
+            } catch {
                 throw CommandFailure("a label cannot be embedded: \(error)")
             }
-            let decoder = model.imageDecoder(exact: options.exactDecode)
+            let decodes = DecodeGate(slots: 1, budgetBytes: 1 << 30)
             var failed = false
             for image in images {
                 var fields = ["\"input\":\(JSONText.string(image))"]
                 do {
-                    let scores = model.labelProbabilities(image: model.embed(image: try decoder.decode(fileAt: image).rgb()), labels: labelVectors)
+                    let vector = try await embedder.embed(imageBytes: try ImageDecoder().readFile(at: image), decodes: decodes)
+                    let scores = scoring.probabilities(image: vector, labels: labelVectors)
                     let entries = zip(labels, scores).map { "{\"label\":\(JSONText.string($0)),\"score\":\($1)}" }
                     fields.append("\"labels\":[\(entries.joined(separator: ","))]")
                 } catch let error as ImageError {
                     failed = true
                     fields.append("\"error\":{\"code\":\(JSONText.string(error.code)),\"message\":\(JSONText.string(error.description))}")
+                } catch let error as EmbeddingError {
+                    failed = true
+                    fields.append("\"error\":{\"code\":\(JSONText.string(error.code)),\"message\":\(JSONText.string(error.message))}")
                 }
                 StandardStreams.writeOut("{" + fields.joined(separator: ",") + "}\n")
             }

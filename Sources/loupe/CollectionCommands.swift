@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLIP
+import Embedding
 import Foundation
 import ImageCollections
 import ImageIO
@@ -73,8 +74,9 @@ extension Loupe {
         @Argument(help: "A folder of images or a .tsv/.csv manifest.") var path: String
         @Option(help: "The collection to add to (created on first use).") var collection: String
         @OptionGroup var options: ModelOptions
+        @OptionGroup var remote: RemoteOptions
         @OptionGroup var store: StoreOptions
-        @Option(help: "Images decoded at once.") var jobs = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        @Option(help: "Images decoded at once (and requests in flight to a cloud embedder).") var jobs = max(2, ProcessInfo.processInfo.activeProcessorCount)
         @Option(help: "Images per inference batch.") var batch = 32
         @Option(help: "The manifest column naming each image file.") var imageColumn: String?
         @Option(help: "The manifest column holding each item's id (default: the image column).") var idColumn: String?
@@ -99,15 +101,21 @@ extension Loupe {
             } catch let error as IngestSourceError {
                 throw CommandFailure(error.description)
             }
-            let (model, identity) = try await CollectionModel.load(options.model, precision: options.precision)
+            var settings = Embedders.Settings(precision: options.precision, exactDecode: options.exactDecode, maxBatch: batch)
+            settings.concurrency = jobs
+            settings.dataFolder = self.store.dataFolder
+            let embedder = try await Embedders.open(options.model, remote: remote, settings: settings)
+            defer { Embedders.close(embedder) }
             let store = try store.open()
-            let display = IngestDisplay()
+            let display = IngestDisplay(remote: embedder as? RemoteEmbedder)
             let summary: IngestSummary
             do {
-                summary = try await IngestPipeline(model: model, identity: identity, store: store, decoder: model.imageDecoder(exact: options.exactDecode))
+                summary = try await IngestPipeline(embedder: embedder, store: store)
                     .run(items, sourceProblems: problems, into: collection, options: IngestOptions(jobs: jobs, batch: batch)) { display.show($0) }
             } catch let error as StoreError {
                 throw CommandFailure(error.description)
+            } catch let error as EmbeddingError {
+                throw CommandFailure("the embedder refused the work, nothing more was sent: \(error)")
             }
             display.finish(summary.progress)
             try store.flush()
@@ -152,7 +160,20 @@ extension Loupe {
         @Option(help: "float32 or int8 for embedding the query (as `loupe ingest --precision`).")
         var precision: Precision = .float32
         @Flag(help: "Decode every pixel of a large JPEG query image (as `loupe ingest --exact-decode`).") var exactDecode = false
+        @OptionGroup var remote: RemoteOptions
         @OptionGroup var store: StoreOptions
+
+        /// The model `--model` names, else the collection's own; a cloud collection names its provider's
+        /// host (Azure) but not the project (Vertex), which must then be given.
+        func queryModel(for collectionModel: ModelIdentity) throws -> String {
+            if let model { return model }
+            let id = collectionModel.id
+            if id.hasPrefix("azure:") { return "azure:https://" + id.dropFirst("azure:".count).split(separator: "/")[0] }
+            if id.hasPrefix("vertex:") {
+                throw CommandFailure("collection \(collection) holds Vertex AI vectors: give --model vertex:PROJECT/LOCATION to embed the query")
+            }
+            return id
+        }
 
         func validate() throws {
             guard [text != nil, image != nil, like != nil].filter({ $0 }).count == 1 else {
@@ -181,14 +202,20 @@ extension Loupe {
                 query = item.vector
             } else {
                 // The collection's own model unless another one is named (and then it must be the same).
-                let (model, modelIdentity) = try await CollectionModel.load(self.model ?? info.model.id, precision: precision)
-                identity = modelIdentity
+                let embedder = try await Embedders.open(try queryModel(for: info.model), remote: remote,
+                                                        settings: .init(precision: precision, exactDecode: exactDecode, dataFolder: self.store.dataFolder))
+                defer { Embedders.close(embedder) }
+                identity = embedder.identity
                 do {
-                    query = try text.map { try model.embed(text: $0) } ?? model.embed(image: try model.imageDecoder(exact: exactDecode).decode(fileAt: image!).rgb())
+                    if let text {
+                        query = try await embedder.embed(text: text)
+                    } else {
+                        query = try await embedder.embed(imageBytes: try ImageDecoder().readFile(at: image!), decodes: DecodeGate(slots: 1, budgetBytes: 1 << 30))
+                    }
                 } catch let error as ImageError {
                     throw CommandFailure("cannot read \(image!): \(error)")
-                } catch let error as CLIPError {
-                    throw CommandFailure(error.description)
+                } catch let error as EmbeddingError {
+                    throw CommandFailure(image.map { "cannot embed \($0): \(error)" } ?? error.description)
                 }
             }
             do {
@@ -248,10 +275,14 @@ extension Loupe {
 
 /// Ingest progress on stderr: a bar redrawn in place on a terminal, a line every few seconds otherwise.
 final class IngestDisplay: @unchecked Sendable {
+    /// A cloud embedder, whose requests, retries and waits the progress line shows.
+    private let remote: RemoteEmbedder?
     private let interactive = isatty(STDERR_FILENO) != 0
     private let started = Date()
     private var last = Date.distantPast
     private let lock = NSLock()
+
+    init(remote: RemoteEmbedder? = nil) { self.remote = remote }
 
     func show(_ progress: IngestProgress) {
         lock.lock()
@@ -279,6 +310,11 @@ final class IngestDisplay: @unchecked Sendable {
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = interactive ? String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled) + " " : ""
-        return "\(bar)\(progress.done)/\(progress.total) \(String(format: "%.1f", rate)) img/s ETA \(eta) errors \(progress.failed)"
+        var line = "\(bar)\(progress.done)/\(progress.total) \(String(format: "%.1f", rate)) img/s ETA \(eta) errors \(progress.failed)"
+        if let remote = remote?.counters {
+            line += " requests \(remote.requests) retries \(remote.retries) 429s \(remote.rateLimited)"
+            line += " waited \(String(format: "%.1f", remote.waitedSeconds))s cached \(remote.cached)"
+        }
+        return line
     }
 }

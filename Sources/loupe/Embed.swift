@@ -1,5 +1,5 @@
 import ArgumentParser
-import CLIP
+import Embedding
 import Foundation
 import ImageIO
 import ModelHub
@@ -15,6 +15,7 @@ extension Loupe {
                 """)
 
         @OptionGroup var options: ModelOptions
+        @OptionGroup var remote: RemoteOptions
         @Option(name: .long, help: "A text to embed (repeatable).") var text: [String] = []
         @Option(name: .long, help: "An image file to embed (repeatable).") var image: [String] = []
 
@@ -23,22 +24,23 @@ extension Loupe {
         }
 
         func run() async throws {
-            let folder = try await ModelLoading.locate(options.model)
-            let model = try ModelLoading.load(folder, name: options.model, precision: options.precision)
-            let decoder = model.imageDecoder(exact: options.exactDecode)
+            let embedder = try await Embedders.open(options.model, remote: remote,
+                                                    settings: .init(precision: options.precision, exactDecode: options.exactDecode))
+            defer { Embedders.close(embedder) }
+            let decodes = DecodeGate(slots: 1, budgetBytes: 1 << 30)
             var failed = false
             for input in Input.ordered(texts: text, images: image, arguments: CommandLine.arguments) {
                 var line = EmbeddingLine(input: input.value, kind: input.kind)
                 do {
                     switch input.kind {
-                    case .text: line.vector = try model.embed(text: input.value)
-                    case .image: line.vector = model.embed(image: try decoder.decode(fileAt: input.value).rgb())
+                    case .text: line.vector = try await embedder.embed(text: input.value)
+                    case .image: line.vector = try await embedder.embed(imageBytes: try ImageDecoder().readFile(at: input.value), decodes: decodes)
                     }
                     line.model = options.model
                 } catch let error as ImageError {
                     line.error = (error.code, error.description)
-                } catch let error as CLIPError {
-                    line.error = (error == .emptyText ? "EmptyText" : "InvalidInput", error.description)
+                } catch let error as EmbeddingError {
+                    line.error = (error.code, error.message)
                 }
                 failed = failed || line.error != nil
                 StandardStreams.writeOut(line.json + "\n")

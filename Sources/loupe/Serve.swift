@@ -1,6 +1,4 @@
 import ArgumentParser
-import CLIP
-import Embedding
 import Foundation
 import Hummingbird
 import Logging
@@ -71,7 +69,6 @@ extension Loupe {
             configuration.batchWindow = .milliseconds(batchWindowMs)
             configuration.idleTimeout = .seconds(max(1, idleTimeout))
             configuration.requestTimeout = .seconds(max(1, requestTimeout))
-            configuration.exactDecode = options.exactDecode
             configuration.maximumConnections = max(1, maxConnections)
 
             let pairs: [(String, String)] = modelVersions.isEmpty
@@ -86,12 +83,12 @@ extension Loupe {
             let metrics = ServerMetrics()
             var versions = [ModelVersion]()
             for (name, source) in pairs {
-                let (model, identity) = try await CollectionModel.load(source, precision: options.precision)
-                logger.info("model loaded", metadata: ["modelVersion": "\(name)", "model": "\(source)", "dimension": "\(model.dimension)"])
-                let embedder = BatchingEmbedder(model: model, maxBatch: maxBatch, window: configuration.batchWindow) {
-                    metrics.recordBatch(size: $0)
-                }
-                versions.append(ModelVersion(name: name, source: source, embedder: embedder, identity: identity))
+                var settings = Embedders.Settings(precision: options.precision, exactDecode: options.exactDecode, maxBatch: maxBatch,
+                                                  batchWindow: configuration.batchWindow, onBatch: { metrics.recordBatch(size: $0) })
+                settings.dataFolder = store.dataFolder
+                let embedder = try await Embedders.open(source, settings: settings)
+                logger.info("model loaded", metadata: ["modelVersion": "\(name)", "model": "\(source)", "dimension": "\(embedder.dimension)"])
+                versions.append(ModelVersion(name: name, source: source, embedder: embedder))
             }
             do {
                 let collections = try store.open()
@@ -105,7 +102,7 @@ extension Loupe {
             } catch let error as ServerSetupError {
                 throw CommandFailure(error.description)
             }
-            for version in versions { version.embedder.stop() }
+            for version in versions { Embedders.close(version.embedder) }
         }
     }
 }

@@ -1,4 +1,5 @@
 import CLIP
+import Embedding
 import Foundation
 import ImageCollections
 import ImageIO
@@ -131,7 +132,7 @@ struct ManifestFolder {
     static func pipeline(_ store: EmbeddedStore) throws -> IngestPipeline {
         let model = try Self.model.get()
         let identity = ModelFingerprint.identity(of: ManifestFolder.fixtures.appendingPathComponent("models/tiny-gelu"), name: "tiny-gelu", dimension: model.dimension)
-        return IngestPipeline(model: model, identity: identity, store: store)
+        return IngestPipeline(embedder: LocalEmbedder(model: model, identity: identity), store: store)
     }
 
     @Test func ingestsSkipsUnchangedReembedsChangedAndReportsBadFiles() async throws {

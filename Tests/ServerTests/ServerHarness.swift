@@ -49,13 +49,14 @@ enum ServerHarness {
         configure(&configuration)
         let metrics = ServerMetrics()
         let versions = [
-            ModelVersion(name: "2023-04-15", source: "tiny-quickgelu", embedder: BatchingEmbedder(
-                model: models["tiny-quickgelu"]!, maxBatch: configuration.maxBatch, window: configuration.batchWindow) { metrics.recordBatch(size: $0) },
-                identity: identity("tiny-quickgelu")),
-            ModelVersion(name: "tiny-gelu", source: "tiny-gelu", embedder: BatchingEmbedder(model: models["tiny-gelu"]!), identity: identity("tiny-gelu")),
-            ModelVersion(name: "tiny-siglip", source: "tiny-siglip", embedder: BatchingEmbedder(model: models["tiny-siglip"]!), identity: identity("tiny-siglip")),
+            ModelVersion(name: "2023-04-15", source: "tiny-quickgelu", embedder: LocalEmbedder(
+                model: models["tiny-quickgelu"]!, identity: identity("tiny-quickgelu"), maxBatch: configuration.maxBatch,
+                window: configuration.batchWindow) { metrics.recordBatch(size: $0) }),
+            ModelVersion(name: "tiny-gelu", source: "tiny-gelu", embedder: LocalEmbedder(model: models["tiny-gelu"]!, identity: identity("tiny-gelu"))),
+            ModelVersion(name: "tiny-siglip", source: "tiny-siglip",
+                         embedder: LocalEmbedder(model: models["tiny-siglip"]!, identity: identity("tiny-siglip"))),
         ]
-        defer { for version in versions { version.embedder.stop() } }
+        defer { for version in versions { (version.embedder as? LocalEmbedder)?.stop() } }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let app = try buildApplication(configuration: configuration, versions: versions, store: store, metrics: metrics, logger: logger)
