@@ -12,6 +12,8 @@ struct AzureVision: RemoteProvider {
     let identity: ModelIdentity
 
     static let apiVersion = "2024-02-01"
+    /// RFC 3986's unreserved characters: a query value made of them needs no escaping.
+    static let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
 
     init(endpoint: URL, modelVersion: String, key: String, dimension: Int) {
         var base = endpoint.absoluteString
@@ -24,7 +26,7 @@ struct AzureVision: RemoteProvider {
     }
 
     func request(for input: RemoteInput) -> (url: String, headers: [(String, String)], body: [UInt8]) {
-        let query = "api-version=\(Self.apiVersion)&model-version=\(modelVersion.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? modelVersion)"
+        let query = "api-version=\(Self.apiVersion)&model-version=\(modelVersion.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? modelVersion)"
         switch input {
         case .image(let bytes):
             return ("\(endpoint)/computervision/retrieval:vectorizeImage?\(query)",

@@ -1,0 +1,67 @@
+import CLIP
+import Foundation
+import ImageCollections
+import Testing
+
+/// `loupe ingest --model azure:…` against `loupe serve` itself, with a key and a rate limit low enough
+/// that 429s happen: the collection equals a local ingest of the same folder with the served model.
+@Suite struct CloudEmbedderCommandTests {
+    static let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-quickgelu").path
+
+    @Test func azureIngestAgainstLoupeServeEqualsALocalIngest() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cloud-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let images = root.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        let fixtureImages = LoupeBinary.fixtures.appendingPathComponent("images")
+        for file in try FileManager.default.contentsOfDirectory(atPath: fixtureImages.path) {
+            try FileManager.default.copyItem(at: fixtureImages.appendingPathComponent(file), to: images.appendingPathComponent(file))
+        }
+        let port = ServeCommandTests.freePort()
+        let (server, _) = try ServeCommandTests.start([
+            "serve", "--model", Self.model, "--port", "\(port)", "--key", "the-key", "--rate-limit", "4", "--rate-burst", "1",
+            "--data", root.appendingPathComponent("served").path,
+        ])
+        defer { if server.isRunning { server.terminate() } }
+        try await ServeCommandTests.waitUntilReady(port: port)
+
+        let dimension = try CLIPModel(folder: URL(fileURLWithPath: Self.model)).dimension
+        let data = root.appendingPathComponent("data").path
+        let azure = ["--model", "azure:http://127.0.0.1:\(port)", "--dimension", "\(dimension)", "--data", data]
+        let key = ["AZURE_AI_VISION_KEY": "the-key"]
+        let cloud = try LoupeBinary.run(["ingest", images.path, "--collection", "cloud", "--jobs", "4", "--batch", "5"] + azure, environment: key)
+        #expect(cloud.status == 0, "\(cloud.stderr)")
+        // The last progress line counts the 429s the server sent and the client waited out.
+        let rateLimited = cloud.stderr.matches(of: /429s (\d+)/).last.flatMap { Int($0.1) } ?? 0
+        #expect(rateLimited > 0, "\(cloud.stderr)")
+        #expect(!cloud.stderr.contains("the-key"))
+        let local = try LoupeBinary.run(["ingest", images.path, "--collection", "local", "--model", Self.model, "--data", data])
+        #expect(local.status == 0, "\(local.stderr)")
+
+        let store = try EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let ids = try FileManager.default.contentsOfDirectory(atPath: images.path).sorted()
+        #expect(try store.contentHashes(in: "cloud").keys.sorted() == ids)
+        #expect(try store.collection("cloud")?.model.id == "azure:127.0.0.1:\(port)/2023-04-15")
+        for id in ids {
+            let remote = try #require(try store.item(id, in: "cloud")), near = try #require(try store.item(id, in: "local"))
+            let cosine = zip(remote.vector, near.vector).reduce(0) { $0 + $1.0 * $1.1 }
+            #expect(remote.vector.count == dimension && cosine >= 0.9999, "\(id): \(cosine)")
+            #expect(try store.thumbnail(id, in: "cloud") != nil)
+        }
+
+        // A second run sends nothing: every file is unchanged.
+        let again = try LoupeBinary.run(["ingest", images.path, "--collection", "cloud"] + azure, environment: key)
+        #expect(again.status == 0 && again.stderr.contains("skipped \(ids.count) unchanged") && again.stderr.contains("requests 0"), "\(again.stderr)")
+
+        // Searching the cloud collection by text through the same embedder ranks as the local one does.
+        let query = ["search", "a blue house", "-k", "5"]
+        let cloudHits = try LoupeBinary.run(query + ["--collection", "cloud"] + azure, environment: key)
+        let localHits = try LoupeBinary.run(query + ["--collection", "local", "--data", data])
+        #expect(cloudHits.status == 0 && localHits.status == 0, "\(cloudHits.stderr)")
+        #expect(cloudHits.lines.map { $0["id"] as? String } == localHits.lines.map { $0["id"] as? String })
+        #expect(cloudHits.lines.count == 5)
+        // A wrong key stops at once with the server's answer.
+        let refused = try LoupeBinary.run(["search", "a red car", "--collection", "cloud"] + azure, environment: ["AZURE_AI_VISION_KEY": "wrong"])
+        #expect(refused.status != 0 && refused.stderr.contains("401"), "\(refused.stderr)")
+    }
+}
