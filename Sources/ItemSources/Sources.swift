@@ -179,7 +179,7 @@ public struct ManifestSource: Sendable {
 
     /// The first root under which `relative` names an existing file without leaving the root
     /// (no absolute paths, no `..` escapes, no symlinks pointing out).
-    static func resolve(_ relative: String, in roots: [URL]) -> String? {
+    public static func resolve(_ relative: String, in roots: [URL]) -> String? {
         guard !relative.hasPrefix("/"), !relative.contains("\0") else { return nil }
         for root in roots {
             let rootPath = root.resolvingSymlinksInPath().path

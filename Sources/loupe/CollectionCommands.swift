@@ -119,21 +119,7 @@ extension Loupe {
             }
             display.finish(summary.progress)
             try store.flush()
-            let report = self.store.dataFolder.appendingPathComponent("\(collection)-errors.tsv")
-            if summary.problems.isEmpty {
-                try? FileManager.default.removeItem(at: report)
-            } else {
-                let lines = ["id\tpath\tcode\tmessage"] + summary.problems.map { problem in
-                    [problem.id, problem.path, problem.code, problem.message].map(Self.tsvField).joined(separator: "\t")
-                }
-                try FileManager.default.createDirectory(at: self.store.dataFolder, withIntermediateDirectories: true)
-                try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: report)
-                StandardStreams.writeError("\(summary.problems.count) items failed; see \(report.path)\n")
-            }
-        }
-
-        static func tsvField(_ text: String) -> String {
-            text.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
+            try ErrorReport.write(summary.problems, collection: collection, dataFolder: self.store.dataFolder)
         }
     }
 
@@ -270,6 +256,27 @@ extension Loupe {
                 }
             }
         }
+    }
+}
+
+/// Items that failed, listed in DATA/<collection>-errors.tsv (removed when a run has none).
+enum ErrorReport {
+    static func write(_ problems: [SourceProblem], collection: String, dataFolder: URL) throws {
+        let report = dataFolder.appendingPathComponent("\(collection)-errors.tsv")
+        guard !problems.isEmpty else {
+            try? FileManager.default.removeItem(at: report)
+            return
+        }
+        let lines = ["id\tpath\tcode\tmessage"] + problems.map { problem in
+            [problem.id, problem.path, problem.code, problem.message].map(tsvField).joined(separator: "\t")
+        }
+        try FileManager.default.createDirectory(at: dataFolder, withIntermediateDirectories: true)
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: report)
+        StandardStreams.writeError("\(problems.count) items failed; see \(report.path)\n")
+    }
+
+    static func tsvField(_ text: String) -> String {
+        text.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
     }
 }
 

@@ -77,8 +77,7 @@ enum Embedders {
                                         concurrency: settings.concurrency, policy: policy, cache: try cache(settings))
         case .vertex(let project, let location):
             let token = try secret("GOOGLE_ACCESS_TOKEN", for: "Vertex AI (from `gcloud auth print-access-token`)")
-            let dimension = remote.dimension ?? 1408
-            guard [128, 256, 512, 1408].contains(dimension) else { throw ValidationError("--dimension for Vertex AI is 128, 256, 512 or 1408") }
+            let dimension = try vertexDimension(remote)
             var endpoint: URL?
             if let address = remote.vertexEndpoint {
                 guard let url = URL(string: address), ["http", "https"].contains(url.scheme ?? "") else {
@@ -89,6 +88,23 @@ enum Embedders {
             return RemoteEmbedder.vertex(project: project, location: location, token: token, dimension: dimension, endpoint: endpoint,
                                          concurrency: settings.concurrency, policy: policy, cache: try cache(settings))
         }
+    }
+
+    /// What collections made with `name` record, without credentials for a cloud embedder (import of
+    /// vectors computed elsewhere).
+    static func identity(of name: String, remote: RemoteOptions) async throws -> ModelIdentity {
+        switch try EmbedderSpec(parsing: name) {
+        case .local(let name): return try await CollectionModel.load(name).1
+        case .azure(let endpoint):
+            return RemoteEmbedder.azureIdentity(endpoint: endpoint, modelVersion: remote.azureModelVersion, dimension: remote.dimension ?? 1024)
+        case .vertex: return RemoteEmbedder.vertexIdentity(dimension: try vertexDimension(remote))
+        }
+    }
+
+    private static func vertexDimension(_ remote: RemoteOptions) throws -> Int {
+        let dimension = remote.dimension ?? 1408
+        guard [128, 256, 512, 1408].contains(dimension) else { throw ValidationError("--dimension for Vertex AI is 128, 256, 512 or 1408") }
+        return dimension
     }
 
     /// Keys come from the environment only: never from the command line, where `ps` shows them.

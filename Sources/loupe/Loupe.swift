@@ -5,7 +5,7 @@ struct Loupe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loupe",
         abstract: "Local multimodal embeddings and image search with CLIP models.",
-        subcommands: [Serve.self, Ingest.self, Search.self, Collections.self, Export.self, Embed.self, Classify.self, Models.self, Bench.self])
+        subcommands: [Serve.self, Ingest.self, Import.self, Search.self, Collections.self, Export.self, Embed.self, Classify.self, Models.self, Bench.self])
 }
 
 /// The model option every command that runs a model shares.

@@ -60,6 +60,14 @@ import Testing
         #expect(cloudHits.status == 0 && localHits.status == 0, "\(cloudHits.stderr)")
         #expect(cloudHits.lines.map { $0["id"] as? String } == localHits.lines.map { $0["id"] as? String })
         #expect(cloudHits.lines.count == 5)
+        // Vectors exported (as a script would have saved them) and imported under the Azure identity are
+        // searchable by text through the Azure embedder, as the collection they came from.
+        let exported = root.appendingPathComponent("cloud.csv").path
+        #expect(try LoupeBinary.run(["export", "--collection", "cloud", "--data", data, "-o", exported]).status == 0)
+        let imported = try LoupeBinary.run(["import", exported, "--collection", "imported"] + azure)
+        #expect(imported.status == 0 && imported.stderr.contains("added \(ids.count),"), "\(imported.stderr)")
+        let importedHits = try LoupeBinary.run(query + ["--collection", "imported"] + azure, environment: key)
+        #expect(importedHits.lines.map { $0["id"] as? String } == cloudHits.lines.map { $0["id"] as? String }, "\(importedHits.stderr)")
         // A wrong key stops at once with the server's answer.
         let refused = try LoupeBinary.run(["search", "a red car", "--collection", "cloud"] + azure, environment: ["AZURE_AI_VISION_KEY": "wrong"])
         #expect(refused.status != 0 && refused.stderr.contains("401"), "\(refused.stderr)")

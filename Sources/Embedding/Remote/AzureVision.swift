@@ -66,6 +66,11 @@ struct AzureVision: RemoteProvider {
 }
 
 extension RemoteEmbedder {
+    /// How collections record Azure's vectors, without a key (for vectors computed elsewhere).
+    public static func azureIdentity(endpoint: URL, modelVersion: String = "2023-04-15", dimension: Int = 1024) -> ModelIdentity {
+        AzureVision(endpoint: endpoint, modelVersion: modelVersion, key: "", dimension: dimension).identity
+    }
+
     /// Azure AI Vision at `endpoint`; collections record it as `azure:HOST/MODEL-VERSION`.
     public static func azure(endpoint: URL, modelVersion: String = "2023-04-15", key: String, dimension: Int = 1024,
                              concurrency: Int = 4, policy: RetryPolicy = RetryPolicy(), cache: VectorCache? = nil) -> RemoteEmbedder {

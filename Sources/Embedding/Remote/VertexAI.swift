@@ -66,6 +66,11 @@ struct VertexAI: RemoteProvider {
 }
 
 extension RemoteEmbedder {
+    /// How collections record Vertex AI's vectors, without a token (for vectors computed elsewhere).
+    public static func vertexIdentity(dimension: Int = 1408) -> ModelIdentity {
+        VertexAI(project: "", location: "", token: "", dimension: dimension, endpoint: nil).identity
+    }
+
     /// Vertex AI's multimodal embeddings in `project` and `location`; collections record
     /// `vertex:multimodalembedding@001` and the dimension.
     public static func vertex(project: String, location: String, token: String, dimension: Int = 1408, endpoint: URL? = nil,
