@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes Loupe's input readers with libFuzzer (the targets are in Tests/Fuzz/main.swift):
-#   scripts/fuzz.sh [TARGET...] [--seconds N] [--seed S]     targets: image tokenizer manifest body (default: all)
+#   scripts/fuzz.sh [TARGET...] [--seconds N] [--seed S]     targets: image tokenizer manifest body vectors (default: all)
 # Each target runs N seconds (default 60; a long run is `--seconds 3600`). With --seed the mutations are
 # drawn from that seed, so a run repeats the same inputs wherever it runs: the suite runs a short bound
 # from a fixed seed, and a long run draws a new seed each time.
@@ -19,7 +19,7 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(image tokenizer manifest body)
+((${#targets[@]})) || targets=(image tokenizer manifest body vectors)
 
 # Swift's -sanitize=fuzzer wants to supply main itself, which a SwiftPM executable cannot leave out;
 # so the code is instrumented for coverage and the address sanitizer, and main calls libFuzzer's driver

@@ -9,7 +9,7 @@ import ItemSources
 // bytes to a reader and checks what must hold whatever the input; a broken check, a crash or a sanitizer
 // report stops the run with the input saved.
 //
-//     loupe-fuzz TARGET [libFuzzer options] [corpus folders]      TARGET: image, tokenizer, manifest, body
+//     loupe-fuzz TARGET [libFuzzer options] [corpus folders]      TARGET: image, tokenizer, manifest, body, vectors
 
 /// libFuzzer's entry point for programs that have their own `main`.
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -80,6 +80,20 @@ enum Targets {
         }
     }
 
+    /// Vector files: a table read as `loupe import` reads it keeps only rows with 4 finite numbers and
+    /// ids given once; a .npy header either is refused or describes exactly the bytes that follow.
+    static func vectors(_ bytes: [UInt8]) {
+        let file = URL(fileURLWithPath: "/fuzz/vectors.csv")
+        if let (rows, _) = try? VectorFile.delimited(text: String(decoding: bytes, as: UTF8.self), file: file, dimension: 4) {
+            check(rows.allSatisfy { $0.vector.count == 4 && $0.vector.allSatisfy(\.isFinite) }, "a loaded vector is not 4 finite numbers")
+            check(Set(rows.map(\.id)).count == rows.count && rows.allSatisfy { !$0.id.isEmpty }, "an id is empty or loaded twice")
+        }
+        if let matrix = try? NumPyMatrix(bytes: bytes, name: "fuzz.npy") {
+            check(matrix.rows >= 0 && matrix.columns >= 0, "negative shape")
+            if matrix.rows > 0 { check(matrix.row(matrix.rows - 1).count == matrix.columns, "the last row is short") }
+        }
+    }
+
     /// Request bodies: the first line is a Content-Type, the rest the body, read as multipart and as JSON.
     static func body(_ bytes: [UInt8]) {
         let split = bytes.firstIndex(of: 10) ?? bytes.count
@@ -99,7 +113,7 @@ enum Targets {
         }
     }
 
-    static let all: [String: @Sendable ([UInt8]) -> Void] = ["image": image, "tokenizer": tokenizer, "manifest": manifest, "body": body]
+    static let all: [String: @Sendable ([UInt8]) -> Void] = ["image": image, "tokenizer": tokenizer, "manifest": manifest, "body": body, "vectors": vectors]
 }
 
 nonisolated(unsafe) var selected: @Sendable ([UInt8]) -> Void = { _ in }

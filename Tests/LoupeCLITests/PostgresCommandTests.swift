@@ -54,4 +54,37 @@ import Testing
         #expect(unreachable.status == 1 && unreachable.stderr.contains("cannot connect to PostgreSQL") && !unreachable.stderr.contains("hidden"))
         try? FileManager.default.removeItem(at: root)
     }
+
+    /// The README's move of a pgvector table filled by the seed workflow: psql's \copy writes pgvector's
+    /// text form ([1,2,3]) into a CSV, and `loupe import` loads it under the Azure identity, into the
+    /// embedded store and into PostgreSQL alike.
+    @Test func aPgvectorTableFromTheSeedWorkflowMovesIntoLoupe() throws {
+        let url = try TestPostgres.freshURL()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-pg-move-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        _ = try TestPostgres.query(url, """
+            CREATE TABLE paintings (image_file text PRIMARY KEY, title text, embedding vector(4));
+            INSERT INTO paintings VALUES ('1-a.jpg', 'A blue house', '[0.5,0.5,0.5,0.5]'),
+              ('2-b.jpg', 'Sea, "at" night', '[1,0,0,0]'), ('3-c.jpg', 'No vector', NULL), ('4-d.jpg', 'Tiny', '[1e-07,-2.5,0,3]')
+            """)
+        let csv = root.appendingPathComponent("paintings.csv").path
+        _ = try TestPostgres.query(url, """
+            \\copy (SELECT image_file AS "IMAGE_FILE", title AS "TITLE", embedding FROM paintings ORDER BY 1) TO '\(csv)' WITH (FORMAT csv, HEADER)
+            """)
+        let model = ["--model", "azure:https://example.cognitiveservices.azure.com", "--dimension", "4"]
+        for store in [["--data", root.appendingPathComponent("data").path], ["--store", url]] {
+            let result = try LoupeBinary.run(["import", csv, "--collection", "paintings", "--vector-column", "embedding"] + model + store)
+            #expect(result.status == 0 && result.stderr.contains("added 3,") && result.stderr.contains("failed 1"), "\(result.stderr)")
+            let exported = root.appendingPathComponent("out.csv").path
+            #expect(try LoupeBinary.run(["export", "--collection", "paintings", "-o", exported] + store).status == 0)
+            #expect(try String(contentsOfFile: exported, encoding: .utf8) == """
+                file_name,vector
+                "1-a.jpg","[0.5, 0.5, 0.5, 0.5]"
+                "2-b.jpg","[1.0, 0.0, 0.0, 0.0]"
+                "4-d.jpg","[1e-07, -2.5, 0.0, 3.0]"
+
+                """)
+        }
+    }
 }
