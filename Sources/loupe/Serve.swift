@@ -34,6 +34,11 @@ extension Loupe {
         @Option(help: "Seconds a request may take to arrive, headers and body, plus one per 500 bytes received.") var requestTimeout = 30
         @Option(help: "Most connections open at once; more wait to be accepted.") var maxConnections = 1024
         @Option(help: "Log format: text or json.") var logFormat = "text"
+        // A cloud model behind the server (--model azure:URL or vertex:PROJECT/LOCATION): ingest's options,
+        // with the Azure model version under another name, since --model-version names the served versions.
+        @Option(help: "Cloud models: the Azure model-version to ask for.") var azureModelVersion = "2023-04-15"
+        @Option(help: "Cloud models: the vector length (as `loupe ingest --dimension`).") var dimension: Int?
+        @Option(help: "Cloud models: Vertex AI's root URL (as `loupe ingest --vertex-endpoint`).") var vertexEndpoint: String?
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -46,6 +51,11 @@ extension Loupe {
             guard maxBatch >= 1, batchWindowMs >= 0, urlTimeout >= 1 else {
                 throw ValidationError("--max-batch, --batch-window-ms and --url-timeout must be positive")
             }
+        }
+
+        func remoteOptions() throws -> RemoteOptions {
+            try RemoteOptions.parse(["--model-version", azureModelVersion] + (dimension.map { ["--dimension", "\($0)"] } ?? [])
+                + (vertexEndpoint.map { ["--vertex-endpoint", $0] } ?? []))
         }
 
         func run() async throws {
@@ -86,7 +96,7 @@ extension Loupe {
                 var settings = Embedders.Settings(precision: options.precision, exactDecode: options.exactDecode, maxBatch: maxBatch,
                                                   batchWindow: configuration.batchWindow, onBatch: { metrics.recordBatch(size: $0) })
                 settings.dataFolder = store.dataFolder
-                let embedder = try await Embedders.open(source, settings: settings)
+                let embedder = try await Embedders.open(source, remote: try remoteOptions(), settings: settings)
                 logger.info("model loaded", metadata: ["modelVersion": "\(name)", "model": "\(source)", "dimension": "\(embedder.dimension)"])
                 versions.append(ModelVersion(name: name, source: source, embedder: embedder))
             }

@@ -68,6 +68,26 @@ import Testing
         #expect(imported.status == 0 && imported.stderr.contains("added \(ids.count),"), "\(imported.stderr)")
         let importedHits = try LoupeBinary.run(query + ["--collection", "imported"] + azure, environment: key)
         #expect(importedHits.lines.map { $0["id"] as? String } == cloudHits.lines.map { $0["id"] as? String }, "\(importedHits.stderr)")
+        // A second server with the first behind it as its Azure model answers with the same vectors
+        // (a caching proxy in front of a cloud model), and has no classification to offer.
+        let proxyPort = ServeCommandTests.freePort()
+        let (proxy, _) = try ServeCommandTests.start([
+            "serve", "--model", "azure:http://127.0.0.1:\(port)", "--dimension", "\(dimension)", "--port", "\(proxyPort)",
+            "--data", root.appendingPathComponent("proxy").path,
+        ], environment: ["AZURE_AI_VISION_KEY": "the-key"])
+        defer { if proxy.isRunning { proxy.terminate() } }
+        try await ServeCommandTests.waitUntilReady(port: proxyPort)
+        let image = try Data(contentsOf: fixtureImages.appendingPathComponent("cmyk_360x240.jpg"))
+        let (status, body) = try await ServeCommandTests.request(
+            "http://127.0.0.1:\(proxyPort)/computervision/retrieval:vectorizeImage?api-version=2024-02-01", method: "POST", body: image,
+            contentType: "application/octet-stream")
+        let proxied = try #require((try JSONSerialization.jsonObject(with: body) as? [String: Any])?["vector"] as? [Double], "\(status)")
+        let stored = try #require(try store.item("cmyk_360x240.jpg", in: "cloud")).vector
+        #expect(zip(proxied, stored).allSatisfy { abs(Float($0) - $1) <= 1e-6 })
+        let (classifyStatus, classifyBody) = try await ServeCommandTests.request(
+            "http://127.0.0.1:\(proxyPort)/classify?label=a%20cat", method: "POST", body: image, contentType: "application/octet-stream")
+        #expect(classifyStatus == 400 && String(decoding: classifyBody, as: UTF8.self).contains("ClassificationNotSupported"))
+
         // A wrong key stops at once with the server's answer.
         let refused = try LoupeBinary.run(["search", "a red car", "--collection", "cloud"] + azure, environment: ["AZURE_AI_VISION_KEY": "wrong"])
         #expect(refused.status != 0 && refused.stderr.contains("401"), "\(refused.stderr)")

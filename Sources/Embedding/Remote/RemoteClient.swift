@@ -56,7 +56,11 @@ final class RemoteClient: @unchecked Sendable {
         slots = AsyncSlots(max(1, concurrency))
     }
 
-    deinit { try? http.syncShutdown() }
+    // syncShutdown would trap if the last reference went away on one of the client's event loops.
+    deinit {
+        let http = self.http
+        Task { try? await http.shutdown() }
+    }
 
     var snapshot: RemoteCounters { lock.withLock { counters } }
     func countCached(_ count: Int) { lock.withLock { counters.cached += count } }
@@ -65,6 +69,7 @@ final class RemoteClient: @unchecked Sendable {
     func send(url: String, headers: [(String, String)], body: [UInt8]) async -> Result<Reply, EmbeddingError> {
         var failures = 0, rateLimits = 0
         while true {
+            if Task.isCancelled { return .failure(EmbeddingError(.unavailable, code: "Cancelled", message: "the request was cancelled")) }
             await waitForPause()
             let outcome = await slots.run { await self.once(url: url, headers: headers, body: body) }
             lock.withLock { counters.requests += 1 }
