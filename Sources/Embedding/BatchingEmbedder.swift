@@ -31,7 +31,6 @@ public final class BatchingEmbedder: @unchecked Sendable {
     private var running = false
     private var queuedWhileBusy = false
     private var stopped = false
-    private var thread: Thread?
 
     public init(model: any ImageTextModel, maxBatch: Int = 32, window: Duration = .milliseconds(4),
                 onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
@@ -39,14 +38,13 @@ public final class BatchingEmbedder: @unchecked Sendable {
         self.maxBatch = max(1, maxBatch)
         self.window = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
         self.onBatch = onBatch
-        let thread = Thread { [unowned self] in self.runLoop() }
+        // The thread keeps the embedder alive until `stop()` ends its loop (an unowned reference let the
+        // loop wake up in an embedder already freed); whoever owns the embedder must stop it.
+        let thread = Thread { [self] in self.runLoop() }
         thread.name = "loupe-inference"
         thread.stackSize = 8 << 20
-        self.thread = thread
         thread.start()
     }
-
-    deinit { stop() }
 
     /// Finishes the queued work, then ends the worker thread. Later calls fail.
     public func stop() {

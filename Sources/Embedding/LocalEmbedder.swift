@@ -20,6 +20,8 @@ public final class LocalEmbedder: Embedder {
         engine = BatchingEmbedder(model: model, maxBatch: maxBatch, window: window, onBatch: onBatch)
     }
 
+    deinit { engine.stop() }
+
     public var scoring: LabelScoring? { model.scoring }
 
     public func prepare(image bytes: [UInt8], decodes: DecodeGate, thumbnail: Bool) async throws(EmbeddingError) -> PreparedImage {

@@ -64,7 +64,7 @@ import Testing
         var policy = RetryPolicy()
         policy.baseDelay = .milliseconds(5)
         policy.maximumDelay = .milliseconds(20)
-        policy.timeout = .milliseconds(400)
+        policy.timeout = .seconds(10)
         return policy
     }
     static func azure(_ base: String, policy: RetryPolicy = fast, cache: VectorCache? = nil) -> RemoteEmbedder {
@@ -133,7 +133,9 @@ import Testing
                 : .init(status: .serviceUnavailable, body: "busy")
         }
         try await provider.run { base in
-            let embedder = Self.azure(base)
+            var policy = Self.fast
+            policy.timeout = .milliseconds(400)
+            let embedder = Self.azure(base, policy: policy)
             let results = await embedder.embed([.text("busy"), .text("slow")])
             for result in results {
                 guard case .failure(let error) = result else {
