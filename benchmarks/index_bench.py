@@ -1,11 +1,12 @@
-"""pgvector's side of the index benchmark, on the vectors and queries `index-bench` wrote.
+"""The other side of the index benchmark, on the vectors and queries `index-bench` wrote.
 
     python index_bench.py DIR POSTGRES_URL LOUPE_JSON
 
-Loads DIR/vectors.f32 into a `vector(512)` table with binary COPY, builds pgvector's HNSW index
-(`vector_cosine_ops`, the M and ef_construction Loupe used), answers DIR/queries.f32 one by one over a
-single connection at each ef_search Loupe used, scores recall@10 against DIR/truth.i32 (Loupe's exact
-search), and prints the two sides together as JSON and as a Markdown table.
+numpy's exact search (one BLAS matrix-vector product per query), hnswlib's and FAISS's HNSW (built on
+two threads with the M and ef_construction Loupe used, queried one at a time on one thread at each
+ef_search), and pgvector's HNSW (`vector_cosine_ops`, loaded with binary COPY, queried one by one over a
+single connection). Recall@10 is scored against DIR/truth.i32 (Loupe's exact search). Prints every side
+together as JSON, then a Markdown table with each library's queries per second over Loupe's.
 """
 
 import json
@@ -18,6 +19,54 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return sum(len(set(row.tolist()) & set(expected.tolist())) for row, expected in zip(found, truth)) / truth.size
+
+
+def libraries(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, loupe: dict) -> dict:
+    """numpy, hnswlib and FAISS on this machine, in this run."""
+    import faiss
+    import hnswlib
+
+    k, m, construction = 10, loupe["hnsw_m"], loupe["hnsw_ef_construction"]
+    sides = {}
+    started = time.perf_counter()
+    for query in queries:
+        np.argpartition(-(vectors @ query), k)[:k]
+    sides["numpy"] = {"version": np.__version__, "exact_qps": len(queries) / (time.perf_counter() - started)}
+
+    index = hnswlib.Index(space="ip", dim=vectors.shape[1])
+    index.init_index(max_elements=len(vectors), M=m, ef_construction=construction, random_seed=1)
+    index.set_num_threads(2)
+    started = time.perf_counter()
+    index.add_items(vectors, np.arange(len(vectors)))
+    build = time.perf_counter() - started
+    index.set_num_threads(1)
+    rows = []
+    for setting in loupe["hnsw"]:
+        index.set_ef(int(setting["ef_search"]))
+        started = time.perf_counter()
+        found = np.array([index.knn_query(query, k=k)[0][0] for query in queries])
+        rows.append({"ef_search": setting["ef_search"], "qps": len(queries) / (time.perf_counter() - started), "recall_at_10": recall(found, truth)})
+    sides["hnswlib"] = {"version": getattr(hnswlib, "__version__", "0.8"), "hnsw_build_s": build, "build_threads": 2, "hnsw": rows}
+
+    faiss.omp_set_num_threads(2)
+    graph = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = construction
+    started = time.perf_counter()
+    graph.add(vectors)
+    build = time.perf_counter() - started
+    faiss.omp_set_num_threads(1)
+    rows = []
+    for setting in loupe["hnsw"]:
+        graph.hnsw.efSearch = int(setting["ef_search"])
+        started = time.perf_counter()
+        found = np.array([graph.search(query.reshape(1, -1), k)[1][0] for query in queries])
+        rows.append({"ef_search": setting["ef_search"], "qps": len(queries) / (time.perf_counter() - started), "recall_at_10": recall(found, truth)})
+    sides["faiss"] = {"version": faiss.__version__, "hnsw_build_s": build, "build_threads": 2, "hnsw": rows}
+    return sides
+
+
 def main() -> None:
     folder, url, loupe_json = sys.argv[1], sys.argv[2], sys.argv[3]
     loupe = json.loads(open(loupe_json).read())
@@ -25,6 +74,9 @@ def main() -> None:
     vectors = np.fromfile(os.path.join(folder, "vectors.f32"), dtype="<f4").reshape(-1, dimension)
     queries = np.fromfile(os.path.join(folder, "queries.f32"), dtype="<f4").reshape(-1, dimension)
     truth = np.fromfile(os.path.join(folder, "truth.i32"), dtype="<i4").reshape(-1, k)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    others = libraries(vectors, queries, truth, loupe)
 
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -70,16 +122,23 @@ def main() -> None:
         connection.execute("DROP TABLE bench_items")
 
     pgvector = {"version": version, "load_s": load_s, "hnsw_build_s": build_s, "hnsw": results}
-    print(json.dumps({"loupe": loupe, "pgvector": pgvector}))
+    print(json.dumps({"loupe": loupe, "pgvector": pgvector, **others}))
     count = loupe["count"]
     print(f"\n{count:,} vectors, {dimension}-d, {loupe['clusters']} clusters, {len(queries)} queries, "
-          f"M={loupe['hnsw_m']}, ef_construction={loupe['hnsw_ef_construction']}\n")
-    print("| index | build s | ef_search | queries/s | recall@10 |")
-    print("|---|---|---|---|---|")
-    print(f"| Loupe exact | – | – | {loupe['exact_qps']:.1f} | 1.000 |")
-    for name, side in (("Loupe HNSW", loupe), (f"pgvector {version} HNSW", pgvector)):
+          f"M={loupe['hnsw_m']}, ef_construction={loupe['hnsw_ef_construction']}; queries one at a time on one thread\n")
+    print("| index | build s (threads) | ef_search | queries/s | recall@10 | Loupe's q/s over it |")
+    print("|---|---|---|---|---|---|")
+    print(f"| Loupe exact | – | – | {loupe['exact_qps']:.1f} | 1.000 | – |")
+    print(f"| numpy {others['numpy']['version']} exact | – | – | {others['numpy']['exact_qps']:.1f} | 1.000 | "
+          f"{loupe['exact_qps'] / others['numpy']['exact_qps']:.2f} |")
+    loupe_qps = {row["ef_search"]: row["qps"] for row in loupe["hnsw"]}
+    sides = (("Loupe HNSW", loupe, loupe.get("build_threads", 1)), (f"hnswlib {others['hnswlib']['version']}", others["hnswlib"], 2),
+             (f"FAISS {others['faiss']['version']} HNSWFlat", others["faiss"], 2), (f"pgvector {version} HNSW", pgvector, 2))
+    for name, side, threads in sides:
         for row in side["hnsw"]:
-            print(f"| {name} | {side['hnsw_build_s']:.0f} | {int(row['ef_search'])} | {row['qps']:.0f} | {row['recall_at_10']:.3f} |")
+            ratio = "–" if side is loupe else f"{loupe_qps[row['ef_search']] / row['qps']:.2f}"
+            print(f"| {name} | {side['hnsw_build_s']:.1f} ({threads}) | {int(row['ef_search'])} | {row['qps']:.0f} | "
+                  f"{row['recall_at_10']:.3f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Exact and HNSW search in Loupe next to pgvector's HNSW, on the same clustered 512-d vectors, on this
-# machine, in one run. Usage: benchmarks/index_bench.sh [COUNT ...]   (default: 100000 1000000)
+# Exact and HNSW search in Loupe next to numpy, hnswlib, FAISS and pgvector's HNSW, on the same clustered
+# 512-d vectors, on this machine, in one run. Usage: benchmarks/index_bench.sh [COUNT ...]   (default: 100000 1000000)
 # Results go to benchmarks/results/index-COUNT.json and, as tables, to standard output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ swift build -c release --product index-bench
 venv=benchmarks/.venv-index
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet numpy "psycopg[binary]" pgvector
+  "$venv/bin/pip" install --quiet numpy "psycopg[binary]" pgvector hnswlib faiss-cpu
 fi
 
 # A PostgreSQL of the benchmark's own (scripts/postgres.sh), with room for the 1M table and its graph.
