@@ -100,7 +100,7 @@ let package = Package(
         ),
         // The index benchmark's Swift side (benchmarks/index_bench.sh).
         .executableTarget(name: "product-bench", dependencies: ["Tensor", "CBLAS"], path: "benchmarks/ProductBench"),
-        .executableTarget(name: "index-bench", dependencies: ["VectorIndex", "LoupeTestSupport"], path: "benchmarks/IndexBench"),
+        .executableTarget(name: "index-bench", dependencies: ["VectorIndex", "Tensor", "LoupeTestSupport"], path: "benchmarks/IndexBench"),
         // Hands out a schema per test on the PostgreSQL scripts/test.sh starts; the shared test vectors.
         .target(name: "LoupeTestSupport", path: "Tests/Support"),
         // A Hugging Face Hub on loopback, shaped like the real one (ModelHubTests, LoupeCLITests).
@@ -146,7 +146,7 @@ let package = Package(
 func kernelSettings(cpu: String, defines: [String], builtins: Bool = false) -> [SwiftSetting] {
     #if arch(x86_64)
     let flags = ["-Ounchecked", "-target-cpu", cpu] + (builtins ? ["-enable-builtin-module"] : [])
-    return [.unsafeFlags(flags)] + defines.map { .define($0) }
+    return [.unsafeFlags(flags)] + (defines + (builtins ? ["LOUPE_BUILTINS"] : [])).map { .define($0) }
     #else
     return []
     #endif

@@ -34,19 +34,23 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         case flat(FlatIndex)
         case hnsw(HNSWIndex, savedGeneration: Int64?)
 
-        mutating func add(key: Int64, vector: [Float]) throws {
+        // The flat index is taken out of `self` while it changes, so that its storage has one owner and
+        // is changed in place, not copied whole on every change.
+        mutating func add(keys: [Int64], vectors: [[Float]]) throws {
             switch self {
             case .flat(var index):
-                try index.add(key: key, vector: vector)
-                self = .flat(index)
+                self = .flat(FlatIndex(dimension: index.dimension))
+                defer { self = .flat(index) }
+                for (key, vector) in zip(keys, vectors) { try index.add(key: key, vector: vector) }
             case .hnsw(let index, _):
-                try index.add(key: key, vector: vector)
+                try index.add(keys: keys, vectors: vectors)
             }
         }
 
         mutating func remove(key: Int64) {
             switch self {
             case .flat(var index):
+                self = .flat(FlatIndex(dimension: index.dimension))
                 index.remove(key: key)
                 self = .flat(index)
             case .hnsw(let index, _):
@@ -54,7 +58,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
         }
 
-        func search(_ query: [Float], k: Int, allowed: ((Int64) -> Bool)?) throws -> [SearchHit] {
+        func search(_ query: [Float], k: Int, allowed: (@Sendable (Int64) -> Bool)?) throws -> [SearchHit] {
             switch self {
             case .flat(let index): try index.search(query, k: k, allowed: allowed)
             case .hnsw(let index, _): try index.search(query, k: k, allowed: allowed)
@@ -191,7 +195,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             return (keys, (before, try bumpGeneration(collection)))
         }
         try updateCachedIndex(collection, change: change) { index in
-            for (key, item) in zip(keys, items) { try index.add(key: key, vector: item.vector) }
+            try index.add(keys: keys, vectors: items.map(\.vector))
         }
     }
 
@@ -200,11 +204,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     /// to be rebuilt from what is stored.
     private func updateCachedIndex(_ collection: String, change: (before: Int64, after: Int64), _ apply: (inout LoadedIndex) throws -> Void) throws {
         try lock.withLock {
-            guard var cached = indexes[collection] else { return }
-            guard cached.generation == change.before else {
-                indexes[collection] = nil
-                return
-            }
+            // Taken out of the dictionary while it changes (one owner: changed in place, not copied).
+            guard var cached = indexes.removeValue(forKey: collection), cached.generation == change.before else { return }
             try apply(&cached.index)
             cached.generation = change.after
             indexes[collection] = cached
@@ -347,7 +348,9 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
         }
         do {
-            return (try index.search(vector, k: k, allowed: allowed.map { set in { set.contains($0) } }), allowed)
+            var filter: (@Sendable (Int64) -> Bool)?
+            if let keys = allowed { filter = { keys.contains($0) } }
+            return (try index.search(vector, k: k, allowed: filter), allowed)
         } catch {
             throw StoreError.invalidVector("\(error)")
         }
@@ -388,10 +391,13 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
             index = .hnsw(HNSWIndex(dimension: dimension, parameters: parameters), savedGeneration: nil)
         }
+        var keys = [Int64](), vectors = [[Float]]()
         for row in try database.execute("SELECT key, vector FROM items WHERE collection = ? ORDER BY key", [.text(collection)]) {
             guard let key = row[0].integer, let blob = row[1].blob else { continue }
-            try index.add(key: key, vector: Self.decode(blob))
+            keys.append(key)
+            vectors.append(Self.decode(blob))
         }
+        try index.add(keys: keys, vectors: vectors)
         lock.withLock { indexes[collection] = CachedIndex(index: index, generation: current) }
         return index
     }

@@ -225,4 +225,30 @@ public enum ElementWise {
     }
 }
 
+/// Inner products on this module's vectors (the code is in VectorDistances.swift).
+public enum Distances {
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        VectorDistances.dot(a, b, count: count)
+    }
+
+    public static func dots(_ query: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, rowCount: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        VectorDistances.dots(query, rows, rowCount: rowCount, count: count, into: out)
+    }
+
+    public static func dots(
+        _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        VectorDistances.dots(query, base, stride: stride, dimension: dimension, ids: ids, count: count, into: out)
+    }
+
+    public static func dot(_ query: UnsafePointer<Float>, _ row: UnsafePointer<Float16>, count: Int) -> Float {
+        VectorDistances.dot(query, row, count: count)
+    }
+
+    public static func dot(_ query: UnsafePointer<Float>, _ row: UnsafePointer<Int8>, count: Int) -> Float {
+        VectorDistances.dot(query, row, count: count)
+    }
+}
+
 #endif

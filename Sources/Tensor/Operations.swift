@@ -199,7 +199,7 @@ public enum ComputeThreads {
 
     /// Calls `body(part)` for every part in `0..<parts` on up to `count` threads; returns when all have
     /// finished. Parts must be independent.
-    static func parallel(_ parts: Int, _ body: @Sendable (Int) -> Void) {
+    public static func parallel(_ parts: Int, _ body: @Sendable (Int) -> Void) {
         if #available(macOS 15.0, *) {
             pool.run(parts: parts, body)
         } else {
@@ -212,7 +212,7 @@ public enum ComputeThreads {
     private static let pool = WorkerPool(workers: chosen - 1)
 
     /// Part `part` of `parts` nearly equal, consecutive shares of `0..<count`.
-    static func share(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
+    public static func share(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
         (part * count / parts)..<((part + 1) * count / parts)
     }
 

@@ -63,18 +63,54 @@ public struct FlatIndex: Sendable {
     }
 
     /// The `k` most similar vectors, best first; `allowed` narrows the candidates (metadata filters).
-    public func search(_ query: [Float], k: Int, allowed: ((Int64) -> Bool)? = nil) throws -> [SearchHit] {
+    /// The vectors are scored in blocks by the processor's widest kernel, on every compute thread when
+    /// there are many (exact search reads them all: it runs at the memory's speed); `allowed` is asked
+    /// only about vectors that would enter the best k.
+    public func search(_ query: [Float], k: Int, allowed: (@Sendable (Int64) -> Bool)? = nil) throws -> [SearchHit] {
         let q = try Self.normalized(query, dimension: dimension)
         guard k > 0, !keys.isEmpty else { return [] }
-        var best = TopK(k)
+        let count = keys.count, dimension = self.dimension
+        // Below a few megabytes a second thread costs more than it saves.
+        let parts = count * dimension >= 1 << 20 ? max(1, min(ComputeThreads.count, count / 1024)) : 1
+        let partial = PartialResults(parts)
         vectors.withUnsafeBufferPointer { stored in
-            q.withUnsafeBufferPointer { query in
-                for (slot, key) in keys.enumerated() where allowed?(key) ?? true {
-                    best.offer(SearchHit(key: key, similarity: Operations.dot(stored.baseAddress! + slot * dimension, query.baseAddress!, count: dimension)))
+            keys.withUnsafeBufferPointer { keys in
+                q.withUnsafeBufferPointer { query in
+                    nonisolated(unsafe) let (stored, keys, query) = (stored, keys, query)
+                    ComputeThreads.parallel(parts) { part in
+                        var best = TopK(k)
+                        let block = 256
+                        var scores = [Float](repeating: 0, count: block)
+                        let range = ComputeThreads.share(part, of: parts, count: count)
+                        scores.withUnsafeMutableBufferPointer { scores in
+                            var start = range.lowerBound
+                            while start < range.upperBound {
+                                let rows = min(block, range.upperBound - start)
+                                Distances.dots(query.baseAddress!, stored.baseAddress! + start * dimension, rowCount: rows, count: dimension,
+                                               into: scores.baseAddress!)
+                                for row in 0..<rows where scores[row] > best.worst {
+                                    let key = keys[start + row]
+                                    if allowed?(key) ?? true { best.offer(SearchHit(key: key, similarity: scores[row])) }
+                                }
+                                start += rows
+                            }
+                        }
+                        partial.set(part, best.sorted())
+                    }
                 }
             }
         }
+        var best = TopK(k)
+        for hit in partial.all.joined() { best.offer(hit) }
         return best.sorted()
+    }
+
+    /// Each part's hits, written by its own thread.
+    private final class PartialResults: @unchecked Sendable {
+        private var results: [[SearchHit]]
+        init(_ parts: Int) { results = Array(repeating: [], count: parts) }
+        func set(_ part: Int, _ hits: [SearchHit]) { results[part] = hits }
+        var all: [[SearchHit]] { results }
     }
 
     static func normalized(_ vector: [Float], dimension: Int) throws -> [Float] {

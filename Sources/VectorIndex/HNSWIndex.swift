@@ -2,9 +2,14 @@ import Foundation
 import Tensor
 
 /// Approximate nearest-neighbour search with a hierarchical navigable small-world graph (Malkov and
-/// Yashunin), cosine similarity on normalised vectors. Graph, vector storage and metric are kept apart:
-/// `vectors` holds rows by node, `links` the graph, `Operations.dot` (Tensor) the metric. Removal leaves a tombstone
-/// that search walks through but never returns; re-adding a key replaces its node.
+/// Yashunin), cosine similarity on normalised vectors, laid out as hnswlib lays it out: one block per node
+/// holding its layer-0 links (a count and up to 2·M neighbours) and then its vector, so the links of a
+/// node whose similarity was just computed are usually in cache already; upper layers per node;
+/// the metric from Tensor's `Distances`. Adds run concurrently with each other and with searches: a
+/// node's links are written under its stripe lock and read without one (each read is a whole, valid
+/// node id, so a search that races a write walks an older or newer neighbour, never outside the graph).
+/// Removal leaves a tombstone that search walks through but never returns; re-adding a key replaces
+/// its node.
 public final class HNSWIndex: @unchecked Sendable {
     public struct Parameters: Sendable, Equatable {
         /// Links per node on upper layers (twice as many on layer 0).
@@ -19,128 +24,289 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     public let dimension: Int
-    public var parameters: Parameters
-    private var vectors: [Float] = []
-    private var keys: [Int64] = []
-    private var levels: [Int32] = []
-    /// links[node][level] = neighbour nodes.
-    private var links: [[[Int32]]] = []
-    private var deleted: [Bool] = []
+    /// `m` and `efConstruction` are fixed when the index is made; `efSearch` may change at any time.
+    public var parameters: Parameters {
+        get { settings.withLock { $0 } }
+        set { settings.withLock { $0.efSearch = newValue.efSearch } }
+    }
+    private let settings: LockedValue<Parameters>
+    private let m: Int
+    /// Ints of layer-0 links in a node's block: the count, then up to 2·M neighbours.
+    private let stride0: Int
+    /// Bytes per node block: layer-0 links, then the vector.
+    private let blockBytes: Int
+    /// Ints per upper layer of a node: the count, then up to M neighbours.
+    private var strideUpper: Int { m + 1 }
+
+    // Storage for `capacity` nodes; it grows only under `growth`'s write lock, everything else holds its read lock.
+    private let growth = ReadWriteLock()
+    private var capacity = 0
+    /// Node blocks, bound to Float (links are read and written as raw 32-bit values).
+    private var blocks: UnsafeMutableRawPointer
+    private var keys: UnsafeMutablePointer<Int64>
+    private var levels: UnsafeMutablePointer<Int32>
+    private var deleted: UnsafeMutablePointer<UInt8>
+    private var upper: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
+
+    /// Node allocation, the key map, the level generator, the entry point.
+    private let nodes = NSLock()
+    private var nodeCount = 0
     private var nodeOfKey: [Int64: Int32] = [:]
-    private var entryPoint: Int32 = -1
+    private var tombstones = 0
     private var random: UInt64 = 0x9E37_79B9_7F4A_7C15
-    private let lock = NSLock()
-    /// Marks of the nodes one layer search has visited: a node is visited when its mark equals `visit`.
-    private var marks: [UInt32] = []
-    private var visit: UInt32 = 0
+    private var entryPoint: Int32 = -1
+    private var topLevel: Int32 = -1
+
+    /// Writers of a node's links hold its stripe.
+    private let stripes = StripedLocks(count: 1024)
+    /// Visited marks for searches in flight, reused.
+    private let visitedPool = VisitedPool()
 
     public init(dimension: Int, parameters: Parameters = Parameters()) {
         self.dimension = dimension
-        self.parameters = parameters
+        settings = LockedValue(parameters)
+        m = parameters.m
+        stride0 = 2 * parameters.m + 1
+        blockBytes = (stride0 + dimension) * 4
+        blocks = .allocate(byteCount: 0, alignment: 64)
+        keys = .allocate(capacity: 0)
+        levels = .allocate(capacity: 0)
+        deleted = .allocate(capacity: 0)
+        upper = .allocate(capacity: 0)
     }
 
-    public var count: Int { lock.withLock { nodeOfKey.count } }
+    deinit {
+        for node in 0..<nodeCount { upper[node]?.deallocate() }
+        for pointer in [blocks, UnsafeMutableRawPointer(keys), UnsafeMutableRawPointer(levels),
+                        UnsafeMutableRawPointer(deleted), UnsafeMutableRawPointer(upper)] {
+            pointer.deallocate()
+        }
+    }
+
+    /// Live keys.
+    public var count: Int { nodes.withLock { nodeOfKey.count } }
 
     // MARK: - Adding and removing
 
     public func add(key: Int64, vector: [Float]) throws {
-        let normalized = try FlatIndex.normalized(vector, dimension: dimension)
-        lock.lock()
-        defer { lock.unlock() }
-        if let old = nodeOfKey[key] { deleted[Int(old)] = true }
-        let node = Int32(keys.count)
-        let level = randomLevel()
-        keys.append(key)
-        vectors.append(contentsOf: normalized)
-        levels.append(level)
-        links.append(Array(repeating: [], count: Int(level) + 1))
-        deleted.append(false)
-        nodeOfKey[key] = node
-        guard entryPoint >= 0 else {
-            entryPoint = node
-            return
+        try add(keys: [key], vectors: [vector])
+    }
+
+    /// Adds or replaces many vectors, linking them on every compute thread (hnswlib's parallel build).
+    public func add(keys newKeys: [Int64], vectors newVectors: [[Float]]) throws {
+        precondition(newKeys.count == newVectors.count, "one key per vector")
+        let normalized = try newVectors.map { try FlatIndex.normalized($0, dimension: dimension) }
+        growth.readLock()
+        defer { growth.unlock() }
+        var first = allocate(keys: newKeys, vectors: normalized)
+        while case .needsRoom(let total) = first {
+            growth.unlock()
+            reserve(total)
+            growth.readLock()
+            first = allocate(keys: newKeys, vectors: normalized)
         }
-        var current = entryPoint
-        let top = levels[Int(entryPoint)]
-        var layer = top
-        while layer > level {
-            current = greedy(from: current, to: node, layer: layer)
-            layer -= 1
-        }
-        var entries = [current]
-        for layer in stride(from: min(level, top), through: 0, by: -1) {
-            let candidates = searchLayer(query: node, entries: entries, ef: parameters.efConstruction, layer: layer)
-            let limit = layer == 0 ? 2 * parameters.m : parameters.m
-            let chosen = selectNeighbours(candidates, limit: parameters.m)
-            links[Int(node)][Int(layer)] = chosen.map(\.node)
-            for neighbour in chosen {
-                connect(neighbour.node, to: node, layer: layer, limit: limit)
+        guard case .allocated(let start) = first else { return }
+        let count = newKeys.count
+        let parts = count >= 64 ? ComputeThreads.count : 1
+        let next = AtomicCounter()
+        ComputeThreads.parallel(parts) { _ in
+            while true {
+                let index = next.take()
+                guard index < count else { return }
+                self.link(start + Int32(index))
             }
-            entries = candidates.map(\.node)
         }
-        if level > top { entryPoint = node }
     }
 
     public func remove(key: Int64) {
-        lock.withLock {
+        nodes.withLock {
             guard let node = nodeOfKey.removeValue(forKey: key) else { return }
-            deleted[Int(node)] = true
+            deleted[Int(node)] = 1
+            tombstones += 1
+        }
+    }
+
+    /// Room for `total` nodes, growing by half again at least.
+    private func reserve(_ total: Int) {
+        guard total > capacity else { return }
+        growth.writeLock()
+        defer { growth.unlock() }
+        guard total > capacity else { return }
+        let newCapacity = max(total, capacity + capacity / 2, 64)
+        func grown<T>(_ old: UnsafeMutablePointer<T>, per: Int, fill: T) -> UnsafeMutablePointer<T> {
+            let new = UnsafeMutablePointer<T>.allocate(capacity: newCapacity * per)
+            new.moveInitialize(from: old, count: capacity * per)
+            (new + capacity * per).initialize(repeating: fill, count: (newCapacity - capacity) * per)
+            old.deallocate()
+            return new
+        }
+        let newBlocks = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * blockBytes, alignment: 64)
+        newBlocks.copyMemory(from: blocks, byteCount: capacity * blockBytes)
+        (newBlocks + capacity * blockBytes).initializeMemory(as: UInt8.self, repeating: 0, count: (newCapacity - capacity) * blockBytes)
+        newBlocks.bindMemory(to: Float.self, capacity: newCapacity * blockBytes / 4)
+        blocks.deallocate()
+        blocks = newBlocks
+        keys = grown(keys, per: 1, fill: 0)
+        levels = grown(levels, per: 1, fill: 0)
+        deleted = grown(deleted, per: 1, fill: 0)
+        upper = grown(upper, per: 1, fill: nil)
+        capacity = newCapacity
+    }
+
+    private enum Allocation {
+        case allocated(first: Int32)
+        case needsRoom(total: Int)
+    }
+
+    /// Gives each vector a node (its key, vector and level written before any link can lead to it) and
+    /// tombstones the nodes the keys had; the caller holds `growth`'s read lock.
+    private func allocate(keys newKeys: [Int64], vectors normalized: [[Float]]) -> Allocation {
+        nodes.withLock {
+            guard nodeCount + newKeys.count <= capacity else { return .needsRoom(total: nodeCount + newKeys.count) }
+            let first = Int32(nodeCount)
+            for (offset, (key, vector)) in zip(newKeys, normalized).enumerated() {
+                let node = nodeCount + offset
+                if let old = nodeOfKey[key] {
+                    deleted[Int(old)] = 1
+                    tombstones += 1
+                }
+                nodeOfKey[key] = Int32(node)
+                keys[node] = key
+                vector.withUnsafeBufferPointer { self.vector(Int32(node)).update(from: $0.baseAddress!, count: dimension) }
+                let level = randomLevel()
+                levels[node] = level
+                if level > 0 {
+                    let links = UnsafeMutablePointer<Int32>.allocate(capacity: Int(level) * strideUpper)
+                    links.initialize(repeating: 0, count: Int(level) * strideUpper)
+                    upper[node] = links
+                }
+            }
+            nodeCount += newKeys.count
+            return .allocated(first: first)
+        }
+    }
+
+    /// Links a new node into every layer up to its level, as hnswlib's addPoint does.
+    private func link(_ node: Int32) {
+        let level = levels[Int(node)]
+        let (entry, top): (Int32, Int32) = nodes.withLock {
+            if entryPoint < 0 {
+                entryPoint = node
+                topLevel = level
+            }
+            return (entryPoint, topLevel)
+        }
+        guard entry != node else { return }
+        let query = UnsafePointer(vector(node))
+        var current = entry
+        var layer = top
+        while layer > level {
+            current = greedy(query, from: current, layer: layer)
+            layer -= 1
+        }
+        let efConstruction = parameters.efConstruction
+        var entries = [current]
+        for layer in stride(from: min(level, top), through: 0, by: -1) {
+            let candidates = searchLayer(query, entries: entries, ef: efConstruction, layer: layer, filter: nil, excluding: node)
+            let chosen = selectNeighbours(candidates, limit: m)
+            stripes.withLock(node) { write(chosen.map(\.node), to: links(node, layer)) }
+            let limit = layer == 0 ? 2 * m : m
+            for neighbour in chosen { connect(neighbour.node, to: node, layer: layer, limit: limit) }
+            entries = candidates.map(\.node)
+        }
+        if level > top {
+            nodes.withLock {
+                if level > topLevel {
+                    entryPoint = node
+                    topLevel = level
+                }
+            }
+        }
+    }
+
+    private func connect(_ node: Int32, to newNode: Int32, layer: Int32, limit: Int) {
+        stripes.withLock(node) {
+            let list = links(node, layer)
+            let count = Int(list[0])
+            if count < limit {
+                list[1 + count] = newNode
+                list[0] = Int32(count + 1)
+                return
+            }
+            let base = UnsafePointer(vector(node))
+            var scored = (0..<count).map { Scored(node: list[1 + $0], similarity: similarity(base, list[1 + $0])) }
+            scored.append(Scored(node: newNode, similarity: similarity(base, newNode)))
+            scored.sort { $0.similarity > $1.similarity }
+            write(selectNeighbours(scored, limit: limit).map(\.node), to: list)
         }
     }
 
     // MARK: - Search
 
-    public func search(_ query: [Float], k: Int, allowed: ((Int64) -> Bool)? = nil) throws -> [SearchHit] {
+    public func search(_ query: [Float], k: Int, allowed: (@Sendable (Int64) -> Bool)? = nil) throws -> [SearchHit] {
         let q = try FlatIndex.normalized(query, dimension: dimension)
-        lock.lock()
-        defer { lock.unlock() }
-        guard k > 0, entryPoint >= 0 else { return [] }
-        return q.withUnsafeBufferPointer { queryPointer -> [SearchHit] in
-            let similarity = { (node: Int32) -> Float in self.similarity(queryPointer.baseAddress!, node) }
-            var current = entryPoint
-            var layer = levels[Int(entryPoint)]
+        guard k > 0 else { return [] }
+        growth.readLock()
+        defer { growth.unlock() }
+        let (entry, top, hasTombstones) = nodes.withLock { (entryPoint, topLevel, tombstones > 0) }
+        guard entry >= 0 else { return [] }
+        let ef = max(parameters.efSearch, k)
+        return q.withUnsafeBufferPointer { queryBuffer -> [SearchHit] in
+            let query = queryBuffer.baseAddress!
+            var current = entry
+            var layer = top
             while layer > 0 {
-                current = greedy(from: current, layer: layer, similarity: similarity)
+                current = greedy(query, from: current, layer: layer)
                 layer -= 1
             }
-            let found = searchLayer(entries: [current], ef: max(parameters.efSearch, k), layer: 0, similarity: similarity) { node in
-                !self.deleted[Int(node)] && (allowed?(self.keys[Int(node)]) ?? true)
+            let filter: ((Int32) -> Bool)? = allowed == nil && !hasTombstones ? nil : { node in
+                self.deleted[Int(node)] == 0 && (allowed?(self.keys[Int(node)]) ?? true)
             }
+            let found = searchLayer(query, entries: [current], ef: ef, layer: 0, filter: filter, excluding: -1)
             return found.prefix(k).map { SearchHit(key: keys[Int($0.node)], similarity: $0.similarity) }
         }
     }
 
     // MARK: - Graph
 
-    struct Scored: Comparable {
+    struct Scored {
         let node: Int32
         let similarity: Float
-        static func < (a: Scored, b: Scored) -> Bool { a.similarity < b.similarity }
     }
 
-    private func similarity(_ a: Int32, _ b: Int32) -> Float {
-        vectors.withUnsafeBufferPointer { v in
-            Operations.dot(v.baseAddress! + Int(a) * dimension, v.baseAddress! + Int(b) * dimension, count: dimension)
-        }
-    }
-
+    @inline(__always)
     private func similarity(_ query: UnsafePointer<Float>, _ node: Int32) -> Float {
-        vectors.withUnsafeBufferPointer { v in Operations.dot(v.baseAddress! + Int(node) * dimension, query, count: dimension) }
+        Distances.dot(query, vector(node), count: dimension)
     }
 
-    private func greedy(from start: Int32, to node: Int32, layer: Int32) -> Int32 {
-        greedy(from: start, layer: layer) { self.similarity($0, node) }
+    @inline(__always)
+    private func vector(_ node: Int32) -> UnsafeMutablePointer<Float> {
+        (blocks + Int(node) * blockBytes + stride0 * 4).assumingMemoryBound(to: Float.self)
+    }
+
+    /// A node's list on one layer: the count, then the neighbours.
+    @inline(__always)
+    private func links(_ node: Int32, _ layer: Int32) -> LinkList {
+        LinkList(raw: layer == 0 ? blocks + Int(node) * blockBytes : UnsafeMutableRawPointer(upper[Int(node)]! + Int(layer - 1) * strideUpper))
+    }
+
+    /// Writes the neighbours first and the count last, so a reader without the lock sees valid ids.
+    private func write(_ neighbours: [Int32], to list: LinkList) {
+        for (index, neighbour) in neighbours.enumerated() { list[1 + index] = neighbour }
+        list[0] = Int32(neighbours.count)
     }
 
     /// Moves to the most similar neighbour until none is closer.
-    private func greedy(from start: Int32, layer: Int32, similarity: (Int32) -> Float) -> Int32 {
+    private func greedy(_ query: UnsafePointer<Float>, from start: Int32, layer: Int32) -> Int32 {
         var current = start
-        var best = similarity(current)
+        var best = similarity(query, current)
         var improved = true
         while improved {
             improved = false
-            for neighbour in links[Int(current)][Int(layer)] {
-                let s = similarity(neighbour)
+            let list = links(current, layer)
+            for index in 0..<Int(list[0]) {
+                let neighbour = list[1 + index]
+                let s = similarity(query, neighbour)
                 if s > best {
                     best = s
                     current = neighbour
@@ -151,52 +317,59 @@ public final class HNSWIndex: @unchecked Sendable {
         return current
     }
 
-    private func searchLayer(query node: Int32, entries: [Int32], ef: Int, layer: Int32) -> [Scored] {
-        searchLayer(entries: entries, ef: ef, layer: layer, similarity: { self.similarity($0, node) }) { $0 != node }
-    }
-
-    /// Best-first search on one layer; returns up to `ef` accepted nodes, most similar first. Nodes that
-    /// `accept` refuses (tombstones, filtered keys) are still walked through.
+    /// Best-first search on one layer; returns up to `ef` nodes that `filter` accepts (all when nil), most
+    /// similar first. Refused nodes (tombstones, filtered keys) are still walked through.
     private func searchLayer(
-        entries: [Int32], ef: Int, layer: Int32, similarity: (Int32) -> Float, accept: (Int32) -> Bool
+        _ query: UnsafePointer<Float>, entries: [Int32], ef: Int, layer: Int32, filter: ((Int32) -> Bool)?, excluding excluded: Int32
     ) -> [Scored] {
-        if marks.count < keys.count { marks.append(contentsOf: repeatElement(0, count: keys.count - marks.count)) }
-        visit &+= 1
-        if visit == 0 {
-            for i in marks.indices { marks[i] = 0 }
-            visit = 1
-        }
-        func firstVisit(_ node: Int32) -> Bool {
-            if marks[Int(node)] == visit { return false }
-            marks[Int(node)] = visit
-            return true
-        }
-        var candidates = Heap<Scored>(order: >)     // most similar on top
-        var results = Heap<Scored>(order: <)        // least similar on top
-        var walked = Heap<Scored>(order: <)         // bound of the walk, accepted or not
-        for entry in entries where firstVisit(entry) {
-            let scored = Scored(node: entry, similarity: similarity(entry))
+        let visited = visitedPool.take(capacity: capacity)
+        defer { visitedPool.give(visited) }
+        var candidates = ScoredHeap<MostSimilarFirst>()
+        var walked = ScoredHeap<LeastSimilarFirst>()   // the ef best seen: the walk's bound
+        var results = ScoredHeap<LeastSimilarFirst>()  // the ef best accepted, when a filter refuses some
+        func accept(_ node: Int32) -> Bool { node != excluded && (filter?(node) ?? true) }
+        for entry in entries where visited.visit(entry) {
+            let scored = Scored(node: entry, similarity: similarity(query, entry))
             candidates.push(scored)
             walked.push(scored)
-            if accept(entry) { results.push(scored) }
+            if filter != nil || excluded >= 0, accept(entry) { results.push(scored) }
         }
         while walked.count > ef { walked.pop() }
+        // The unvisited neighbours of the node being expanded, scored together (the kernel prefetches
+        // each next vector while it scores the last).
+        let fresh = UnsafeMutablePointer<Int32>.allocate(capacity: stride0)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: stride0)
+        defer {
+            fresh.deallocate()
+            scores.deallocate()
+        }
         while let candidate = candidates.pop() {
-            if walked.count >= ef, let worst = walked.top, candidate.similarity < worst.similarity { break }
-            for neighbour in links[Int(candidate.node)][Int(layer)] where firstVisit(neighbour) {
-                let scored = Scored(node: neighbour, similarity: similarity(neighbour))
-                if walked.count < ef || scored.similarity > walked.top!.similarity {
-                    candidates.push(scored)
-                    walked.push(scored)
-                    if walked.count > ef { walked.pop() }
-                    if accept(neighbour) {
-                        results.push(scored)
-                        if results.count > ef { results.pop() }
-                    }
+            if walked.count >= ef, candidate.similarity < walked.top!.similarity { break }
+            let list = links(candidate.node, layer)
+            var freshCount = 0
+            for index in 0..<min(Int(list[0]), stride0 - 1) {
+                let neighbour = list[1 + index]
+                if visited.visit(neighbour) {
+                    fresh[freshCount] = neighbour
+                    freshCount += 1
+                }
+            }
+            Distances.dots(query, vector(0), stride: blockBytes / 4, dimension: dimension, ids: fresh, count: freshCount, into: scores)
+            for index in 0..<freshCount {
+                let neighbour = fresh[index], s = scores[index]
+                guard walked.count < ef || s > walked.top!.similarity else { continue }
+                let scored = Scored(node: neighbour, similarity: s)
+                candidates.push(scored)
+                walked.push(scored)
+                if walked.count > ef { walked.pop() }
+                if filter != nil || excluded >= 0, accept(neighbour) {
+                    results.push(scored)
+                    if results.count > ef { results.pop() }
                 }
             }
         }
-        return results.elements.sorted { $0.similarity > $1.similarity }
+        let kept = filter != nil || excluded >= 0 ? results : walked
+        return kept.elements.sorted { $0.similarity > $1.similarity }
     }
 
     /// hnswlib's heuristic: keep a candidate only if it is closer to the new node than to every
@@ -205,29 +378,20 @@ public final class HNSWIndex: @unchecked Sendable {
         var chosen = [Scored]()
         for candidate in candidates {
             if chosen.count >= limit { break }
-            if chosen.allSatisfy({ similarity($0.node, candidate.node) < candidate.similarity }) { chosen.append(candidate) }
+            let base = UnsafePointer(vector(candidate.node))
+            if chosen.allSatisfy({ similarity(base, $0.node) < candidate.similarity }) { chosen.append(candidate) }
         }
         return chosen
     }
 
-    private func connect(_ node: Int32, to newNode: Int32, layer: Int32, limit: Int) {
-        var neighbours = links[Int(node)][Int(layer)]
-        neighbours.append(newNode)
-        if neighbours.count > limit {
-            let scored = neighbours.map { Scored(node: $0, similarity: similarity(node, $0)) }.sorted { $0.similarity > $1.similarity }
-            neighbours = selectNeighbours(scored, limit: limit).map(\.node)
-        }
-        links[Int(node)][Int(layer)] = neighbours
-    }
-
     /// Levels drawn with probability 1/M per step up (mL = 1 / ln M), from a seeded generator so that a
-    /// build is repeatable.
+    /// build is repeatable (the order in which parallel adds link nodes is not).
     private func randomLevel() -> Int32 {
         random ^= random << 13
         random ^= random >> 7
         random ^= random << 17
         let uniform = max(Double(random >> 11) / Double(1 << 53), 1e-12)
-        return Int32(min(16, Int(-log(uniform) / log(Double(parameters.m)))))
+        return Int32(min(16, Int(-log(uniform) / log(Double(m)))))
     }
 
     // MARK: - Persistence
@@ -237,22 +401,29 @@ public final class HNSWIndex: @unchecked Sendable {
 
     /// Writes the whole index: magic, version, parameters, then nodes (key, level, tombstone, vector, links).
     public func write(to url: URL) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        var out = Data(Self.magic)
-        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
-        put(Self.version)
-        put(UInt32(dimension)); put(UInt32(parameters.m)); put(UInt32(parameters.efConstruction)); put(UInt32(parameters.efSearch))
-        put(UInt64(keys.count)); put(entryPoint); put(random)
-        for node in keys.indices {
-            put(keys[node]); put(levels[node]); put(UInt8(deleted[node] ? 1 : 0))
-            vectors[(node * dimension)..<((node + 1) * dimension)].withUnsafeBufferPointer { out.append(Data(buffer: $0)) }
-            for layer in links[node] {
-                put(UInt32(layer.count))
-                for neighbour in layer { put(neighbour) }
+        growth.readLock()
+        defer { growth.unlock() }
+        let data: Data = nodes.withLock {
+            var out = Data(Self.magic)
+            func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
+            let parameters = self.parameters
+            put(Self.version)
+            put(UInt32(dimension)); put(UInt32(parameters.m)); put(UInt32(parameters.efConstruction)); put(UInt32(parameters.efSearch))
+            put(UInt64(nodeCount)); put(entryPoint); put(random)
+            for node in 0..<nodeCount {
+                put(keys[node]); put(levels[node]); put(deleted[node])
+                out.append(UnsafeBufferPointer(start: vector(Int32(node)), count: dimension))
+                for layer in 0...levels[node] {
+                    stripes.withLock(Int32(node)) {
+                        let list = links(Int32(node), layer)
+                        put(UInt32(list[0]))
+                        for index in 0..<Int(list[0]) { put(list[1 + index]) }
+                    }
+                }
             }
+            return out
         }
-        try out.write(to: url, options: .atomic)
+        try data.write(to: url, options: .atomic)
     }
 
     public enum PersistenceError: Error, Equatable { case notAnIndex, unsupportedVersion(UInt32), truncated, inconsistent }
@@ -274,61 +445,92 @@ public final class HNSWIndex: @unchecked Sendable {
         let count = Int(try take(UInt64.self))
         guard dimension > 0, dimension <= 65_536, count <= (data.count - offset) / (dimension * 4 + 13) + 1 else { throw PersistenceError.inconsistent }
         let index = HNSWIndex(dimension: dimension, parameters: parameters)
-        index.entryPoint = try take(Int32.self)
+        index.reserve(count)
+        let entryPoint = try take(Int32.self)
         index.random = try take(UInt64.self)
         for node in 0..<count {
             let key = try take(Int64.self)
             let level = try take(Int32.self)
             let isDeleted = try take(UInt8.self) == 1
             guard (0...16).contains(level), offset + dimension * 4 <= data.count else { throw PersistenceError.inconsistent }
-            index.vectors.append(contentsOf: data.withUnsafeBytes { raw in
-                (0..<dimension).map { raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: Float.self) }
-            })
+            data.withUnsafeBytes { raw in
+                let vector = index.vector(Int32(node))
+                for i in 0..<dimension { vector[i] = raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: Float.self) }
+            }
             offset += dimension * 4
-            var layers = [[Int32]]()
-            for _ in 0...level {
+            index.keys[node] = key
+            index.levels[node] = level
+            index.deleted[node] = isDeleted ? 1 : 0
+            if level > 0 {
+                let links = UnsafeMutablePointer<Int32>.allocate(capacity: Int(level) * index.strideUpper)
+                links.initialize(repeating: 0, count: Int(level) * index.strideUpper)
+                index.upper[node] = links
+            }
+            index.nodeCount = node + 1
+            for layer in 0...level {
                 let linkCount = Int(try take(UInt32.self))
-                guard linkCount <= 4 * parameters.m + 1 else { throw PersistenceError.inconsistent }
-                layers.append(try (0..<linkCount).map { _ in
+                guard linkCount <= (layer == 0 ? 2 * parameters.m : parameters.m) else { throw PersistenceError.inconsistent }
+                let neighbours = try (0..<linkCount).map { _ in
                     let neighbour = try take(Int32.self)
                     guard neighbour >= 0, Int(neighbour) < count else { throw PersistenceError.inconsistent }
                     return neighbour
-                })
+                }
+                index.write(neighbours, to: index.links(Int32(node), layer))
             }
-            index.keys.append(key)
-            index.levels.append(level)
-            index.deleted.append(isDeleted)
-            index.links.append(layers)
-            if !isDeleted { index.nodeOfKey[key] = Int32(node) }
+            if isDeleted { index.tombstones += 1 } else { index.nodeOfKey[key] = Int32(node) }
         }
-        guard offset == data.count, index.entryPoint < Int32(count), (count == 0) == (index.entryPoint < 0) else { throw PersistenceError.inconsistent }
+        guard offset == data.count, entryPoint < Int32(count), (count == 0) == (entryPoint < 0) else { throw PersistenceError.inconsistent }
+        index.entryPoint = entryPoint
+        index.topLevel = entryPoint >= 0 ? index.levels[Int(entryPoint)] : -1
         return index
     }
 }
 
-/// A binary heap ordered by `order` (the element for which `order(a, b)` holds for all others is on top).
-struct Heap<Element> {
-    private(set) var elements: [Element] = []
-    let order: (Element, Element) -> Bool
+// MARK: - Pieces
 
-    init(order: @escaping (Element, Element) -> Bool) { self.order = order }
+/// One node's neighbours on one layer: the count, then the ids, as raw 32-bit values.
+struct LinkList {
+    let raw: UnsafeMutableRawPointer
+
+    @inline(__always)
+    subscript(index: Int) -> Int32 {
+        get { raw.load(fromByteOffset: 4 * index, as: Int32.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: 4 * index, as: Int32.self) }
+    }
+}
+
+protocol HeapOrder {
+    static func before(_ a: HNSWIndex.Scored, _ b: HNSWIndex.Scored) -> Bool
+}
+
+enum MostSimilarFirst: HeapOrder {
+    @inline(__always) static func before(_ a: HNSWIndex.Scored, _ b: HNSWIndex.Scored) -> Bool { a.similarity > b.similarity }
+}
+
+enum LeastSimilarFirst: HeapOrder {
+    @inline(__always) static func before(_ a: HNSWIndex.Scored, _ b: HNSWIndex.Scored) -> Bool { a.similarity < b.similarity }
+}
+
+/// A binary heap of scored nodes, its order fixed by type so that comparisons inline.
+struct ScoredHeap<Order: HeapOrder> {
+    private(set) var elements: [HNSWIndex.Scored] = []
 
     var count: Int { elements.count }
-    var top: Element? { elements.first }
+    var top: HNSWIndex.Scored? { elements.first }
 
-    mutating func push(_ element: Element) {
+    mutating func push(_ element: HNSWIndex.Scored) {
         elements.append(element)
         var child = elements.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard order(elements[child], elements[parent]) else { break }
+            guard Order.before(elements[child], elements[parent]) else { break }
             elements.swapAt(child, parent)
             child = parent
         }
     }
 
     @discardableResult
-    mutating func pop() -> Element? {
+    mutating func pop() -> HNSWIndex.Scored? {
         guard !elements.isEmpty else { return nil }
         elements.swapAt(0, elements.count - 1)
         let removed = elements.removeLast()
@@ -336,12 +538,102 @@ struct Heap<Element> {
         while true {
             let left = 2 * parent + 1, right = left + 1
             var best = parent
-            if left < elements.count && order(elements[left], elements[best]) { best = left }
-            if right < elements.count && order(elements[right], elements[best]) { best = right }
+            if left < elements.count && Order.before(elements[left], elements[best]) { best = left }
+            if right < elements.count && Order.before(elements[right], elements[best]) { best = right }
             if best == parent { break }
             elements.swapAt(parent, best)
             parent = best
         }
         return removed
     }
+}
+
+/// Marks of the nodes one search has visited: a node is visited when its mark equals the search's number.
+final class VisitedMarks {
+    private var marks = UnsafeMutablePointer<UInt32>.allocate(capacity: 0)
+    private var size = 0
+    private var current: UInt32 = 0
+
+    deinit { marks.deallocate() }
+
+    func reset(capacity: Int) {
+        if size < capacity {
+            marks.deallocate()
+            marks = .allocate(capacity: capacity)
+            marks.initialize(repeating: 0, count: capacity)
+            size = capacity
+            current = 0
+        }
+        current &+= 1
+        if current == 0 {
+            marks.update(repeating: 0, count: size)
+            current = 1
+        }
+    }
+
+    /// True the first time `node` is seen in this search.
+    @inline(__always)
+    func visit(_ node: Int32) -> Bool {
+        if marks[Int(node)] == current { return false }
+        marks[Int(node)] = current
+        return true
+    }
+}
+
+/// Visited marks for the searches in flight: each takes its own and gives it back.
+final class VisitedPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [VisitedMarks] = []
+
+    func take(capacity: Int) -> VisitedMarks {
+        let marks = lock.withLock { free.popLast() } ?? VisitedMarks()
+        marks.reset(capacity: capacity)
+        return marks
+    }
+
+    func give(_ marks: VisitedMarks) { lock.withLock { free.append(marks) } }
+}
+
+/// Locks chosen by node number, so that writers of different nodes rarely wait for each other.
+final class StripedLocks: @unchecked Sendable {
+    private let locks: [NSLock]
+
+    init(count: Int) { locks = (0..<count).map { _ in NSLock() } }
+
+    func withLock<T>(_ node: Int32, _ body: () throws -> T) rethrows -> T {
+        try locks[Int(node) % locks.count].withLock(body)
+    }
+}
+
+/// pthread's read–write lock: many readers, or one writer.
+final class ReadWriteLock: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+
+    init() { pthread_rwlock_init(lock, nil) }
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func readLock() { pthread_rwlock_rdlock(lock) }
+    func writeLock() { pthread_rwlock_wrlock(lock) }
+    func unlock() { pthread_rwlock_unlock(lock) }
+}
+
+/// A value behind a lock.
+final class LockedValue<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&value) } }
+}
+
+/// Hands out 0, 1, 2, … to whichever thread asks next.
+final class AtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+
+    func take() -> Int { lock.withLock { defer { next += 1 }; return next } }
 }

@@ -25,6 +25,44 @@ import Testing
         return (index, exact)
     }
 
+    /// Batches linked on every thread while other threads search: every answer holds only keys added
+    /// so far with their true similarity, and the finished graph has every key and the usual recall.
+    @Test func addsWhileSearchingStayCorrect() throws {
+        let vectors = ClusteredVectors.make(count: 6_000, dimension: 64, clusters: 60, seed: 3)
+        let queries = ClusteredVectors.make(count: 100, dimension: 64, clusters: 60, seed: 4)
+        let index = HNSWIndex(dimension: 64, parameters: .init(m: 12, efConstruction: 64, efSearch: 64))
+        try index.add(keys: (0..<1_000).map(Int64.init), vectors: Array(vectors[0..<1_000]))
+        let problems = LockedValue<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            do {
+                if worker == 0 {
+                    for start in stride(from: 1_000, to: 6_000, by: 500) {
+                        try index.add(keys: (start..<start + 500).map(Int64.init), vectors: Array(vectors[start..<start + 500]))
+                    }
+                } else {
+                    for round in 0..<300 {
+                        let query = queries[(round * 7 + worker) % queries.count]
+                        for hit in try index.search(query, k: 10) {
+                            let expected = try FlatIndex.normalized(vectors[Int(hit.key)], dimension: 64)
+                            let normalizedQuery = try FlatIndex.normalized(query, dimension: 64)
+                            let similarity = zip(expected, normalizedQuery).reduce(0) { $0 + $1.0 * $1.1 }
+                            if !(0..<6_000).contains(hit.key) || abs(similarity - hit.similarity) > 1e-4 {
+                                problems.withLock { $0.append("key \(hit.key): \(hit.similarity) against \(similarity)") }
+                            }
+                        }
+                    }
+                }
+            } catch {
+                problems.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(problems.withLock { $0 }.isEmpty, "\(problems.withLock { $0.prefix(5) })")
+        #expect(index.count == 6_000)
+        var exact = FlatIndex(dimension: 64)
+        for (key, vector) in vectors.enumerated() { try exact.add(key: Int64(key), vector: vector) }
+        #expect(try Self.recall(index, exact, queries: queries) >= 0.95)
+    }
+
     /// recall@10 against exact search at the default parameters on 100,000 clustered 512-d vectors.
     @Test func recallAtDefaultsOn100kClusteredVectors() throws {
         let vectors = ClusteredVectors.make(count: 100_000, dimension: 512, clusters: 500, seed: 1)

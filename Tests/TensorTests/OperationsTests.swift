@@ -166,6 +166,54 @@ import CAllocator
         }
     }
 
+    /// The search distances as built for each instruction set (and the portable build) against float64
+    /// sums, at lengths that leave part-filled vectors: float32 rows, rows gathered by id with a stride,
+    /// float16 and int8 rows.
+    @Test(arguments: [1, 7, 33, 512, 1_027])
+    func distancesAreTheSameOnEveryInstructionSet(_ length: Int) {
+        typealias Builds = (dot: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float,
+                            gathered: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafePointer<Int32>, Int, UnsafeMutablePointer<Float>) -> Void,
+                            half: (UnsafePointer<Float>, UnsafePointer<Float16>, Int) -> Float,
+                            byte: (UnsafePointer<Float>, UnsafePointer<Int8>, Int) -> Float)
+        var builds: [(String, Builds)] = [("portable", (
+            { VectorDistances.dot($0, $1, count: $2) }, { VectorDistances.dots($0, $1, stride: $2, dimension: $3, ids: $4, count: $5, into: $6) },
+            { VectorDistances.dot($0, $1, count: $2) }, { VectorDistances.dot($0, $1, count: $2) }))]
+        #if arch(x86_64)
+        if ProductKernel.avx512.isSupported {
+            builds.append(("avx512", (
+                { KernelsAVX512.Distances.dot($0, $1, count: $2) },
+                { KernelsAVX512.Distances.dots($0, $1, stride: $2, dimension: $3, ids: $4, count: $5, into: $6) },
+                { KernelsAVX512.Distances.dot($0, $1, count: $2) }, { KernelsAVX512.Distances.dot($0, $1, count: $2) })))
+        }
+        if ProductKernel.avx2.isSupported {
+            builds.append(("avx2", (
+                { KernelsAVX2.Distances.dot($0, $1, count: $2) },
+                { KernelsAVX2.Distances.dots($0, $1, stride: $2, dimension: $3, ids: $4, count: $5, into: $6) },
+                { KernelsAVX2.Distances.dot($0, $1, count: $2) }, { KernelsAVX2.Distances.dot($0, $1, count: $2) })))
+        }
+        #endif
+        let query = Self.random(length, seed: 21)
+        let stride = length + 3
+        let rows = Self.random(5 * stride, seed: 22)
+        let ids: [Int32] = [4, 0, 2, 2]
+        let halves = rows.prefix(length).map { Float16($0) }
+        let bytes = rows.prefix(length).map { Int8(($0 * 127).rounded()) }
+        func reference(_ row: [Double]) -> Double { zip(query, row).reduce(0) { $0 + Double($1.0) * $1.1 } }
+        for (name, build) in builds {
+            let tolerance = 1e-5 * Double(length).squareRoot() + 1e-6
+            let plain = build.dot(query, rows, length)
+            #expect(abs(Double(plain) - reference(rows.prefix(length).map(Double.init))) <= tolerance, "\(name) float32")
+            var out = [Float](repeating: .nan, count: ids.count)
+            out.withUnsafeMutableBufferPointer { build.gathered(query, rows, stride, length, ids, ids.count, $0.baseAddress!) }
+            for (id, value) in zip(ids, out) {
+                let row = rows[(Int(id) * stride)..<(Int(id) * stride + length)].map(Double.init)
+                #expect(abs(Double(value) - reference(row)) <= tolerance, "\(name) gathered row \(id)")
+            }
+            #expect(abs(Double(build.half(query, halves, length)) - reference(halves.map(Double.init))) <= tolerance, "\(name) float16")
+            #expect(abs(Double(build.byte(query, bytes, length)) - reference(bytes.map(Double.init))) <= 1e-4 * Double(length), "\(name) int8")
+        }
+    }
+
     /// Softmax as built for each instruction set (and the portable build) against a float64 softmax,
     /// at the sequence lengths of CLIP's towers (50 and 77: part-filled last vectors), causal or not.
     @Test(arguments: [50, 77], [false, true])

@@ -3,11 +3,12 @@
 //   index-bench COUNT OUT_DIR [QUERIES] [EF_SEARCH,...] [M] [EF_CONSTRUCTION]
 //
 // Makes COUNT clustered 512-d vectors and QUERIES queries (the tests' generator, fixed seeds), answers
-// every query with exact search (the ground truth) and with an HNSW graph (M and EF_CONSTRUCTION, by
+// every query with exact search (the ground truth, on every compute thread) and with an HNSW graph (built on every compute thread) (M and EF_CONSTRUCTION, by
 // default 16 and 64 as pgvector's), and prints one JSON object. Writes OUT_DIR/vectors.f32 and queries.f32 (little-endian float32 rows)
 // and truth.i32 (the exact top 10 per query) for the pgvector side.
 import Foundation
 import LoupeTestSupport
+import Tensor
 import VectorIndex
 
 let arguments = CommandLine.arguments
@@ -21,6 +22,8 @@ let efValues = arguments.count > 4 ? arguments[4].split(separator: ",").compactM
 let m = arguments.count > 5 ? Int(arguments[5]) ?? 16 : 16
 let efConstruction = arguments.count > 6 ? Int(arguments[6]) ?? 64 : 64
 let dimension = 512, clusters = 1000, k = 10
+// LOUPE_THREADS: compute threads for exact search and the graph build (default: every core).
+if let threads = ProcessInfo.processInfo.environment["LOUPE_THREADS"].flatMap(Int.init) { ComputeThreads.set(threads) }
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
@@ -51,9 +54,8 @@ for row in truth { for key in row { withUnsafeBytes(of: Int32(key).littleEndian)
 try truthData.write(to: output.appendingPathComponent("truth.i32"))
 
 let graph = HNSWIndex(dimension: dimension, parameters: HNSWIndex.Parameters(m: m, efConstruction: efConstruction))
-let buildSeconds = try seconds {
-    for (key, vector) in vectors.enumerated() { try graph.add(key: Int64(key), vector: vector) }
-}
+// One batch: linked on every compute thread.
+let buildSeconds = try seconds { try graph.add(keys: vectors.indices.map(Int64.init), vectors: vectors) }
 var hnsw = [[String: Double]]()
 for ef in efValues {
     graph.parameters.efSearch = ef
@@ -72,7 +74,7 @@ getrusage(RUSAGE_SELF.rawValue, &usage)
 let report: [String: Any] = [
     "count": count, "dimension": dimension, "clusters": clusters, "queries": queryCount,
     "exact_qps": Double(queryCount) / exactSeconds,
-    "hnsw_build_s": buildSeconds, "hnsw_m": graph.parameters.m, "hnsw_ef_construction": graph.parameters.efConstruction,
+    "hnsw_build_s": buildSeconds, "build_threads": ComputeThreads.count, "hnsw_m": graph.parameters.m, "hnsw_ef_construction": graph.parameters.efConstruction,
     "hnsw": hnsw, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
 ]
 let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
