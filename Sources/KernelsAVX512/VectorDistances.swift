@@ -62,7 +62,51 @@ enum VectorDistances {
         let rowBytes = dimension * 4
         // The start of every row first, so that their misses overlap; the hardware streams the rest of each.
         for index in 0..<count { prefetchRow(base + Int(ids[index]) * stride, bytes: rowBytes) }
-        for index in 0..<count { out[index] = dot(query, base + Int(ids[index]) * stride, count: dimension) }
+        // Four rows at a time, as FAISS does: each query vector loaded once, four independent sums.
+        var index = 0
+        while index + 4 <= count {
+            let sums = dot4(query, base + Int(ids[index]) * stride, base + Int(ids[index + 1]) * stride, base + Int(ids[index + 2]) * stride,
+                            base + Int(ids[index + 3]) * stride, count: dimension)
+            out[index] = sums.0
+            out[index + 1] = sums.1
+            out[index + 2] = sums.2
+            out[index + 3] = sums.3
+            index += 4
+        }
+        while index < count {
+            out[index] = dot(query, base + Int(ids[index]) * stride, count: dimension)
+            index += 1
+        }
+    }
+
+    /// `query` against four rows in one pass.
+    @inline(__always)
+    static func dot4(
+        _ query: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        _ d: UnsafePointer<Float>, count: Int
+    ) -> (Float, Float, Float, Float) {
+        let width = Lanes.scalarCount
+        var sa = Lanes(), sb = Lanes(), sc = Lanes(), sd = Lanes()
+        let q = UnsafeRawPointer(query)
+        let (ra, rb, rc, rd) = (UnsafeRawPointer(a), UnsafeRawPointer(b), UnsafeRawPointer(c), UnsafeRawPointer(d))
+        var i = 0
+        while i + width <= count {
+            let x = q.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self)
+            sa += x * ra.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self)
+            sb += x * rb.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self)
+            sc += x * rc.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self)
+            sd += x * rd.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self)
+            i += width
+        }
+        var result = (sa.sum(), sb.sum(), sc.sum(), sd.sum())
+        while i < count {
+            result.0 += query[i] * a[i]
+            result.1 += query[i] * b[i]
+            result.2 += query[i] * c[i]
+            result.3 += query[i] * d[i]
+            i += 1
+        }
+        return result
     }
 
     /// Asks for a row's cache lines (the module built without the Builtin module prefetches nothing).

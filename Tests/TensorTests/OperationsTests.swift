@@ -195,7 +195,7 @@ import CAllocator
         let query = Self.random(length, seed: 21)
         let stride = length + 3
         let rows = Self.random(5 * stride, seed: 22)
-        let ids: [Int32] = [4, 0, 2, 2]
+        let ids: [Int32] = [4, 0, 2, 2, 1]  // four scored together, one alone
         let halves = rows.prefix(length).map { Float16($0) }
         let bytes = rows.prefix(length).map { Int8(($0 * 127).rounded()) }
         func reference(_ row: [Double]) -> Double { zip(query, row).reduce(0) { $0 + Double($1.0) * $1.1 } }
