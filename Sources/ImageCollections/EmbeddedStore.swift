@@ -64,6 +64,20 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             case .hnsw(let index, _): try index.search(query, k: k, allowed: allowed)
             }
         }
+
+        func search(_ query: [Float], k: Int, among keys: Set<Int64>) throws -> [SearchHit] {
+            switch self {
+            case .flat(let index): try index.search(query, k: k, among: keys)
+            case .hnsw(let index, _): try index.search(query, k: k, among: keys)
+            }
+        }
+
+        var count: Int {
+            switch self {
+            case .flat(let index): index.count
+            case .hnsw(let index, _): index.count
+            }
+        }
     }
 
     public init(folder: URL, index: IndexKind = .exact) throws {
@@ -348,13 +362,23 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
         }
         do {
-            var filter: (@Sendable (Int64) -> Bool)?
-            if let keys = allowed { filter = { keys.contains($0) } }
-            return (try index.search(vector, k: k, allowed: filter), allowed)
+            guard let keys = allowed else { return (try index.search(vector, k: k, allowed: nil), nil) }
+            // A filter that keeps few items: compare with each of them. Otherwise walk the graph (or scan
+            // everything) asking the filter; a graph walk that finds fewer than k while k match is done
+            // again exactly, so k matching items always give k results.
+            if keys.count <= Self.exactFilterLimit || keys.count * 20 <= index.count {
+                return (try index.search(vector, k: k, among: keys), allowed)
+            }
+            let hits = try index.search(vector, k: k, allowed: { keys.contains($0) })
+            if hits.count < min(k, keys.count) { return (try index.search(vector, k: k, among: keys), allowed) }
+            return (hits, allowed)
         } catch {
             throw StoreError.invalidVector("\(error)")
         }
     }
+
+    /// Up to this many filtered items are compared one by one rather than found by a filtered walk.
+    static let exactFilterLimit = 4_096
 
     /// Cosine similarity of one stored item to a query, from its stored vector (for text-only candidates).
     private func storedSimilarity(of key: Int64, to query: [Float]) throws -> Float {

@@ -105,6 +105,20 @@ public struct FlatIndex: Sendable {
         return best.sorted()
     }
 
+    /// The `k` most similar among the vectors stored under `candidates` (keys not stored are ignored): a
+    /// selective filter's items, scored one by one.
+    public func search(_ query: [Float], k: Int, among candidates: some Sequence<Int64>) throws -> [SearchHit] {
+        let q = try Self.normalized(query, dimension: dimension)
+        var best = TopK(k)
+        vectors.withUnsafeBufferPointer { stored in
+            for key in candidates {
+                guard let slot = slots[key] else { continue }
+                best.offer(SearchHit(key: key, similarity: Distances.dot(q, stored.baseAddress! + slot * dimension, count: dimension)))
+            }
+        }
+        return best.sorted()
+    }
+
     /// Each part's hits, written by its own thread.
     private final class PartialResults: @unchecked Sendable {
         private var results: [[SearchHit]]

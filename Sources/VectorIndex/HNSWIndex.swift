@@ -267,6 +267,20 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
+    /// The `k` most similar among the live vectors stored under `candidates`, compared one by one (a
+    /// filter that keeps few items: a graph walk would pass through many refused nodes to find them).
+    public func search(_ query: [Float], k: Int, among candidates: some Sequence<Int64>) throws -> [SearchHit] {
+        let q = try FlatIndex.normalized(query, dimension: dimension)
+        growth.readLock()
+        defer { growth.unlock() }
+        let nodesOfCandidates: [(Int64, Int32)] = nodes.withLock { candidates.compactMap { key in nodeOfKey[key].map { (key, $0) } } }
+        var best = TopK(k)
+        q.withUnsafeBufferPointer { query in
+            for (key, node) in nodesOfCandidates { best.offer(SearchHit(key: key, similarity: similarity(query.baseAddress!, node))) }
+        }
+        return best.sorted()
+    }
+
     // MARK: - Graph
 
     struct Scored {

@@ -119,6 +119,35 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         }
     }
 
+    /// Filters at 1 %, 10 % and 50 % of 5,000 clustered items: every result matches, k results come back
+    /// whenever k items match, and they are the exact best matches (PostgreSQL's iterative scan, the
+    /// embedded store's exact comparison for selective filters or its filtered graph walk).
+    @Test(arguments: kinds)
+    func filteredSearchesReturnKMatchingItems(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
+        let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 32)
+        _ = try store.openCollection("many", model: model)
+        let vectors = ClusteredVectors.make(count: 5_000, dimension: 32, clusters: 50, seed: 7)
+        let items = vectors.enumerated().map { index, vector in
+            Self.item("item-\(index)", vector, metadata: ["ONE": "\(index % 100)", "TEN": "\(index % 10)", "HALF": "\(index % 2)"])
+        }
+        for start in stride(from: 0, to: items.count, by: 1_000) { try store.upsert(Array(items[start..<(start + 1_000)]), into: "many") }
+        let query = vectors[123].enumerated().map { $0.element + Float($0.offset % 3) * 0.01 }
+        for (filter, divisor) in [("ONE=7", 100), ("TEN=3", 10), ("HALF=1", 2)] {
+            let parsed = try MetadataFilter(parsing: filter)
+            let results = try store.search("many", vector: query, model: model, k: 20, filters: [parsed])
+            #expect(results.count == 20, "\(filter)")
+            #expect(results.allSatisfy { parsed.matches($0.item.metadata) }, "\(filter)")
+            // The exact answer among the matching items.
+            let matching = items.enumerated().filter { $0.offset % divisor == Int(filter.split(separator: "=")[1])! }
+            var exact = FlatIndex(dimension: 32)
+            for (index, item) in matching { try exact.add(key: Int64(index), vector: item.vector) }
+            let truth = Set(try exact.search(query, k: 20).map { "item-\($0.key)" })
+            let found = results.filter { truth.contains($0.item.id) }.count
+            #expect(found >= 19, "\(filter): \(found) of the exact 20")
+        }
+    }
+
     /// The pattern the API document gives for filters accepts exactly what the parser accepts.
     @Test func theFilterPatternMatchesTheParser() throws {
         let pattern = try NSRegularExpression(pattern: MetadataFilter.pattern)
