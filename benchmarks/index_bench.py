@@ -131,6 +131,9 @@ def main() -> None:
     print(f"| Loupe exact | – | – | {loupe['exact_qps']:.1f} | 1.000 | – |")
     print(f"| numpy {others['numpy']['version']} exact | – | – | {others['numpy']['exact_qps']:.1f} | 1.000 | "
           f"{loupe['exact_qps'] / others['numpy']['exact_qps']:.2f} |")
+    for row in loupe.get("exact_compact", [])[1:]:
+        print(f"| Loupe exact, {row['vectors']} vectors ({row['bytes_per_vector']} B each), float32 rescoring | – | – | "
+              f"{row['qps']:.1f} | {row['recall_at_10']:.3f} | – |")
     loupe_qps = {row["ef_search"]: row["qps"] for row in loupe["hnsw"]}
     sides = (("Loupe HNSW", loupe, loupe.get("build_threads", 1)), (f"hnswlib {others['hnswlib']['version']}", others["hnswlib"], 2),
              (f"FAISS {others['faiss']['version']} HNSWFlat", others["faiss"], 2), (f"pgvector {version} HNSW", pgvector, 2))

@@ -20,6 +20,7 @@ public enum IndexKind: Sendable, Equatable {
 public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     public let folder: URL
     public let indexKind: IndexKind
+    public let vectorPrecision: VectorPrecision
     private let database: SQLiteDatabase
     private let lock = NSLock()
     private var indexes: [String: CachedIndex] = [:]
@@ -72,6 +73,12 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
         }
 
+        /// Whether similarities are approximate (compact vectors) and need rescoring.
+        var isApproximate: Bool {
+            if case .flat(let index) = self { return index.precision != .float32 }
+            return false
+        }
+
         var count: Int {
             switch self {
             case .flat(let index): index.count
@@ -80,9 +87,12 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    public init(folder: URL, index: IndexKind = .exact) throws {
+    /// `vectors`: how the exact index keeps vectors in memory (float16 and int8 take half and a quarter
+    /// of float32's bytes; results are rescored from the stored float32 vectors). The graph keeps float32.
+    public init(folder: URL, index: IndexKind = .exact, vectors: VectorPrecision = .float32) throws {
         self.folder = folder
         indexKind = index
+        vectorPrecision = vectors
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
@@ -361,20 +371,32 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 if filters.allSatisfy({ $0.matches(metadata) }) { allowed!.insert(key) }
             }
         }
+        // Compact vectors give approximate similarities: more candidates are taken and the best rescored
+        // from the float32 vectors the database keeps.
+        let wanted = index.isApproximate ? max(4 * k, k + 32) : k
+        var hits: [SearchHit]
         do {
-            guard let keys = allowed else { return (try index.search(vector, k: k, allowed: nil), nil) }
-            // A filter that keeps few items: compare with each of them. Otherwise walk the graph (or scan
-            // everything) asking the filter; a graph walk that finds fewer than k while k match is done
-            // again exactly, so k matching items always give k results.
-            if keys.count <= Self.exactFilterLimit || keys.count * 20 <= index.count {
-                return (try index.search(vector, k: k, among: keys), allowed)
+            if let keys = allowed {
+                // A filter that keeps few items: compare with each of them. Otherwise walk the graph (or scan
+                // everything) asking the filter; a graph walk that finds fewer than k while k match is done
+                // again exactly, so k matching items always give k results.
+                if keys.count <= Self.exactFilterLimit || keys.count * 20 <= index.count {
+                    hits = try index.search(vector, k: wanted, among: keys)
+                } else {
+                    hits = try index.search(vector, k: wanted, allowed: { keys.contains($0) })
+                    if hits.count < min(k, keys.count) { hits = try index.search(vector, k: wanted, among: keys) }
+                }
+            } else {
+                hits = try index.search(vector, k: wanted, allowed: nil)
             }
-            let hits = try index.search(vector, k: k, allowed: { keys.contains($0) })
-            if hits.count < min(k, keys.count) { return (try index.search(vector, k: k, among: keys), allowed) }
-            return (hits, allowed)
         } catch {
             throw StoreError.invalidVector("\(error)")
         }
+        if index.isApproximate {
+            hits = try hits.map { SearchHit(key: $0.key, similarity: try storedSimilarity(of: $0.key, to: vector)) }
+                .sorted { $0.similarity > $1.similarity }.prefix(k).map { $0 }
+        }
+        return (hits, allowed)
     }
 
     /// Up to this many filtered items are compared one by one rather than found by a filtered walk.
@@ -406,7 +428,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         var index: LoadedIndex
         switch indexKind {
         case .exact:
-            index = .flat(FlatIndex(dimension: dimension))
+            index = .flat(FlatIndex(dimension: dimension, precision: vectorPrecision))
         case .hnsw(let parameters):
             if let saved = try? HNSWIndex.read(from: indexFile(collection, generation: current)), saved.dimension == dimension {
                 saved.parameters.efSearch = parameters.efSearch

@@ -23,16 +23,41 @@ public enum VectorIndexError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// How an index keeps its vectors: float32 as given, or compact (half or a quarter of the bytes, so a
+/// scan that is bound by memory reads runs up to 2× or 4× faster), with similarities then approximate
+/// (within about 1e-3 for float16, 1e-2 for int8) and best rescored from the float32 vectors kept elsewhere.
+public enum VectorPrecision: String, Sendable, CaseIterable {
+    case float32, float16
+    /// Scalar quantisation per vector: codes of −127…127 and one scale (its largest magnitude / 127).
+    case int8
+
+    /// Bytes each vector of `dimension` takes in memory.
+    public func bytes(dimension: Int) -> Int {
+        switch self {
+        case .float32: 4 * dimension
+        case .float16: 2 * dimension
+        case .int8: dimension + 4
+        }
+    }
+}
+
 /// Exact search: every stored vector is compared with the query. Vectors are L2-normalised on the way
-/// in, so the inner product is the cosine similarity. Storage is one contiguous array; removal moves
-/// the last vector into the freed slot.
+/// in, so the inner product is the cosine similarity. Storage is one contiguous array in the chosen
+/// precision; removal moves the last vector into the freed slot.
 public struct FlatIndex: Sendable {
     public let dimension: Int
+    public let precision: VectorPrecision
     private var vectors: [Float] = []
+    private var halves: [Float16] = []
+    private var codes: [Int8] = []
+    private var scales: [Float] = []
     private var keys: [Int64] = []
     private var slots: [Int64: Int] = [:]
 
-    public init(dimension: Int) { self.dimension = dimension }
+    public init(dimension: Int, precision: VectorPrecision = .float32) {
+        self.dimension = dimension
+        self.precision = precision
+    }
 
     public var count: Int { keys.count }
     public func contains(_ key: Int64) -> Bool { slots[key] != nil }
@@ -40,13 +65,30 @@ public struct FlatIndex: Sendable {
     /// Adds or replaces the vector stored under `key`.
     public mutating func add(key: Int64, vector: [Float]) throws {
         let normalized = try Self.normalized(vector, dimension: dimension)
-        if let slot = slots[key] {
-            vectors.replaceSubrange((slot * dimension)..<((slot + 1) * dimension), with: normalized)
-            return
+        let slot: Int
+        if let existing = slots[key] {
+            slot = existing
+        } else {
+            slot = keys.count
+            slots[key] = slot
+            keys.append(key)
+            switch precision {
+            case .float32: vectors.append(contentsOf: repeatElement(0, count: dimension))
+            case .float16: halves.append(contentsOf: repeatElement(0, count: dimension))
+            case .int8:
+                codes.append(contentsOf: repeatElement(0, count: dimension))
+                scales.append(0)
+            }
         }
-        slots[key] = keys.count
-        keys.append(key)
-        vectors.append(contentsOf: normalized)
+        let range = (slot * dimension)..<((slot + 1) * dimension)
+        switch precision {
+        case .float32: vectors.replaceSubrange(range, with: normalized)
+        case .float16: halves.replaceSubrange(range, with: normalized.map { Float16($0) })
+        case .int8:
+            let scale = max(normalized.map(abs).max() ?? 0, .leastNormalMagnitude) / 127
+            codes.replaceSubrange(range, with: normalized.map { Int8(($0 / scale).rounded()) })
+            scales[slot] = scale
+        }
     }
 
     public mutating func remove(key: Int64) {
@@ -56,10 +98,42 @@ public struct FlatIndex: Sendable {
             let moved = keys[last]
             keys[slot] = moved
             slots[moved] = slot
-            for i in 0..<dimension { vectors[slot * dimension + i] = vectors[last * dimension + i] }
+            switch precision {
+            case .float32: for i in 0..<dimension { vectors[slot * dimension + i] = vectors[last * dimension + i] }
+            case .float16: for i in 0..<dimension { halves[slot * dimension + i] = halves[last * dimension + i] }
+            case .int8:
+                for i in 0..<dimension { codes[slot * dimension + i] = codes[last * dimension + i] }
+                scales[slot] = scales[last]
+            }
         }
         keys.removeLast()
-        vectors.removeLast(dimension)
+        switch precision {
+        case .float32: vectors.removeLast(dimension)
+        case .float16: halves.removeLast(dimension)
+        case .int8:
+            codes.removeLast(dimension)
+            scales.removeLast()
+        }
+    }
+
+    /// Scores `rows` rows from `start` into `scores`, in this index's precision.
+    private func score(_ query: UnsafePointer<Float>, start: Int, rows: Int, into scores: UnsafeMutablePointer<Float>) {
+        switch precision {
+        case .float32:
+            vectors.withUnsafeBufferPointer { stored in
+                Distances.dots(query, stored.baseAddress! + start * dimension, rowCount: rows, count: dimension, into: scores)
+            }
+        case .float16:
+            halves.withUnsafeBufferPointer { stored in
+                for row in 0..<rows { scores[row] = Distances.dot(query, stored.baseAddress! + (start + row) * dimension, count: dimension) }
+            }
+        case .int8:
+            codes.withUnsafeBufferPointer { stored in
+                for row in 0..<rows {
+                    scores[row] = scales[start + row] * Distances.dot(query, stored.baseAddress! + (start + row) * dimension, count: dimension)
+                }
+            }
+        }
     }
 
     /// The `k` most similar vectors, best first; `allowed` narrows the candidates (metadata filters).
@@ -69,34 +143,31 @@ public struct FlatIndex: Sendable {
     public func search(_ query: [Float], k: Int, allowed: (@Sendable (Int64) -> Bool)? = nil) throws -> [SearchHit] {
         let q = try Self.normalized(query, dimension: dimension)
         guard k > 0, !keys.isEmpty else { return [] }
-        let count = keys.count, dimension = self.dimension
+        let count = keys.count
         // Below a few megabytes a second thread costs more than it saves.
         let parts = count * dimension >= 1 << 20 ? max(1, min(ComputeThreads.count, count / 1024)) : 1
         let partial = PartialResults(parts)
-        vectors.withUnsafeBufferPointer { stored in
-            keys.withUnsafeBufferPointer { keys in
-                q.withUnsafeBufferPointer { query in
-                    nonisolated(unsafe) let (stored, keys, query) = (stored, keys, query)
-                    ComputeThreads.parallel(parts) { part in
-                        var best = TopK(k)
-                        let block = 256
-                        var scores = [Float](repeating: 0, count: block)
-                        let range = ComputeThreads.share(part, of: parts, count: count)
-                        scores.withUnsafeMutableBufferPointer { scores in
-                            var start = range.lowerBound
-                            while start < range.upperBound {
-                                let rows = min(block, range.upperBound - start)
-                                Distances.dots(query.baseAddress!, stored.baseAddress! + start * dimension, rowCount: rows, count: dimension,
-                                               into: scores.baseAddress!)
-                                for row in 0..<rows where scores[row] > best.worst {
-                                    let key = keys[start + row]
-                                    if allowed?(key) ?? true { best.offer(SearchHit(key: key, similarity: scores[row])) }
-                                }
-                                start += rows
+        keys.withUnsafeBufferPointer { keys in
+            q.withUnsafeBufferPointer { query in
+                nonisolated(unsafe) let (keys, query) = (keys, query)
+                ComputeThreads.parallel(parts) { part in
+                    var best = TopK(k)
+                    let block = 256
+                    var scores = [Float](repeating: 0, count: block)
+                    let range = ComputeThreads.share(part, of: parts, count: count)
+                    scores.withUnsafeMutableBufferPointer { scores in
+                        var start = range.lowerBound
+                        while start < range.upperBound {
+                            let rows = min(block, range.upperBound - start)
+                            score(query.baseAddress!, start: start, rows: rows, into: scores.baseAddress!)
+                            for row in 0..<rows where scores[row] > best.worst {
+                                let key = keys[start + row]
+                                if allowed?(key) ?? true { best.offer(SearchHit(key: key, similarity: scores[row])) }
                             }
+                            start += rows
                         }
-                        partial.set(part, best.sorted())
                     }
+                    partial.set(part, best.sorted())
                 }
             }
         }
@@ -110,10 +181,12 @@ public struct FlatIndex: Sendable {
     public func search(_ query: [Float], k: Int, among candidates: some Sequence<Int64>) throws -> [SearchHit] {
         let q = try Self.normalized(query, dimension: dimension)
         var best = TopK(k)
-        vectors.withUnsafeBufferPointer { stored in
+        var score: Float = 0
+        q.withUnsafeBufferPointer { query in
             for key in candidates {
                 guard let slot = slots[key] else { continue }
-                best.offer(SearchHit(key: key, similarity: Distances.dot(q, stored.baseAddress! + slot * dimension, count: dimension)))
+                self.score(query.baseAddress!, start: slot, rows: 1, into: &score)
+                best.offer(SearchHit(key: key, similarity: score))
             }
         }
         return best.sorted()
@@ -127,7 +200,8 @@ public struct FlatIndex: Sendable {
         var all: [[SearchHit]] { results }
     }
 
-    static func normalized(_ vector: [Float], dimension: Int) throws -> [Float] {
+    /// `vector` scaled to length 1; refused when its length is wrong or it is zero or not finite.
+    public static func normalized(_ vector: [Float], dimension: Int) throws -> [Float] {
         guard vector.count == dimension else { throw VectorIndexError.dimensionMismatch(expected: dimension, got: vector.count) }
         var sum: Double = 0
         for x in vector { sum += Double(x) * Double(x) }
