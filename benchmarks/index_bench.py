@@ -135,6 +135,10 @@ def main() -> None:
         print(f"| Loupe exact, {row['vectors']} vectors ({row['bytes_per_vector']} B each), float32 rescoring | – | – | "
               f"{row['qps']:.1f} | {row['recall_at_10']:.3f} | – |")
     loupe_qps = {row["ef_search"]: row["qps"] for row in loupe["hnsw"]}
+    if "hnsw_float16" in loupe:
+        for row in loupe["hnsw_float16"]:
+            print(f"| Loupe HNSW, float16 vectors, float32 rescoring | {loupe['hnsw_float16_build_s']:.1f} ({loupe['build_threads']}) | "
+                  f"{int(row['ef_search'])} | {row['qps']:.0f} | {row['recall_at_10']:.3f} | – |")
     sides = (("Loupe HNSW", loupe, loupe.get("build_threads", 1)), (f"hnswlib {others['hnswlib']['version']}", others["hnswlib"], 2),
              (f"FAISS {others['faiss']['version']} HNSWFlat", others["faiss"], 2), (f"pgvector {version} HNSW", pgvector, 2))
     for name, side, threads in sides:

@@ -75,8 +75,10 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
 
         /// Whether similarities are approximate (compact vectors) and need rescoring.
         var isApproximate: Bool {
-            if case .flat(let index) = self { return index.precision != .float32 }
-            return false
+            switch self {
+            case .flat(let index): index.precision != .float32
+            case .hnsw(let index, _): index.precision != .float32
+            }
         }
 
         var count: Int {
@@ -87,8 +89,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    /// `vectors`: how the exact index keeps vectors in memory (float16 and int8 take half and a quarter
-    /// of float32's bytes; results are rescored from the stored float32 vectors). The graph keeps float32.
+    /// `vectors`: how the index keeps vectors in memory (float16 and int8 take half and a quarter of
+    /// float32's bytes; a graph keeps int8 as float16); results are rescored from the stored float32 vectors.
     public init(folder: URL, index: IndexKind = .exact, vectors: VectorPrecision = .float32) throws {
         self.folder = folder
         indexKind = index
@@ -430,12 +432,12 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         case .exact:
             index = .flat(FlatIndex(dimension: dimension, precision: vectorPrecision))
         case .hnsw(let parameters):
-            if let saved = try? HNSWIndex.read(from: indexFile(collection, generation: current)), saved.dimension == dimension {
+            if let saved = try? HNSWIndex.read(from: indexFile(collection, generation: current), precision: vectorPrecision), saved.dimension == dimension {
                 saved.parameters.efSearch = parameters.efSearch
                 lock.withLock { indexes[collection] = CachedIndex(index: .hnsw(saved, savedGeneration: current), generation: current) }
                 return .hnsw(saved, savedGeneration: current)
             }
-            index = .hnsw(HNSWIndex(dimension: dimension, parameters: parameters), savedGeneration: nil)
+            index = .hnsw(HNSWIndex(dimension: dimension, parameters: parameters, precision: vectorPrecision), savedGeneration: nil)
         }
         var keys = [Int64](), vectors = [[Float]]()
         for row in try database.execute("SELECT key, vector FROM items WHERE collection = ? ORDER BY key", [.text(collection)]) {

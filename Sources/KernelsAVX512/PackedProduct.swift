@@ -242,6 +242,13 @@ public enum Distances {
         VectorDistances.dots(query, base, stride: stride, dimension: dimension, ids: ids, count: count, into: out)
     }
 
+    public static func dots(
+        _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float16>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        VectorDistances.dots(query, base, stride: stride, dimension: dimension, ids: ids, count: count, into: out)
+    }
+
     public static func dot(_ query: UnsafePointer<Float>, _ row: UnsafePointer<Float16>, count: Int) -> Float {
         VectorDistances.dot(query, row, count: count)
     }

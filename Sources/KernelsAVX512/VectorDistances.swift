@@ -109,6 +109,26 @@ enum VectorDistances {
         return result
     }
 
+    /// The same with float16 rows (`stride` in float16 values): a graph kept in half the memory.
+    static func dots(
+        _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float16>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        for index in 0..<count { prefetchHalfRow(base + Int(ids[index]) * stride, bytes: dimension * 2) }
+        for index in 0..<count { out[index] = dot(query, base + Int(ids[index]) * stride, count: dimension) }
+    }
+
+    @inline(__always)
+    static func prefetchHalfRow(_ row: UnsafePointer<Float16>, bytes: Int) {
+        #if LOUPE_BUILTINS
+        var offset = 0
+        while offset < min(bytes, 256) {
+            Builtin.int_prefetch_RawPointer(UnsafeRawPointer(row).advanced(by: offset)._rawValue, Int32(0)._value, Int32(3)._value, Int32(1)._value)
+            offset += 64
+        }
+        #endif
+    }
+
     /// Asks for a row's cache lines (the module built without the Builtin module prefetches nothing).
     @inline(__always)
     static func prefetchRow(_ row: UnsafePointer<Float>, bytes: Int) {

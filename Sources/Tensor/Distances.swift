@@ -43,6 +43,20 @@ public enum Distances {
         }
     }
 
+    /// The same with float16 rows (`stride` in float16 values).
+    public static func dots(
+        _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float16>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        switch ProductKernel.best {
+        #if arch(x86_64)
+        case .avx512: KernelsAVX512.Distances.dots(query, base, stride: stride, dimension: dimension, ids: ids, count: count, into: out)
+        case .avx2: KernelsAVX2.Distances.dots(query, base, stride: stride, dimension: dimension, ids: ids, count: count, into: out)
+        #endif
+        default: VectorDistances.dots(query, base, stride: stride, dimension: dimension, ids: ids, count: count, into: out)
+        }
+    }
+
     public static func dot(_ query: UnsafePointer<Float>, _ row: UnsafePointer<Float16>, count: Int) -> Float {
         switch ProductKernel.best {
         #if arch(x86_64)

@@ -24,6 +24,9 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     public let dimension: Int
+    /// float32, or float16 (half the memory and half the bytes read per hop; similarities then approximate,
+    /// to be rescored by the caller). int8 is kept as float16 in a graph.
+    public let precision: VectorPrecision
     /// `m` and `efConstruction` are fixed when the index is made; `efSearch` may change at any time.
     public var parameters: Parameters {
         get { settings.withLock { $0 } }
@@ -35,6 +38,7 @@ public final class HNSWIndex: @unchecked Sendable {
     private let stride0: Int
     /// Bytes per node block: layer-0 links, then the vector.
     private let blockBytes: Int
+    private var isHalf: Bool { precision == .float16 }
     /// Ints per upper layer of a node: the count, then up to M neighbours.
     private var strideUpper: Int { m + 1 }
 
@@ -62,12 +66,13 @@ public final class HNSWIndex: @unchecked Sendable {
     /// Visited marks for searches in flight, reused.
     private let visitedPool = VisitedPool()
 
-    public init(dimension: Int, parameters: Parameters = Parameters()) {
+    public init(dimension: Int, parameters: Parameters = Parameters(), precision: VectorPrecision = .float32) {
         self.dimension = dimension
+        self.precision = precision == .float32 ? .float32 : .float16
         settings = LockedValue(parameters)
         m = parameters.m
         stride0 = 2 * parameters.m + 1
-        blockBytes = (stride0 + dimension) * 4
+        blockBytes = stride0 * 4 + (precision == .float32 ? 4 : 2) * dimension
         blocks = .allocate(byteCount: 0, alignment: 64)
         keys = .allocate(capacity: 0)
         levels = .allocate(capacity: 0)
@@ -172,7 +177,7 @@ public final class HNSWIndex: @unchecked Sendable {
                 }
                 nodeOfKey[key] = Int32(node)
                 keys[node] = key
-                vector.withUnsafeBufferPointer { self.vector(Int32(node)).update(from: $0.baseAddress!, count: dimension) }
+                store(vector, at: Int32(node))
                 let level = randomLevel()
                 levels[node] = level
                 if level > 0 {
@@ -197,7 +202,10 @@ public final class HNSWIndex: @unchecked Sendable {
             return (entryPoint, topLevel)
         }
         guard entry != node else { return }
-        let query = UnsafePointer(vector(node))
+        withVector(node) { query in linkFrom(entry, top: top, node: node, level: level, query: query) }
+    }
+
+    private func linkFrom(_ entry: Int32, top: Int32, node: Int32, level: Int32, query: UnsafePointer<Float>) {
         var current = entry
         var layer = top
         while layer > level {
@@ -233,9 +241,10 @@ public final class HNSWIndex: @unchecked Sendable {
                 list[0] = Int32(count + 1)
                 return
             }
-            let base = UnsafePointer(vector(node))
-            var scored = (0..<count).map { Scored(node: list[1 + $0], similarity: similarity(base, list[1 + $0])) }
-            scored.append(Scored(node: newNode, similarity: similarity(base, newNode)))
+            var scored = withVector(node) { base in
+                (0..<count).map { Scored(node: list[1 + $0], similarity: similarity(base, list[1 + $0])) }
+                    + [Scored(node: newNode, similarity: similarity(base, newNode))]
+            }
             scored.sort { $0.similarity > $1.similarity }
             write(selectNeighbours(scored, limit: limit).map(\.node), to: list)
         }
@@ -290,12 +299,35 @@ public final class HNSWIndex: @unchecked Sendable {
 
     @inline(__always)
     private func similarity(_ query: UnsafePointer<Float>, _ node: Int32) -> Float {
-        Distances.dot(query, vector(node), count: dimension)
+        isHalf ? Distances.dot(query, halfVector(node), count: dimension) : Distances.dot(query, vector(node), count: dimension)
     }
 
     @inline(__always)
     private func vector(_ node: Int32) -> UnsafeMutablePointer<Float> {
         (blocks + Int(node) * blockBytes + stride0 * 4).assumingMemoryBound(to: Float.self)
+    }
+
+    @inline(__always)
+    private func halfVector(_ node: Int32) -> UnsafeMutablePointer<Float16> {
+        (blocks + Int(node) * blockBytes + stride0 * 4).assumingMemoryBound(to: Float16.self)
+    }
+
+    private func store(_ values: [Float], at node: Int32) {
+        if isHalf {
+            for i in 0..<dimension { halfVector(node)[i] = Float16(values[i]) }
+        } else {
+            values.withUnsafeBufferPointer { vector(node).update(from: $0.baseAddress!, count: dimension) }
+        }
+    }
+
+    /// A node's vector as float32 (widened into a buffer when the graph keeps float16).
+    private func withVector<T>(_ node: Int32, _ body: (UnsafePointer<Float>) -> T) -> T {
+        guard isHalf else { return body(vector(node)) }
+        let half = halfVector(node)
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { buffer in
+            for i in 0..<dimension { buffer[i] = Float(half[i]) }
+            return body(buffer.baseAddress!)
+        }
     }
 
     /// A node's list on one layer: the count, then the neighbours.
@@ -368,7 +400,11 @@ public final class HNSWIndex: @unchecked Sendable {
                     freshCount += 1
                 }
             }
-            Distances.dots(query, vector(0), stride: blockBytes / 4, dimension: dimension, ids: fresh, count: freshCount, into: scores)
+            if isHalf {
+                Distances.dots(query, halfVector(0), stride: blockBytes / 2, dimension: dimension, ids: fresh, count: freshCount, into: scores)
+            } else {
+                Distances.dots(query, vector(0), stride: blockBytes / 4, dimension: dimension, ids: fresh, count: freshCount, into: scores)
+            }
             for index in 0..<freshCount {
                 let neighbour = fresh[index], s = scores[index]
                 guard walked.count < ef || s > walked.top!.similarity else { continue }
@@ -392,8 +428,9 @@ public final class HNSWIndex: @unchecked Sendable {
         var chosen = [Scored]()
         for candidate in candidates {
             if chosen.count >= limit { break }
-            let base = UnsafePointer(vector(candidate.node))
-            if chosen.allSatisfy({ similarity(base, $0.node) < candidate.similarity }) { chosen.append(candidate) }
+            if withVector(candidate.node, { base in chosen.allSatisfy { similarity(base, $0.node) < candidate.similarity } }) {
+                chosen.append(candidate)
+            }
         }
         return chosen
     }
@@ -426,7 +463,7 @@ public final class HNSWIndex: @unchecked Sendable {
             put(UInt64(nodeCount)); put(entryPoint); put(random)
             for node in 0..<nodeCount {
                 put(keys[node]); put(levels[node]); put(deleted[node])
-                out.append(UnsafeBufferPointer(start: vector(Int32(node)), count: dimension))
+                withVector(Int32(node)) { out.append(UnsafeBufferPointer(start: $0, count: dimension)) }
                 for layer in 0...levels[node] {
                     stripes.withLock(Int32(node)) {
                         let list = links(Int32(node), layer)
@@ -442,7 +479,8 @@ public final class HNSWIndex: @unchecked Sendable {
 
     public enum PersistenceError: Error, Equatable { case notAnIndex, unsupportedVersion(UInt32), truncated, inconsistent }
 
-    public static func read(from url: URL) throws -> HNSWIndex {
+    /// `precision`: how the graph keeps the vectors read (files hold float32 values).
+    public static func read(from url: URL, precision: VectorPrecision = .float32) throws -> HNSWIndex {
         let data = try Data(contentsOf: url)
         var offset = 0
         func take<T: FixedWidthInteger>(_: T.Type) throws -> T {
@@ -458,7 +496,7 @@ public final class HNSWIndex: @unchecked Sendable {
         let parameters = Parameters(m: Int(try take(UInt32.self)), efConstruction: Int(try take(UInt32.self)), efSearch: Int(try take(UInt32.self)))
         let count = Int(try take(UInt64.self))
         guard dimension > 0, dimension <= 65_536, count <= (data.count - offset) / (dimension * 4 + 13) + 1 else { throw PersistenceError.inconsistent }
-        let index = HNSWIndex(dimension: dimension, parameters: parameters)
+        let index = HNSWIndex(dimension: dimension, parameters: parameters, precision: precision)
         index.reserve(count)
         let entryPoint = try take(Int32.self)
         index.random = try take(UInt64.self)
@@ -467,10 +505,8 @@ public final class HNSWIndex: @unchecked Sendable {
             let level = try take(Int32.self)
             let isDeleted = try take(UInt8.self) == 1
             guard (0...16).contains(level), offset + dimension * 4 <= data.count else { throw PersistenceError.inconsistent }
-            data.withUnsafeBytes { raw in
-                let vector = index.vector(Int32(node))
-                for i in 0..<dimension { vector[i] = raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: Float.self) }
-            }
+            index.store(data.withUnsafeBytes { raw in (0..<dimension).map { raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: Float.self) } },
+                        at: Int32(node))
             offset += dimension * 4
             index.keys[node] = key
             index.levels[node] = level

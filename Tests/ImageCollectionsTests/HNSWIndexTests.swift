@@ -63,6 +63,24 @@ import Testing
         #expect(try Self.recall(index, exact, queries: queries) >= 0.95)
     }
 
+    /// A float16 graph: recall@10 of its own (approximate) answers against exact search stays high, and
+    /// it reads back from a file with the same answers.
+    @Test func aFloat16GraphSearchesAndReadsBack() throws {
+        let vectors = ClusteredVectors.make(count: 5_000, dimension: 96, clusters: 50, seed: 8)
+        let queries = ClusteredVectors.make(count: 100, dimension: 96, clusters: 50, seed: 9)
+        let index = HNSWIndex(dimension: 96, parameters: .init(), precision: .float16)
+        try index.add(keys: vectors.indices.map(Int64.init), vectors: vectors)
+        var exact = FlatIndex(dimension: 96)
+        for (key, vector) in vectors.enumerated() { try exact.add(key: Int64(key), vector: vector) }
+        #expect(try Self.recall(index, exact, queries: queries) >= 0.95)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-hnsw16-\(UUID()).index")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try index.write(to: file)
+        let reopened = try HNSWIndex.read(from: file, precision: .float16)
+        #expect(reopened.precision == .float16)
+        for query in queries.prefix(20) { #expect(try reopened.search(query, k: 10) == index.search(query, k: 10)) }
+    }
+
     /// recall@10 against exact search at the default parameters on 100,000 clustered 512-d vectors.
     @Test func recallAtDefaultsOn100kClusteredVectors() throws {
         let vectors = ClusteredVectors.make(count: 100_000, dimension: 512, clusters: 500, seed: 1)
