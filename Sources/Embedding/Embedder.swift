@@ -106,9 +106,4 @@ extension Embedder {
         }
         return try result.get()
     }
-
-    /// The probability of each label for an image, or nil when this embedder has no scoring.
-    public func labelProbabilities(image: [Float], labels: [[Float]]) -> [Float]? {
-        scoring?.probabilities(image: image, labels: labels)
-    }
 }
