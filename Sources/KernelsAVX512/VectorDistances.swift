@@ -52,8 +52,8 @@ enum VectorDistances {
     }
 
     /// `query · rows[id]` for each of `count` ids (rows of `dimension` values, `stride` apart), into `out`:
-    /// the neighbours of a graph node, scattered in memory, so each next row is prefetched while this one
-    /// is scored (as hnswlib does).
+    /// the neighbours of a graph node, scattered in memory, so the start of every row is asked for before
+    /// any is scored.
     static func dots(
         _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
         into out: UnsafeMutablePointer<Float>
@@ -114,28 +114,18 @@ enum VectorDistances {
         _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float16>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
         into out: UnsafeMutablePointer<Float>
     ) {
-        for index in 0..<count { prefetchHalfRow(base + Int(ids[index]) * stride, bytes: dimension * 2) }
+        for index in 0..<count { prefetchRow(base + Int(ids[index]) * stride, bytes: dimension * 2) }
         for index in 0..<count { out[index] = dot(query, base + Int(ids[index]) * stride, count: dimension) }
     }
 
+    /// Asks for the first cache lines of a row, up to 256 bytes: the hardware streams the rest once the
+    /// row is read (the module built without the Builtin module prefetches nothing).
     @inline(__always)
-    static func prefetchHalfRow(_ row: UnsafePointer<Float16>, bytes: Int) {
+    static func prefetchRow(_ row: UnsafeRawPointer, bytes: Int) {
         #if LOUPE_BUILTINS
         var offset = 0
         while offset < min(bytes, 256) {
-            Builtin.int_prefetch_RawPointer(UnsafeRawPointer(row).advanced(by: offset)._rawValue, Int32(0)._value, Int32(3)._value, Int32(1)._value)
-            offset += 64
-        }
-        #endif
-    }
-
-    /// Asks for a row's cache lines (the module built without the Builtin module prefetches nothing).
-    @inline(__always)
-    static func prefetchRow(_ row: UnsafePointer<Float>, bytes: Int) {
-        #if LOUPE_BUILTINS
-        var offset = 0
-        while offset < min(bytes, 256) {
-            Builtin.int_prefetch_RawPointer(UnsafeRawPointer(row).advanced(by: offset)._rawValue, Int32(0)._value, Int32(3)._value, Int32(1)._value)
+            Builtin.int_prefetch_RawPointer(row.advanced(by: offset)._rawValue, Int32(0)._value, Int32(3)._value, Int32(1)._value)
             offset += 64
         }
         #endif

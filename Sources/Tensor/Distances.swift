@@ -28,8 +28,8 @@ public enum Distances {
         }
     }
 
-    /// `query · rows[id]` for each of `count` ids (rows `stride` floats apart), into `out`, prefetching
-    /// each next row while the last is scored: a graph node's neighbours.
+    /// `query · rows[id]` for each of `count` ids (rows `stride` floats apart), into `out`, the start of
+    /// every row prefetched before any is scored: a graph node's neighbours.
     public static func dots(
         _ query: UnsafePointer<Float>, _ base: UnsafePointer<Float>, stride: Int, dimension: Int, ids: UnsafePointer<Int32>, count: Int,
         into out: UnsafeMutablePointer<Float>
