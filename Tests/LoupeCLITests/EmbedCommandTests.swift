@@ -35,6 +35,19 @@ enum LoupeBinary {
         return try run(executable: url, arguments, environment: overrides)
     }
 
+    /// Starts `loupe` with `arguments` and kills it with SIGKILL after `delay` (a crash at that moment).
+    static func runKilled(_ arguments: [String], after delay: Duration) async throws {
+        let process = Process()
+        process.executableURL = url
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: delay)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     /// Runs any program from the repository root and collects what it prints.
     static func run(executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let process = Process()

@@ -127,17 +127,7 @@ import Testing
         let csv = try folder.write("many.csv", text)
         let arguments = ["import", csv, "--collection", "many", "--data", folder.data, "--batch", "100"] + Self.azure
         // Reading the file takes about a second in a debug build; the kills land while batches are written.
-        for delay in [1200, 1800, 2400] {
-            let process = Process()
-            process.executableURL = LoupeBinary.url
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .milliseconds(delay))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        for delay in [1200, 1800, 2400] { try await LoupeBinary.runKilled(arguments, after: .milliseconds(delay)) }
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
         let store = try EmbeddedStore(folder: URL(fileURLWithPath: folder.data))

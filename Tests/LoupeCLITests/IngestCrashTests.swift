@@ -28,15 +28,7 @@ import Testing
             + (postgresURL.map { ["--store", $0] } ?? [])
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<5 {
-            let process = Process()
-            process.executableURL = LoupeBinary.url
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .milliseconds(Int.random(in: 150...900, using: &generator)))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try await LoupeBinary.runKilled(arguments, after: .milliseconds(Int.random(in: 150...900, using: &generator)))
         }
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")

@@ -1,6 +1,7 @@
 import CLIP
 import Foundation
 import HubFixture
+import LoupeTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -10,17 +11,7 @@ import FoundationNetworking
 /// `loupe serve` as a process: start-up, readiness, refusal to start, graceful shutdown.
 @Suite(.serialized) struct ServeCommandTests {
     /// A port that was free a moment ago.
-    static func freePort() -> Int {
-        let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    static func freePort() -> Int { LoopbackSocket.unusedPort() }
 
     static func start(_ arguments: [String], environment extra: [String: String] = ["HF_HUB_OFFLINE": "1"]) throws -> (Process, Pipe) {
         let process = Process()
