@@ -6,6 +6,7 @@ import HummingbirdTesting
 import ImageCollections
 import ImageIO
 import Ingest
+import LoupeTestSupport
 import NIOCore
 import Testing
 
@@ -149,11 +150,15 @@ import Testing
     }
 
     /// A provider that resets every connection, and an address where nothing listens: retried, then an error.
+    /// AsyncHTTPClient keeps retrying a refused connection until the request's deadline, so each of those
+    /// tries lasts the whole timeout: one second here, to keep the suite short.
     @Test func resetConnectionsAndRefusedConnectionsEndInAnError() async throws {
         let listener = try ResettingListener()
         defer { listener.stop() }
-        for base in ["http://127.0.0.1:\(listener.port)", "http://127.0.0.1:\(UnusedPort.unused())"] {
-            let embedder = Self.azure(base)
+        var policy = Self.fast
+        policy.timeout = .seconds(1)
+        for base in ["http://127.0.0.1:\(listener.port)", "http://127.0.0.1:\(LoopbackSocket.unusedPort())"] {
+            let embedder = Self.azure(base, policy: policy)
             let result = await embedder.embed([.text("x")])[0]
             #expect(throws: EmbeddingError.self) { try result.get() }
             #expect(embedder.counters.requests == 6)
@@ -294,15 +299,9 @@ final class ResettingListener: @unchecked Sendable {
     var accepted: Int { lock.withLock { count } }
 
     init() throws {
-        let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (socketDescriptor, port) = LoopbackSocket.bound()
         self.socketDescriptor = socketDescriptor
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketDescriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketDescriptor, $0, &length) } }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = port
         guard listen(socketDescriptor, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
         let thread = Thread { [self] in
             while true {
@@ -322,20 +321,5 @@ final class ResettingListener: @unchecked Sendable {
     func stop() {
         shutdown(socketDescriptor, Int32(SHUT_RDWR))
         close(socketDescriptor)
-    }
-}
-
-/// A loopback port that nothing listens on (bound, then released).
-enum UnusedPort {
-    static func unused() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
