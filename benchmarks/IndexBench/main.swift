@@ -54,65 +54,55 @@ for row in truth { for key in row { withUnsafeBytes(of: Int32(key).littleEndian)
 try truthData.write(to: output.appendingPathComponent("truth.i32"))
 
 let graph = HNSWIndex(dimension: dimension, parameters: HNSWIndex.Parameters(m: m, efConstruction: efConstruction))
-// Exact search over compact vectors: the best max(4k, k + 32) by the compact scores, rescored in float32.
 let normalizedVectors = try vectors.flatMap { try FlatIndex.normalized($0, dimension: dimension) }
 /// The float32 cosine of a stored vector and a normalised query.
 func rescore(_ key: Int64, _ query: [Float]) -> Float {
     normalizedVectors.withUnsafeBufferPointer { Distances.dot($0.baseAddress! + Int(key) * dimension, query, count: dimension) }
 }
-var compact = [[String: Any]]()
-compact.append(["vectors": "float32", "qps": Double(queryCount) / exactSeconds, "recall_at_10": 1.0,
-                "bytes_per_vector": VectorPrecision.float32.bytes(dimension: dimension)])
+
+/// Queries per second and recall@10 of `search(query, count)` over every query. With `rescoring` (compact
+/// vectors), the best max(4k, k + 32) it finds are rescored in float32 and the best k kept.
+@MainActor func measure(rescoring: Bool, _ search: ([Float], Int) throws -> [SearchHit]) throws -> [String: Double] {
+    var found = 0
+    let elapsed = try seconds {
+        for (query, expected) in zip(queries, truth) {
+            let keys: [Int64]
+            if rescoring {
+                let q = try FlatIndex.normalized(query, dimension: dimension)
+                keys = try search(query, max(4 * k, k + 32)).map { ($0.key, rescore($0.key, q)) }.sorted { $0.1 > $1.1 }.prefix(k).map(\.0)
+            } else {
+                keys = try search(query, k).map(\.key)
+            }
+            found += Set(expected).intersection(keys).count
+        }
+    }
+    return ["qps": Double(queryCount) / elapsed, "recall_at_10": Double(found) / Double(queryCount * k)]
+}
+
+// Exact search over compact vectors.
+var compact: [[String: Any]] = [["vectors": "float32", "qps": Double(queryCount) / exactSeconds, "recall_at_10": 1.0,
+                                 "bytes_per_vector": VectorPrecision.float32.bytes(dimension: dimension)]]
 for precision in [VectorPrecision.float16, .int8] {
     var index = FlatIndex(dimension: dimension, precision: precision)
     for (key, vector) in vectors.enumerated() { try index.add(key: Int64(key), vector: vector) }
-    var found = 0
-    let elapsed = try seconds {
-        for (query, expected) in zip(queries, truth) {
-            let q = try FlatIndex.normalized(query, dimension: dimension)
-            let rescored = try index.search(query, k: max(4 * k, k + 32)).map { hit in
-                (hit.key, rescore(hit.key, q))
-            }.sorted { $0.1 > $1.1 }.prefix(k)
-            found += Set(expected).intersection(rescored.map(\.0)).count
-        }
-    }
-    compact.append(["vectors": precision.rawValue, "qps": Double(queryCount) / elapsed, "recall_at_10": Double(found) / Double(queryCount * k),
+    let measured = try measure(rescoring: true) { try index.search($0, k: $1) }
+    compact.append(["vectors": precision.rawValue, "qps": measured["qps"]!, "recall_at_10": measured["recall_at_10"]!,
                     "bytes_per_vector": precision.bytes(dimension: dimension)])
 }
 
-// One batch: linked on every compute thread.
-let buildSeconds = try seconds { try graph.add(keys: vectors.indices.map(Int64.init), vectors: vectors) }
-var hnsw = [[String: Double]]()
-for ef in efValues {
-    graph.parameters.efSearch = ef
-    var found = 0
-    let elapsed = try seconds {
-        for (query, expected) in zip(queries, truth) {
-            let wanted = Set(expected)
-            found += try graph.search(query, k: k).filter { wanted.contains($0.key) }.count
-        }
+/// Builds a graph in one batch (linked on every compute thread) and measures it at each ef_search.
+@MainActor func graphRuns(_ graph: HNSWIndex) throws -> (buildSeconds: Double, runs: [[String: Double]]) {
+    let buildSeconds = try seconds { try graph.add(keys: vectors.indices.map(Int64.init), vectors: vectors) }
+    let runs = try efValues.map { ef in
+        graph.parameters.efSearch = ef
+        return try measure(rescoring: graph.precision != .float32) { try graph.search($0, k: $1) }.merging(["ef_search": Double(ef)]) { $1 }
     }
-    hnsw.append(["ef_search": Double(ef), "qps": Double(queryCount) / elapsed, "recall_at_10": Double(found) / Double(queryCount * k)])
+    return (buildSeconds, runs)
 }
-
-// The same graph over float16 vectors (half the bytes per hop), its best max(4k, k + 32) rescored in float32.
-let graph16 = HNSWIndex(dimension: dimension, parameters: HNSWIndex.Parameters(m: m, efConstruction: efConstruction), precision: .float16)
-let build16Seconds = try seconds { try graph16.add(keys: vectors.indices.map(Int64.init), vectors: vectors) }
-var hnsw16 = [[String: Double]]()
-for ef in efValues {
-    graph16.parameters.efSearch = ef
-    var found = 0
-    let elapsed = try seconds {
-        for (query, expected) in zip(queries, truth) {
-            let q = try FlatIndex.normalized(query, dimension: dimension)
-            let rescored = try graph16.search(query, k: max(4 * k, k + 32)).map { hit in
-                (hit.key, rescore(hit.key, q))
-            }.sorted { $0.1 > $1.1 }.prefix(k)
-            found += Set(expected).intersection(rescored.map(\.0)).count
-        }
-    }
-    hnsw16.append(["ef_search": Double(ef), "qps": Double(queryCount) / elapsed, "recall_at_10": Double(found) / Double(queryCount * k)])
-}
+let (buildSeconds, hnsw) = try graphRuns(graph)
+// The same graph over float16 vectors (half the bytes per hop), rescored in float32.
+let (build16Seconds, hnsw16) = try graphRuns(
+    HNSWIndex(dimension: dimension, parameters: HNSWIndex.Parameters(m: m, efConstruction: efConstruction), precision: .float16))
 
 var usage = rusage()
 getrusage(RUSAGE_SELF.rawValue, &usage)
