@@ -19,8 +19,20 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return sum(len(set(row.tolist()) & set(expected.tolist())) for row, expected in zip(found, truth)) / truth.size
+def recall(found, truth: np.ndarray) -> float:
+    """Share of the true top 10 found; `found` holds one row of keys per query (rows may be shorter)."""
+    return sum(len(set(np.asarray(row).tolist()) & set(expected.tolist())) for row, expected in zip(found, truth)) / truth.size
+
+
+def best_qps(run, queries: np.ndarray) -> tuple[float, object]:
+    """Queries per second of the fastest of three passes of `run()` over every query (as Loupe's side
+    measures, so that a moment's noise on the machine does not decide a ratio), and the last pass's answer."""
+    best, answer = float("inf"), None
+    for _ in range(3):
+        started = time.perf_counter()
+        answer = run()
+        best = min(best, time.perf_counter() - started)
+    return len(queries) / best, answer
 
 
 def libraries(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, loupe: dict) -> dict:
@@ -30,10 +42,8 @@ def libraries(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, loupe
 
     k, m, construction = 10, loupe["hnsw_m"], loupe["hnsw_ef_construction"]
     sides = {}
-    started = time.perf_counter()
-    for query in queries:
-        np.argpartition(-(vectors @ query), k)[:k]
-    sides["numpy"] = {"version": np.__version__, "exact_qps": len(queries) / (time.perf_counter() - started)}
+    qps, _ = best_qps(lambda: [np.argpartition(-(vectors @ query), k)[:k] for query in queries], queries)
+    sides["numpy"] = {"version": np.__version__, "exact_qps": qps}
 
     index = hnswlib.Index(space="ip", dim=vectors.shape[1])
     index.init_index(max_elements=len(vectors), M=m, ef_construction=construction, random_seed=1)
@@ -45,9 +55,8 @@ def libraries(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, loupe
     rows = []
     for setting in loupe["hnsw"]:
         index.set_ef(int(setting["ef_search"]))
-        started = time.perf_counter()
-        found = np.array([index.knn_query(query, k=k)[0][0] for query in queries])
-        rows.append({"ef_search": setting["ef_search"], "qps": len(queries) / (time.perf_counter() - started), "recall_at_10": recall(found, truth)})
+        qps, found = best_qps(lambda: np.array([index.knn_query(query, k=k)[0][0] for query in queries]), queries)
+        rows.append({"ef_search": setting["ef_search"], "qps": qps, "recall_at_10": recall(found, truth)})
     sides["hnswlib"] = {"version": getattr(hnswlib, "__version__", "0.8"), "hnsw_build_s": build, "build_threads": 2, "hnsw": rows}
 
     faiss.omp_set_num_threads(2)
@@ -60,9 +69,8 @@ def libraries(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, loupe
     rows = []
     for setting in loupe["hnsw"]:
         graph.hnsw.efSearch = int(setting["ef_search"])
-        started = time.perf_counter()
-        found = np.array([graph.search(query.reshape(1, -1), k)[1][0] for query in queries])
-        rows.append({"ef_search": setting["ef_search"], "qps": len(queries) / (time.perf_counter() - started), "recall_at_10": recall(found, truth)})
+        qps, found = best_qps(lambda: np.array([graph.search(query.reshape(1, -1), k)[1][0] for query in queries]), queries)
+        rows.append({"ef_search": setting["ef_search"], "qps": qps, "recall_at_10": recall(found, truth)})
     sides["faiss"] = {"version": faiss.__version__, "hnsw_build_s": build, "build_threads": 2, "hnsw": rows}
     return sides
 
@@ -109,19 +117,37 @@ def main() -> None:
                 "EXPLAIN SELECT key FROM bench_items ORDER BY embedding <=> %s LIMIT 10", (queries[0],)
             ).fetchall()
             assert any("Index Scan" in row[0] for row in plan), plan
-            found = 0
-            started = time.perf_counter()
-            for query, expected in zip(queries, truth):
-                rows = connection.execute(
-                    "SELECT key FROM bench_items ORDER BY embedding <=> %s LIMIT 10", (query,), prepare=True
-                ).fetchall()
-                found += len(set(row[0] for row in rows) & set(expected.tolist()))
-            elapsed = time.perf_counter() - started
-            results.append({"ef_search": ef, "qps": len(queries) / elapsed, "recall_at_10": found / (len(queries) * k)})
+            qps, found = best_qps(lambda: [[row[0] for row in connection.execute(
+                "SELECT key FROM bench_items ORDER BY embedding <=> %s LIMIT 10", (query,), prepare=True).fetchall()]
+                for query in queries], queries)
+            results.append({"ef_search": ef, "qps": qps, "recall_at_10": recall(found, truth)})
+
+        # Filtered: btree-indexed columns keeping 1, 10 or 50 % of the rows, as Loupe's side picks them
+        # ("independent": a hash of the key; "clustered": key % 100, whole clusters), with pgvector 0.8's
+        # iterative index scan in strict order (as Loupe's PostgreSQL store asks for); the planner may also
+        # choose the btree and sort exactly, as it would for a user.
+        connection.execute("ALTER TABLE bench_items ADD COLUMN independent integer "
+                           "GENERATED ALWAYS AS (((key::bigint * 2654435761) % 4294967296) % 100) STORED, "
+                           "ADD COLUMN clustered integer GENERATED ALWAYS AS (key % 100) STORED")
+        connection.execute("CREATE INDEX ON bench_items (independent)")
+        connection.execute("CREATE INDEX ON bench_items (clustered)")
+        connection.execute("ANALYZE bench_items")
+        connection.execute("SET hnsw.iterative_scan = strict_order")
+        filtered = []
+        for row in loupe.get("hnsw_filtered", []):
+            kind, percent, ef = row["filter"], int(row["percent"]), int(row["ef_search"])
+            connection.execute(f"SET hnsw.ef_search = {ef}")
+            expected = np.fromfile(os.path.join(folder, f"truth-{kind}-{percent}.i32"), dtype="<i4").reshape(-1, k)
+            sql = f"SELECT key FROM bench_items WHERE {kind} < %s ORDER BY embedding <=> %s LIMIT 10"
+            plan = " ".join(line[0] for line in connection.execute("EXPLAIN " + sql, (percent, queries[0])).fetchall())
+            qps, found = best_qps(lambda: [[line[0] for line in connection.execute(sql, (percent, query), prepare=True).fetchall()]
+                                           for query in queries], queries)
+            filtered.append({"filter": kind, "percent": percent, "ef_search": ef, "qps": qps, "recall_at_10": recall(found, expected),
+                             "plan": "HNSW, iterative scan" if "embedding_idx" in plan else "btree, then exact sort"})
         version = connection.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
         connection.execute("DROP TABLE bench_items")
 
-    pgvector = {"version": version, "load_s": load_s, "hnsw_build_s": build_s, "hnsw": results}
+    pgvector = {"version": version, "load_s": load_s, "hnsw_build_s": build_s, "hnsw": results, "hnsw_filtered": filtered}
     print(json.dumps({"loupe": loupe, "pgvector": pgvector, **others}))
     count = loupe["count"]
     print(f"\n{count:,} vectors, {dimension}-d, {loupe['clusters']} clusters, {len(queries)} queries, "
@@ -146,6 +172,15 @@ def main() -> None:
             ratio = "–" if side is loupe else f"{loupe_qps[row['ef_search']] / row['qps']:.2f}"
             print(f"| {name} | {side['hnsw_build_s']:.1f} ({threads}) | {int(row['ef_search'])} | {row['qps']:.0f} | "
                   f"{row['recall_at_10']:.3f} | {ratio} |")
+    if loupe.get("hnsw_filtered"):
+        print("\nFiltered (a filter keeping a share of the items, picked by a hash of the key (independent) or as whole "
+              "clusters (clustered); Loupe: compared one by one when few, else a filtered graph walk; pgvector: its "
+              "planner's choice, HNSW with iterative scan in strict order)\n")
+        print("| filter | keeps | ef_search | Loupe q/s | recall@10 | pgvector q/s | recall@10 | pgvector plan | Loupe over pgvector |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for ours, theirs in zip(loupe["hnsw_filtered"], filtered):
+            print(f"| {ours['filter']} | {int(ours['percent'])} % | {int(ours['ef_search'])} | {ours['qps']:.0f} | {ours['recall_at_10']:.3f} | "
+                  f"{theirs['qps']:.0f} | {theirs['recall_at_10']:.3f} | {theirs['plan']} | {ours['qps'] / theirs['qps']:.2f} |")
 
 
 if __name__ == "__main__":

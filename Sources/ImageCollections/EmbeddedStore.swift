@@ -66,10 +66,10 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
         }
 
-        func search(_ query: [Float], k: Int, among keys: Set<Int64>) throws -> [SearchHit] {
+        func search(_ query: [Float], k: Int, filteredTo keys: Set<Int64>) throws -> [SearchHit] {
             switch self {
-            case .flat(let index): try index.search(query, k: k, among: keys)
-            case .hnsw(let index, _): try index.search(query, k: k, among: keys)
+            case .flat(let index): try index.search(query, k: k, filteredTo: keys)
+            case .hnsw(let index, _): try index.search(query, k: k, filteredTo: keys)
             }
         }
 
@@ -379,15 +379,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         var hits: [SearchHit]
         do {
             if let keys = allowed {
-                // A filter that keeps few items: compare with each of them. Otherwise walk the graph (or scan
-                // everything) asking the filter; a graph walk that finds fewer than k while k match is done
-                // again exactly, so k matching items always give k results.
-                if keys.count <= Self.exactFilterLimit || keys.count * 20 <= index.count {
-                    hits = try index.search(vector, k: wanted, among: keys)
-                } else {
-                    hits = try index.search(vector, k: wanted, allowed: { keys.contains($0) })
-                    if hits.count < min(k, keys.count) { hits = try index.search(vector, k: wanted, among: keys) }
-                }
+                hits = try index.search(vector, k: wanted, filteredTo: keys)
             } else {
                 hits = try index.search(vector, k: wanted, allowed: nil)
             }
@@ -400,9 +392,6 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
         return (hits, allowed)
     }
-
-    /// Up to this many filtered items are compared one by one rather than found by a filtered walk.
-    static let exactFilterLimit = 4_096
 
     /// Cosine similarity of one stored item to a query, from its stored vector (for text-only candidates).
     private func storedSimilarity(of key: Int64, to query: [Float]) throws -> Float {

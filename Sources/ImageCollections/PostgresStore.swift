@@ -5,7 +5,10 @@ import Foundation
 /// One items table for every collection, keyed by (collection, id), so a distributed PostgreSQL (Citus,
 /// Azure Cosmos DB for PostgreSQL) can shard it by `collection` (see the README). Vectors are a `vector`
 /// column; each collection gets a partial HNSW index (`vector_cosine_ops`) over the column cast to its
-/// dimension, which is how pgvector indexes a column whose rows have different dimensions. Full-text
+/// dimension, which is how pgvector indexes a column whose rows have different dimensions. With
+/// `vectors: .float16` a new collection's index holds `halfvec`s instead (`halfvec_cosine_ops`: half the
+/// index's memory, and up to 4,000 dimensions), the table keeps float32, and the best candidates the
+/// index finds are rescored with the float32 vectors (pgvector's half-precision indexing). Full-text
 /// search uses a `tsvector` of the metadata values, folded to lower case without accents by Loupe (so no
 /// `unaccent` extension is needed) and indexed with GIN.
 public final class PostgresStore: CollectionStore, @unchecked Sendable {
@@ -17,20 +20,37 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         public var efSearch: Int
         /// Connections kept open.
         public var connections: Int
+        /// What a new collection's index holds: float32 (`vector`) or float16 (`halfvec`). A collection
+        /// keeps the choice it was made with.
+        public var vectors: IndexVectors
 
-        public init(m: Int = 16, efConstruction: Int = 128, efSearch: Int = 96, connections: Int = 4) {
+        public init(m: Int = 16, efConstruction: Int = 128, efSearch: Int = 96, connections: Int = 4, vectors: IndexVectors = .float32) {
             self.m = m
             self.efConstruction = efConstruction
             self.efSearch = efSearch
             self.connections = connections
+            self.vectors = vectors
+        }
+    }
+
+    /// The vectors in a collection's HNSW index.
+    public enum IndexVectors: String, Sendable, Equatable {
+        case float32, float16
+
+        /// pgvector's type (its cosine operator class is the type's name with `_cosine_ops`).
+        var type: String { self == .float32 ? "vector" : "halfvec" }
+        /// The most dimensions pgvector's HNSW indexes for the type; larger vectors are searched exactly.
+        var largestIndexedDimension: Int { self == .float32 ? 2000 : 4000 }
+        /// The distance the index orders by, between the stored vector and the query ($2). The query is
+        /// read as a `vector` first: PostgreSQL gives a parameter the type of its first cast, and a query
+        /// read as `halfvec` would round the float32 rescoring's query too.
+        func distance(_ dimension: Int) -> String {
+            "embedding::\(type)(\(dimension)) <=> $2::vector(\(dimension))" + (self == .float32 ? "" : "::halfvec(\(dimension))")
         }
     }
 
     public let parameters: Parameters
     private let pool: PostgresPool
-
-    /// pgvector's HNSW indexes vectors of up to 2,000 dimensions; larger ones are searched exactly.
-    static let largestIndexedDimension = 2000
 
     public init(url: String, parameters: Parameters = Parameters()) throws {
         self.parameters = parameters
@@ -59,6 +79,12 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                 PRIMARY KEY (collection, id))
             """,
             "CREATE INDEX loupe_items_search ON loupe_items USING gin (search)",
+        ],
+        [
+            """
+            ALTER TABLE loupe_collections ADD COLUMN index_vectors text NOT NULL DEFAULT 'float32'
+                CHECK (index_vectors IN ('float32', 'float16'))
+            """,
         ],
     ]
 
@@ -92,15 +118,16 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
             return existing
         }
         try pool.transaction { connection in
-            try connection.execute("""
-                INSERT INTO loupe_collections (name, model_id, model_revision, dimension) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (name) DO NOTHING
-                """, [.text(name), .text(model.id), .text(model.revision), .text(String(model.dimension))])
-            guard model.dimension <= Self.largestIndexedDimension else { return }
+            let vectors = parameters.vectors
+            let inserted = try connection.execute("""
+                INSERT INTO loupe_collections (name, model_id, model_revision, dimension, index_vectors) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (name) DO NOTHING RETURNING name
+                """, [.text(name), .text(model.id), .text(model.revision), .text(String(model.dimension)), .text(vectors.rawValue)])
+            guard !inserted.isEmpty, model.dimension <= vectors.largestIndexedDimension else { return }
             // DDL takes no parameters: the name is checked above to be letters, digits, - and _ only.
             try connection.execute("""
                 CREATE INDEX IF NOT EXISTS \(Self.indexName(name)) ON loupe_items
-                USING hnsw ((embedding::vector(\(model.dimension))) vector_cosine_ops)
+                USING hnsw ((embedding::\(vectors.type)(\(model.dimension))) \(vectors.type)_cosine_ops)
                 WITH (m = \(parameters.m), ef_construction = \(parameters.efConstruction)) WHERE collection = '\(name)'
                 """)
         }
@@ -135,11 +162,19 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
 
     /// The collection's model, without counting its items (every write and search asks).
     private func model(of collection: String) throws -> ModelIdentity? {
+        try recorded(collection)?.model
+    }
+
+    /// The collection's model and the vectors its index holds.
+    private func recorded(_ collection: String) throws -> (model: ModelIdentity, vectors: IndexVectors)? {
         try pool.withConnection { connection in
-            try connection.execute("SELECT model_id, model_revision, dimension FROM loupe_collections WHERE name = $1", [.text(collection)])
+            try connection.execute("SELECT model_id, model_revision, dimension, index_vectors FROM loupe_collections WHERE name = $1",
+                                   [.text(collection)])
         }.first.flatMap { row in
-            guard let id = row.text(0), let revision = row.text(1), let dimension = row.integer(2) else { return nil }
-            return ModelIdentity(id: id, revision: revision, dimension: Int(dimension))
+            guard let id = row.text(0), let revision = row.text(1), let dimension = row.integer(2),
+                let vectors = row.text(3).flatMap(IndexVectors.init(rawValue:))
+            else { return nil }
+            return (ModelIdentity(id: id, revision: revision, dimension: Int(dimension)), vectors)
         }
     }
 
@@ -220,23 +255,27 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
     // MARK: Search
 
     public func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult] {
-        let dimension = try checkedDimension(collection, vector: vector, model: model)
+        let (dimension, vectors) = try checkedDimension(collection, vector: vector, model: model)
         let k = max(0, min(k, 1000))
-        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(k))]
+        // A float16 index gives approximate distances: more candidates, rescored with the float32 vectors.
+        let candidates = vectors == .float32 ? k : max(4 * k, k + 32)
+        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(k)),
+                                                          .text(String(candidates))]
         let condition = Self.condition(filters, parameters: &parameters)
         return try pool.transaction { connection in
-            try tuneSearch(connection, filtered: !filters.isEmpty)
+            try tuneSearch(connection, filtered: !filters.isEmpty, results: candidates)
             return try connection.execute("""
-                SELECT \(Self.itemColumns), 1 - (embedding::vector(\(dimension)) <=> $2::vector(\(dimension)))
-                FROM loupe_items WHERE collection = $1 AND \(condition)
-                ORDER BY embedding::vector(\(dimension)) <=> $2::vector(\(dimension)) LIMIT $3::integer
+                SELECT \(Self.itemColumns), 1 - (embedding::vector(\(dimension)) <=> $2::vector(\(dimension))) AS similarity
+                FROM (SELECT * FROM loupe_items WHERE collection = $1 AND \(condition)
+                      ORDER BY \(vectors.distance(dimension)) LIMIT $4::integer) AS candidates
+                ORDER BY similarity DESC LIMIT $3::integer
                 """, parameters)
         }.map { row in SearchResult(item: Self.item(row), similarity: Float(row.double(5) ?? -1)) }
     }
 
     public func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
                              vectorWeight: Float) throws -> [SearchResult] {
-        let dimension = try checkedDimension(collection, vector: vector, model: model)
+        let (dimension, vectors) = try checkedDimension(collection, vector: vector, model: model)
         let k = max(0, min(k, 1000))
         let candidates = max(5 * k, 50)
         // Words only, joined by OR: nothing the user typed is read as tsquery syntax.
@@ -245,12 +284,12 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(candidates)), .text(query)]
         let condition = Self.condition(filters, parameters: &parameters)
         let rows = try pool.transaction { connection in
-            try tuneSearch(connection, filtered: !filters.isEmpty)
+            try tuneSearch(connection, filtered: !filters.isEmpty, results: candidates)
             return try connection.execute("""
                 WITH query AS (SELECT to_tsquery('simple', $4) AS words),
                 vector_hits AS (
                     SELECT id FROM loupe_items WHERE collection = $1 AND \(condition)
-                    ORDER BY embedding::vector(\(dimension)) <=> $2::vector(\(dimension)) LIMIT $3::integer),
+                    ORDER BY \(vectors.distance(dimension)) LIMIT $3::integer),
                 text_hits AS (
                     SELECT id FROM loupe_items, query WHERE $4 <> '' AND collection = $1 AND search @@ words AND \(condition)
                     ORDER BY ts_rank(search, words) DESC LIMIT $3::integer)
@@ -269,19 +308,22 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }.sorted { $0.relevance > $1.relevance }.prefix(k).map { $0 }
     }
 
-    private func checkedDimension(_ collection: String, vector: [Float], model: ModelIdentity) throws -> Int {
-        guard let stored = try self.model(of: collection) else { throw StoreError.noSuchCollection(collection) }
+    /// The collection's dimension and index vectors, once the query is checked against them.
+    private func checkedDimension(_ collection: String, vector: [Float], model: ModelIdentity) throws -> (Int, IndexVectors) {
+        guard let (stored, vectors) = try recorded(collection) else { throw StoreError.noSuchCollection(collection) }
         guard stored == model else { throw StoreError.modelMismatch(collection: collection, expected: stored, got: model) }
         guard vector.count == stored.dimension, vector.allSatisfy(\.isFinite) else {
             throw StoreError.invalidVector("the query has \(vector.count) values for a \(stored.dimension)-d collection")
         }
-        return stored.dimension
+        return (stored.dimension, vectors)
     }
 
-    /// Search settings for this transaction only. With filters, pgvector 0.8 keeps scanning the graph
-    /// until enough rows pass them (`iterative_scan`), instead of filtering only the first ef_search.
-    private func tuneSearch(_ connection: PostgresConnection, filtered: Bool) throws {
-        try connection.execute("SELECT set_config('hnsw.ef_search', $1, true)", [.text(String(parameters.efSearch))])
+    /// Search settings for this transaction only. An index scan returns at most ef_search rows, so it is
+    /// at least the rows asked for (up to pgvector's 1,000). With filters, pgvector 0.8 keeps scanning the
+    /// graph until enough rows pass them (`iterative_scan`), instead of filtering only the first ef_search.
+    private func tuneSearch(_ connection: PostgresConnection, filtered: Bool, results: Int) throws {
+        let efSearch = min(max(parameters.efSearch, results), 1000)
+        try connection.execute("SELECT set_config('hnsw.ef_search', $1, true)", [.text(String(efSearch))])
         if filtered { try connection.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)") }
     }
 

