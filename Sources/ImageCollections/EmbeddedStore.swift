@@ -179,7 +179,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     /// The collection's model, without counting its items (every write and search asks).
-    private func model(of collection: String) throws -> ModelIdentity? {
+    public func model(of collection: String) throws -> ModelIdentity? {
         try database.execute("SELECT model_id, model_revision, dimension FROM collections WHERE name = ?", [.text(collection)]).first.flatMap { row in
             guard let id = row[0].text, let revision = row[1].text, let dimension = row[2].integer else { return nil }
             return ModelIdentity(id: id, revision: revision, dimension: Int(dimension))

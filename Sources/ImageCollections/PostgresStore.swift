@@ -160,8 +160,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    /// The collection's model, without counting its items (every write and search asks).
-    private func model(of collection: String) throws -> ModelIdentity? {
+    public func model(of collection: String) throws -> ModelIdentity? {
         try recorded(collection)?.model
     }
 

@@ -141,6 +141,8 @@ public protocol CollectionStore: Sendable {
     /// Creates the collection, or opens it when it exists with the same model; another model is refused.
     func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo
     func collection(_ name: String) throws -> CollectionInfo?
+    /// The collection's model, without counting its items (what every search and write asks).
+    func model(of collection: String) throws -> ModelIdentity?
     func collections() throws -> [CollectionInfo]
     func deleteCollection(_ name: String) throws
     /// Adds or replaces items, all or none.

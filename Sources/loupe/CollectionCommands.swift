@@ -190,9 +190,9 @@ extension Loupe {
                 throw ValidationError(error.description)
             }
             let store = try store.open()
-            guard let info = try store.collection(collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
+            guard let model = try store.model(of: collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
             let query: [Float]
-            var identity = info.model
+            var identity = model
             if let like {
                 guard let item = try store.item(like, in: collection) else {
                     throw CommandFailure(StoreError.noSuchItem(collection: collection, id: like).description)
@@ -200,7 +200,7 @@ extension Loupe {
                 query = item.vector
             } else {
                 // The collection's own model unless another one is named (and then it must be the same).
-                let embedder = try await Embedders.open(try queryModel(for: info.model), remote: remote,
+                let embedder = try await Embedders.open(try queryModel(for: model), remote: remote,
                                                         settings: .init(precision: precision, exactDecode: exactDecode, dataFolder: self.store.dataFolder))
                 defer { Embedders.close(embedder) }
                 identity = embedder.identity
