@@ -221,6 +221,7 @@ public final class HNSWIndex: @unchecked Sendable {
             stripes.withLock(node) { write(chosen.map(\.node), to: links(node, layer)) }
             let limit = layer == 0 ? 2 * m : m
             for neighbour in chosen { connect(neighbour.node, to: node, layer: layer, limit: limit) }
+            // The next layer down starts from the closest neighbour chosen here, as hnswlib's does.
             entries = [chosen.first?.node ?? current]
         }
         if level > top {
@@ -427,7 +428,8 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     /// hnswlib's heuristic: keep a candidate only if it is closer to the new node than to every
-    /// neighbour already kept, which spreads links across clusters.
+    /// neighbour already kept, which spreads links across clusters; fewer candidates than the limit are
+    /// all kept, as hnswlib keeps them.
     private func selectNeighbours(_ candidates: [Scored], limit: Int) -> [Scored] {
         if candidates.count < limit { return candidates }
         var chosen = [Scored]()
