@@ -48,6 +48,13 @@ let package = Package(
             resources: [.copy("Resources/text_tables.json")]
         ),
         .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
+        // Video frames through FFmpeg's libraries (Debian's libav*-dev). The decode loop is C: FFmpeg's
+        // API is macros and error codes.
+        .target(
+            name: "CVideo",
+            linkerSettings: [.linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"), .linkedLibrary("avutil")]
+        ),
+        .target(name: "VideoIO", dependencies: ["CVideo", "ImageIO"]),
         .target(
             name: "Embedding",
             dependencies: [
@@ -65,7 +72,7 @@ let package = Package(
         .target(name: "ItemSources"),
         .target(
             name: "Ingest",
-            dependencies: ["Embedding", "ImageIO", "ImageCollections", "ItemSources", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Embedding", "ImageIO", "VideoIO", "ImageCollections", "ItemSources", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // What request bodies mean (multipart, JSON fields), apart from the HTTP plumbing: the fuzz harness takes it alone.
         .target(name: "HTTPBodies"),
@@ -118,6 +125,7 @@ let package = Package(
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor", "LoupeTestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
+        .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "ImageIO", "LoupeTestSupport"]),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [

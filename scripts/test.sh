@@ -3,12 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# Test-only tools: a Python client written the way Azure's documentation writes one (requests), and
-# the search page driven in headless Chromium (chromium, chromium-driver, selenium).
+# Test-only tools: a Python client written the way Azure's documentation writes one (requests), the
+# search page driven in headless Chromium (chromium, chromium-driver, selenium), and the ffmpeg command
+# that makes the test videos.
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-for tool in chromium chromedriver; do
-  command -v "$tool" >/dev/null || { $sudo apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver; break; }
+for tool in chromium chromedriver ffmpeg; do
+  command -v "$tool" >/dev/null || { $sudo apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver ffmpeg; break; }
 done
 for module in requests selenium; do
   python3 -c "import $module" 2>/dev/null && continue

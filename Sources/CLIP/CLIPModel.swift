@@ -16,6 +16,7 @@ public final class CLIPModel: ImageTextModel, @unchecked Sendable {
     public let scoring: LabelScoring
     public var family: ModelFamily { .clip }
     public var dimension: Int { configuration.projectionDim }
+    public var imageSide: Int { preprocessor.configuration.resizedSide }
     public var textWeightBytes: Int { text.weightBytes }
 
     /// Loads every file from `folder`, verifying each weight: unknown keys, missing keys and shape

@@ -25,6 +25,8 @@ public protocol ImageTextModel: AnyObject, Sendable {
     func embed(pixelValues: [[Float]]) -> [[Float]]
     /// The decoder for this model's images (reduced decoding where it keeps the vectors; every pixel when `exact`).
     func imageDecoder(exact: Bool) -> ImageDecoder
+    /// The shorter side images are resized to before the model's crop (video frames are decoded at it).
+    var imageSide: Int { get }
 }
 
 extension ImageTextModel {

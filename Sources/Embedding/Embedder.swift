@@ -17,6 +17,10 @@ public protocol Embedder: AnyObject, Sendable {
     /// Checks an encoded image and turns it into what `embed` takes, through `decodes` (the bound on
     /// decodes in flight), with a JPEG preview when `thumbnail` is set.
     func prepare(image bytes: [UInt8], decodes: DecodeGate, thumbnail: Bool) async throws(EmbeddingError) -> PreparedImage
+    /// The shorter side video frames are decoded at for this embedder.
+    var frameSide: Int { get }
+    /// A decoded video frame made ready like an image (on the caller's thread: frames are decoded off the pool).
+    func prepare(frame: RGBImage, thumbnail: Bool) throws(EmbeddingError) -> PreparedImage
     /// One vector or one error per input, in order.
     func embed(_ inputs: [EmbeddingInput]) async -> [Result<[Float], EmbeddingError>]
 }

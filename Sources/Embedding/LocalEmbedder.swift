@@ -37,6 +37,12 @@ public final class LocalEmbedder: Embedder {
         }
     }
 
+    public var frameSide: Int { model.imageSide }
+
+    public func prepare(frame: RGBImage, thumbnail: Bool) throws(EmbeddingError) -> PreparedImage {
+        PreparedImage(.pixels(model.pixelValues(for: frame)), thumbnail: thumbnail ? try? Thumbnail.jpeg(from: frame) : nil)
+    }
+
     public func embed(_ inputs: [EmbeddingInput]) async -> [Result<[Float], EmbeddingError>] {
         // Tokenising refuses texts with nothing to embed before anything is queued.
         var jobs = [BatchingEmbedder.Input?]()

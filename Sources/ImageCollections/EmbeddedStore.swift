@@ -196,14 +196,20 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         removeIndexFiles(name, except: nil)
     }
 
-    public func upsert(_ items: [Item], into collection: String) throws {
+    public func upsert(_ items: [Item], into collection: String, removing: [String]) throws {
         guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
         try Self.validate(items, dimension: model.dimension)
         // An HNSW graph is kept current while items arrive, so `flush` (at the end of an ingest) saves it
         // and the first search does not have to build it from every vector.
         if case .hnsw = indexKind { _ = try loadedIndex(collection, dimension: model.dimension) }
-        let (keys, change) = try database.transaction { () -> ([Int64], (before: Int64, after: Int64)) in
+        let (removed, keys, change) = try database.transaction { () -> ([Int64], [Int64], (before: Int64, after: Int64)) in
             let before = try generation(collection)
+            let removed = try removing.compactMap { id -> Int64? in
+                guard let key = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key",
+                                                     [.text(collection), .text(id)]).first?.first?.integer else { return nil }
+                try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
+                return key
+            }
             let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
                 let rows = try database.execute("""
@@ -218,9 +224,10 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(item.metadata))])
                 return key
             }
-            return (keys, (before, try bumpGeneration(collection)))
+            return (removed, keys, (before, try bumpGeneration(collection)))
         }
         try updateCachedIndex(collection, change: change) { index in
+            for key in removed { index.remove(key: key) }
             try index.add(keys: keys, vectors: items.map(\.vector))
         }
     }

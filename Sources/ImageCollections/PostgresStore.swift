@@ -188,10 +188,13 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
 
     // MARK: Items
 
-    public func upsert(_ items: [Item], into collection: String) throws {
+    public func upsert(_ items: [Item], into collection: String, removing: [String]) throws {
         guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
         try Self.validate(items, dimension: model.dimension)
         try pool.transaction { connection in
+            for id in removing {
+                try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2", [.text(collection), .text(id)])
+            }
             for item in items {
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
                 try connection.execute("""

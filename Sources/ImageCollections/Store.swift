@@ -145,8 +145,9 @@ public protocol CollectionStore: Sendable {
     func model(of collection: String) throws -> ModelIdentity?
     func collections() throws -> [CollectionInfo]
     func deleteCollection(_ name: String) throws
-    /// Adds or replaces items, all or none.
-    func upsert(_ items: [Item], into collection: String) throws
+    /// Adds or replaces items and deletes the items `removing` names (where they exist), all or none: a
+    /// video's frames replace its earlier frames in one step.
+    func upsert(_ items: [Item], into collection: String, removing: [String]) throws
     /// The item without its thumbnail (search results and listings do not need it).
     func item(_ id: String, in collection: String) throws -> Item?
     func thumbnail(_ id: String, in collection: String) throws -> Data?
@@ -183,6 +184,9 @@ public enum HybridScore {
 }
 
 extension CollectionStore {
+    /// Adds or replaces items, all or none.
+    public func upsert(_ items: [Item], into collection: String) throws { try upsert(items, into: collection, removing: []) }
+
     public func flush() throws {}
 
     static func validate(name: String) throws {

@@ -4,6 +4,7 @@ import Foundation
 import ImageCollections
 import ImageIO
 @_exported import ItemSources
+@_exported import VideoIO
 
 public struct IngestOptions: Sendable {
     /// Images decoded and preprocessed at once.
@@ -13,11 +14,17 @@ public struct IngestOptions: Sendable {
     /// Decoded bytes in flight at once (each image's share read from its header, as the server does), so
     /// a folder of very large images or decompression bombs cannot take the machine's memory.
     public var decodeBudgetBytes: Int
+    /// Which frames of a video become items.
+    public var sampling: FrameSampling
+    public var videoLimits: VideoLimits
 
-    public init(jobs: Int = max(2, ProcessInfo.processInfo.activeProcessorCount), batch: Int = 32, decodeBudgetBytes: Int = 1 << 30) {
+    public init(jobs: Int = max(2, ProcessInfo.processInfo.activeProcessorCount), batch: Int = 32, decodeBudgetBytes: Int = 1 << 30,
+                sampling: FrameSampling = FrameSampling(), videoLimits: VideoLimits = VideoLimits()) {
         self.jobs = max(1, jobs)
         self.batch = max(1, batch)
         self.decodeBudgetBytes = decodeBudgetBytes
+        self.sampling = sampling
+        self.videoLimits = videoLimits
     }
 }
 
@@ -27,6 +34,8 @@ public struct IngestProgress: Sendable {
     public var updated = 0
     public var skipped = 0
     public var failed = 0
+    /// Video frames embedded so far (a video counts once in the figures above, when it is stored).
+    public var frames = 0
     public var done: Int { added + updated + skipped + failed }
 }
 
@@ -67,9 +76,35 @@ public struct IngestPipeline: Sendable {
         var problems = sourceProblems
         report(progress)
 
-        let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
-        guard !batches.isEmpty else { return IngestSummary(progress: progress, problems: problems) }
         let writer = ItemWriter(embedder: embedder, store: store, decodes: DecodeGate(slots: options.jobs, budgetBytes: options.decodeBudgetBytes))
+        let images = items.filter { !$0.isVideo }
+        try await ingestImages(images, stored: stored, into: collection, options: options, writer: writer, progress: &progress, problems: &problems,
+                               report: report)
+        // Videos one at a time, each decoded one batch ahead of the model.
+        let videos = VideoIngest(writer: writer, options: options)
+        for video in items where video.isVideo {
+            let outcome = try await videos.ingest(video, stored: stored, into: collection) { frames in
+                progress.frames += frames
+                report(progress)
+            }
+            switch outcome {
+            case .success(.stored(_, let isNew)): if isNew { progress.added += 1 } else { progress.updated += 1 }
+            case .success(.unchanged): progress.skipped += 1
+            case .failure(let problem):
+                progress.failed += 1
+                problems.append(problem)
+            }
+            report(progress)
+        }
+        return IngestSummary(progress: progress, problems: problems)
+    }
+
+    private func ingestImages(
+        _ items: [SourceItem], stored: [String: String], into collection: String, options: IngestOptions, writer: ItemWriter,
+        progress: inout IngestProgress, problems: inout [SourceProblem], report: (IngestProgress) -> Void
+    ) async throws {
+        let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
+        guard !batches.isEmpty else { return }
         var current = await prepare(batches[0], stored: stored, jobs: options.jobs, writer: writer)
         // A batch counts once its write has landed.
         func account(_ batch: Prepared) {
@@ -112,7 +147,6 @@ public struct IngestPipeline: Sendable {
             try await writing.write.value
             account(writing.batch)
         }
-        return IngestSummary(progress: progress, problems: problems)
     }
 
     private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int, writer: ItemWriter) async -> Prepared {

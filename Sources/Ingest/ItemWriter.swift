@@ -31,8 +31,19 @@ public struct ItemWriter: Sendable {
     public static func contentHash<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
         var hasher = SHA256()
         hasher.update(data: Data(bytes))
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(hasher.finalize())
     }
+
+    /// The same hash read from a file a few megabytes at a time (videos can be larger than memory).
+    public static func contentHash(ofFileAt path: String) throws -> String {
+        guard let file = FileHandle(forReadingAtPath: path) else { throw CocoaError(.fileReadNoSuchFile) }
+        defer { try? file.close() }
+        var hasher = SHA256()
+        while let chunk = try file.read(upToCount: 4 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hex(hasher.finalize())
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String { digest.map { String(format: "%02x", $0) }.joined() }
 
     public func prepare(id: String, source: String, metadata: [String: String], bytes: [UInt8], contentHash: String? = nil)
         async throws(EmbeddingError) -> Prepared
@@ -62,10 +73,10 @@ public struct ItemWriter: Sendable {
     }
 
     /// Stores a batch in one transaction, off the concurrency pool (the store's calls block).
-    public func upsert(_ items: [Item], into collection: String) async throws {
-        guard !items.isEmpty else { return }
+    public func upsert(_ items: [Item], into collection: String, removing: [String] = []) async throws {
+        guard !items.isEmpty || !removing.isEmpty else { return }
         let store = self.store
-        try await runOffThePool { Result { try store.upsert(items, into: collection) } }.get()
+        try await runOffThePool { Result { try store.upsert(items, into: collection, removing: removing) } }.get()
     }
 }
 

@@ -47,6 +47,6 @@ public struct VectorImporter: Sendable {
         row.vector.withUnsafeBufferPointer { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         for key in row.metadata.keys.sorted() { hasher.update(data: Data("\0\(key)\0\(row.metadata[key]!)".utf8)) }
         hasher.update(data: Data("\0\(row.source)".utf8))
-        return "import:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return "import:" + ItemWriter.hex(hasher.finalize())
     }
 }

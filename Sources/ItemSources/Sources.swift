@@ -1,6 +1,6 @@
 import Foundation
 
-/// One image to ingest: its stable id, the file, and metadata (a manifest's columns).
+/// One image or video to ingest: its stable id, the file, and metadata (a manifest's columns).
 public struct SourceItem: Sendable, Equatable {
     public let id: String
     public let path: String
@@ -11,6 +11,9 @@ public struct SourceItem: Sendable, Equatable {
         self.path = path
         self.metadata = metadata
     }
+
+    /// Videos are told apart by their file's extension (`MediaFiles.videoExtensions`).
+    public var isVideo: Bool { MediaFiles.videoExtensions.contains((path as NSString).pathExtension.lowercased()) }
 }
 
 /// A problem with one input that does not stop the run.
@@ -43,11 +46,12 @@ public enum IngestSourceError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-enum ImageFiles {
-    static let extensions: Set<String> = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+public enum MediaFiles {
+    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+    public static let videoExtensions: Set<String> = ["mp4", "m4v", "mov", "mkv", "webm", "avi"]
 }
 
-/// Every image file under a folder, recursively; the id is the path relative to the folder.
+/// Every image and video file under a folder, recursively; the id is the path relative to the folder.
 public struct FolderSource: Sendable {
     public let root: URL
 
@@ -60,7 +64,7 @@ public struct FolderSource: Sendable {
         }
         var items = [SourceItem]()
         let prefix = root.path.hasSuffix("/") ? root.path : root.path + "/"
-        for case let url as URL in enumerator where ImageFiles.extensions.contains(url.pathExtension.lowercased()) {
+        for case let url as URL in enumerator where MediaFiles.imageExtensions.union(MediaFiles.videoExtensions).contains(url.pathExtension.lowercased()) {
             guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
             let path = url.standardizedFileURL.path
             guard path.hasPrefix(prefix) else { continue }

@@ -66,6 +66,29 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(try store.collection("paintings")?.itemCount == 4)
     }
 
+    /// A video's new frames replace its old ones in one step: the stale frames leave the index and the
+    /// metadata search, and a failing write leaves the old frames in place.
+    @Test(arguments: kinds)
+    func upsertRemovingReplacesAGroupOfItemsAtOnce(_ kind: StoreUnderTest) throws {
+        let store = try kind.make()
+        _ = try store.openCollection("c", model: Self.model)
+        try store.upsert([Self.item("v@0", [1, 0, 0, 0], metadata: ["video": "v"]), Self.item("v@1", [0, 1, 0, 0], metadata: ["video": "v"]),
+                          Self.item("v@2", [0, 0, 1, 0], metadata: ["video": "v"]), Self.item("photo", [0, 0, 0, 1])], into: "c")
+        _ = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
+        try store.upsert([Self.item("v@0", [0.9, 0.1, 0, 0], metadata: ["video": "v"]), Self.item("v@0.5", [0, 0.9, 0.1, 0], metadata: ["video": "v"])],
+                         into: "c", removing: ["v@1", "v@2", "never-there"])
+        let all = try store.search("c", vector: [1, 1, 1, 1], model: Self.model, k: 10, filters: [])
+        #expect(Set(all.map(\.item.id)) == ["v@0", "v@0.5", "photo"])
+        #expect(try store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 10, filters: [.equals(field: "video", value: "v")])
+            .map(\.item.id).sorted() == ["v@0", "v@0.5"])
+        #expect(try store.collection("c")?.itemCount == 3)
+        // A wrong-length vector fails the whole write: nothing is removed.
+        #expect(throws: StoreError.self) {
+            try store.upsert([Self.item("v@9", [1, 0])], into: "c", removing: ["v@0", "v@0.5"])
+        }
+        #expect(try store.collection("c")?.itemCount == 3)
+    }
+
     @Test(arguments: kinds)
     func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: StoreUnderTest) throws {
         let store = try kind.make()

@@ -26,6 +26,7 @@ import Testing
         func pixelValues(for image: RGBImage) -> [Float] { model.pixelValues(for: image) }
         func embed(pixelValues: [[Float]]) -> [[Float]] { model.embed(pixelValues: pixelValues) }
         func imageDecoder(exact: Bool) -> ImageDecoder { model.imageDecoder(exact: exact) }
+        var imageSide: Int { model.imageSide }
         func embed(tokenBatch: [[Int]]) throws -> [[Float]] {
             let wait = lock.withLock { defer { gated = false }; return gated }
             if wait { gate.wait() }

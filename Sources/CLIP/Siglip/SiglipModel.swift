@@ -19,6 +19,7 @@ public final class SiglipModel: ImageTextModel, @unchecked Sendable {
     public let scoring: LabelScoring
     public var family: ModelFamily { .siglip }
     public var dimension: Int { configuration.vision.encoder.hiddenSize }
+    public var imageSide: Int { preprocessor.configuration.resizedSide }
     public var textWeightBytes: Int { text.weightBytes }
 
     public init(folder: URL, kernel: ProductKernel = .best) throws {

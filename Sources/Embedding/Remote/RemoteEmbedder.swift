@@ -55,6 +55,19 @@ public final class RemoteEmbedder: Embedder {
         }
     }
 
+    /// Frames go to the provider as JPEG; 512 pixels keep them small to send and well above what the
+    /// providers' models look at.
+    public var frameSide: Int { 512 }
+
+    public func prepare(frame: RGBImage, thumbnail: Bool) throws(EmbeddingError) -> PreparedImage {
+        do {
+            let bytes = [UInt8](try Thumbnail.jpeg(from: frame, maximumSide: max(frame.width, frame.height), quality: 90))
+            return PreparedImage(.encoded(bytes), thumbnail: thumbnail ? try Thumbnail.jpeg(from: frame) : nil)
+        } catch {
+            throw EmbeddingError(.invalidInput, code: "InvalidImageFormat", message: "the frame could not be encoded: \(error)")
+        }
+    }
+
     public func embed(_ inputs: [EmbeddingInput]) async -> [Result<[Float], EmbeddingError>] {
         await withTaskGroup(of: (Int, Result<[Float], EmbeddingError>).self) { group in
             for (index, input) in inputs.enumerated() {

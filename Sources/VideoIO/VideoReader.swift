@@ -1,0 +1,151 @@
+import CVideo
+import Foundation
+import ImageIO
+
+/// Why a video was refused. `code` is stable and machine-readable, like `ImageError`'s.
+public struct VideoError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let code: String
+    public let message: String
+
+    public init(code: String, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// What is refused before decoding starts.
+public struct VideoLimits: Sendable, Equatable {
+    public var maximumSeconds: Double
+    public var maximumBytes: Int
+
+    public init(maximumSeconds: Double = 4 * 3600, maximumBytes: Int = 64 << 30) {
+        self.maximumSeconds = maximumSeconds
+        self.maximumBytes = maximumBytes
+    }
+}
+
+/// Which frames become items: one every `interval` seconds, plus the first frame after each cut.
+public struct FrameSampling: Sendable, Equatable {
+    public var interval: Double
+    /// Mean absolute difference (0...1) of small RGB copies of consecutive frames counted as a cut.
+    public var sceneThreshold: Double
+
+    public init(interval: Double = 1, sceneThreshold: Double = 0.25) {
+        self.interval = interval
+        self.sceneThreshold = sceneThreshold
+    }
+}
+
+public struct VideoFrame: Sendable {
+    /// Seconds from the start of the video.
+    public let time: Double
+    public let isSceneChange: Bool
+    public let image: RGBImage
+}
+
+/// Samples a video file's frames with FFmpeg's libraries, scaled so their shorter side is the model's
+/// input size. One reader is used from one thread at a time.
+public final class VideoReader {
+    public let duration: Double?
+    public let width: Int
+    public let height: Int
+    public let codec: String
+    public let container: String
+    public let sampling: FrameSampling
+    private let limits: VideoLimits
+    private let handle: OpaquePointer
+    private let outputWidth: Int
+    private let outputHeight: Int
+    private var framesTaken = 0
+
+    public init(path: String, shorterSide: Int, sampling: FrameSampling = FrameSampling(), limits: VideoLimits = VideoLimits()) throws(VideoError) {
+        guard sampling.interval > 0, sampling.interval.isFinite else { throw VideoError(code: "InvalidArgument", "the frame interval must be a positive number of seconds") }
+        let size: Int
+        do {
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        } catch {
+            throw VideoError(code: "FileNotFound", "no readable file at \(path)")
+        }
+        guard size > 0 else { throw VideoError(code: "EmptyVideo", "the video is empty (0 bytes)") }
+        guard size <= limits.maximumBytes else {
+            throw VideoError(code: "InvalidVideoSize", "the video is \(size) bytes, over the limit of \(limits.maximumBytes) bytes")
+        }
+        var info = loupe_video_info()
+        var message = [CChar](repeating: 0, count: 512)
+        guard let handle = loupe_video_open(path, Int32(shorterSide), &info, &message, message.count) else {
+            let reason = String(cString: message)
+            throw VideoError(code: reason.contains("no video stream") ? "NoVideoStream" : "InvalidVideoFormat", reason)
+        }
+        // Refused before `self` is whole: a class whose init throws after that is deinitialised, which
+        // would close the handle a second time.
+        if info.duration > limits.maximumSeconds {
+            loupe_video_close(handle)
+            throw VideoError(code: "VideoTooLong", "the video lasts \(Self.clock(info.duration)), over the limit of \(Self.clock(limits.maximumSeconds))")
+        }
+        self.handle = handle
+        self.duration = info.duration >= 0 ? info.duration : nil
+        self.width = Int(info.width)
+        self.height = Int(info.height)
+        self.outputWidth = Int(info.output_width)
+        self.outputHeight = Int(info.output_height)
+        self.codec = withUnsafeBytes(of: info.codec) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        self.container = withUnsafeBytes(of: info.container) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        self.sampling = sampling
+        self.limits = limits
+    }
+
+    deinit { loupe_video_close(handle) }
+
+    /// The next sampled frame, or nil at the end. The end is checked: a video with no frame, one whose
+    /// frames stop well before its stated duration (a cut-off file), or one that is mostly damaged
+    /// packets is refused rather than half ingested.
+    public func next() throws(VideoError) -> VideoFrame? {
+        var pixels = [UInt8](repeating: 0, count: outputWidth * outputHeight * 3)
+        var frame = loupe_video_frame()
+        var message = [CChar](repeating: 0, count: 512)
+        let status = pixels.withUnsafeMutableBufferPointer { pixels in
+            loupe_video_next(handle, sampling.interval, sampling.sceneThreshold, limits.maximumSeconds, pixels.baseAddress, &frame,
+                             &message, message.count)
+        }
+        switch status {
+        case 1:
+            framesTaken += 1
+            return VideoFrame(time: frame.time, isSceneChange: frame.scene_change != 0,
+                              image: RGBImage(width: outputWidth, height: outputHeight, pixels: pixels))
+        case 0:
+            try checkEnd()
+            return nil
+        default:
+            throw VideoError(code: "CorruptVideo", "the video is damaged: \(String(cString: message))")
+        }
+    }
+
+    private func checkEnd() throws(VideoError) {
+        var damaged: Int64 = 0, read: Int64 = 0, lastDecoded = 0.0
+        loupe_video_progress(handle, &damaged, &read, &lastDecoded)
+        guard framesTaken > 0 else {
+            throw VideoError(code: damaged > 0 ? "CorruptVideo" : "EmptyVideo",
+                             damaged > 0 ? "no frame of the video could be decoded" : "the video has no frames")
+        }
+        if damaged * 2 > read {
+            throw VideoError(code: "CorruptVideo", "the video is damaged: \(damaged) of its \(read) packets could not be decoded")
+        }
+        // Frames that end well before the stated duration mean a cut-off file, unless the stop came
+        // from the length limit.
+        if let duration, duration <= limits.maximumSeconds, lastDecoded + 2 < duration * 0.9 {
+            throw VideoError(code: "CorruptVideo",
+                             "the video stops at \(Self.clock(lastDecoded)) of its \(Self.clock(duration)): the file is truncated or damaged")
+        }
+    }
+
+    /// Seconds as h:mm:ss.s or m:ss.s.
+    public static func clock(_ seconds: Double) -> String {
+        let tenths = Int((seconds * 10).rounded())
+        let (hours, minutes, rest) = (tenths / 36000, tenths / 600 % 60, Double(tenths % 600) / 10)
+        let secondsText = String(format: "%04.1f", rest)
+        return hours > 0 ? String(format: "%d:%02d:", hours, minutes) + secondsText : "\(minutes):" + secondsText
+    }
+}

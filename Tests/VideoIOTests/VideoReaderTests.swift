@@ -1,0 +1,171 @@
+import Foundation
+import ImageIO
+import LoupeTestSupport
+import Testing
+
+@testable import VideoIO
+
+/// Frame sampling from videos the tests make with ffmpeg: red for 2 s, blue for 2.5 s, green for 1.5 s,
+/// at 25 frames a second, with a white square moving across.
+@Suite struct VideoReaderTests {
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-video-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    static func frames(_ path: String, interval: Double = 1, shorterSide: Int = 224, limits: VideoLimits = VideoLimits()) throws -> [VideoFrame] {
+        let reader = try VideoReader(path: path, shorterSide: shorterSide, sampling: FrameSampling(interval: interval), limits: limits)
+        var frames = [VideoFrame]()
+        while let frame = try reader.next() { frames.append(frame) }
+        return frames
+    }
+
+    /// The colour at the frame's top-left corner, away from the moving square.
+    static func corner(_ frame: VideoFrame) -> (Int, Int, Int) {
+        let i = (2 * frame.image.width + 2) * 3
+        return (Int(frame.image.pixels[i]), Int(frame.image.pixels[i + 1]), Int(frame.image.pixels[i + 2]))
+    }
+
+    static func error(_ body: () throws -> Void) -> VideoError? {
+        do {
+            try body()
+            return nil
+        } catch {
+            return error as? VideoError
+        }
+    }
+
+    @Test func framesComeEveryIntervalAndAtEachCut() throws {
+        let video = try TestVideos.make(at: try Self.folder().appendingPathComponent("scenes.mp4"))
+        let frames = try Self.frames(video.path)
+        // Times to a tenth: a cut lands on a frame (4.52 s at 25 frames a second).
+        // The schedule gives 0…6 s (the last frame is at 6.0); the cut to green at 4.5 s is off the schedule
+        // and comes as a scene change. (The cut to blue at 2 s falls on the schedule.)
+        let times = frames.map { ($0.time * 10).rounded() / 10 }
+        #expect(times == [0, 1, 2, 3, 4, 4.5, 5, 6])
+        #expect(frames.map(\.isSceneChange) == [false, false, false, false, false, true, false, false])
+        let colors = frames.map(Self.corner)
+        for (frame, color) in zip(frames, colors) {
+            let expected = frame.time < 2 ? (255, 0, 0) : frame.time < 4.5 ? (0, 0, 255) : (0, 128, 0)
+            #expect(abs(color.0 - expected.0) <= 12 && abs(color.1 - expected.1) <= 12 && abs(color.2 - expected.2) <= 12,
+                    "frame at \(frame.time) s has \(color), expected about \(expected)")
+        }
+    }
+
+    @Test func framesAreScaledToTheShorterSideWithTheAspectKept() throws {
+        let folder = try Self.folder()
+        let video = try TestVideos.make(at: folder.appendingPathComponent("wide.mp4"), size: "640x360")
+        let reader = try VideoReader(path: video.path, shorterSide: 224)
+        let first = try #require(try reader.next())
+        #expect((first.image.width, first.image.height) == (398, 224))
+        #expect((reader.width, reader.height) == (640, 360))
+        #expect(reader.codec == "h264")
+        // Never enlarged: a 160×120 video stays 160×120.
+        let small = try VideoReader(path: TestVideos.make(at: folder.appendingPathComponent("small.mp4")).path, shorterSide: 224)
+        let frame = try #require(try small.next())
+        #expect((frame.image.width, frame.image.height) == (160, 120))
+    }
+
+    @Test(arguments: [
+        ("h264.mov", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
+        ("vp9.webm", ["-c:v", "libvpx-vp9", "-b:v", "200k", "-deadline", "realtime"]),
+        ("vp8.mkv", ["-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime"]),
+        ("mpeg4.avi", ["-c:v", "mpeg4", "-q:v", "4"]),
+        ("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "4"]),
+        ("av1.mkv", ["-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "200k"]),
+    ])
+    func containersAndCodecsGiveTheSameSchedule(name: String, encoding: [String]) throws {
+        let video = try TestVideos.make(at: try Self.folder().appendingPathComponent(name), encoding: encoding)
+        let frames = try Self.frames(video.path)
+        #expect(frames.map { ($0.time * 10).rounded() / 10 } == [0, 1, 2, 3, 4, 4.5, 5, 6], "\(name)")
+    }
+
+    @Test func aLongerIntervalTakesFewerFramesButStillEveryCut() throws {
+        let video = try TestVideos.make(at: try Self.folder().appendingPathComponent("scenes.mp4"))
+        let frames = try Self.frames(video.path, interval: 3)
+        #expect(frames.map { ($0.time * 10).rounded() / 10 } == [0, 2, 3, 4.5, 6])
+        #expect(frames.map(\.isSceneChange) == [false, true, false, true, false])
+    }
+
+    @Test func badFilesEndInClearErrors() throws {
+        let folder = try Self.folder()
+        let manager = FileManager.default
+        // Zero bytes.
+        let empty = folder.appendingPathComponent("empty.mp4")
+        manager.createFile(atPath: empty.path, contents: Data())
+        #expect(Self.error { _ = try Self.frames(empty.path) }?.code == "EmptyVideo")
+        // Not a video at all.
+        let text = folder.appendingPathComponent("notes.mp4")
+        try Data("this is not a video\n".utf8).write(to: text)
+        #expect(Self.error { _ = try Self.frames(text.path) }?.code == "InvalidVideoFormat")
+        // Random bytes.
+        var generator = SeededGenerator(seed: 7)
+        let noise = folder.appendingPathComponent("noise.mkv")
+        try Data((0..<50_000).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: noise)
+        #expect(Self.error { _ = try Self.frames(noise.path) }?.code == "InvalidVideoFormat")
+        // Sound only.
+        let audio = folder.appendingPathComponent("sound.mp4")
+        try TestVideos.makeAudioOnly(at: audio)
+        let noVideo = Self.error { _ = try Self.frames(audio.path) }
+        #expect(noVideo?.code == "NoVideoStream")
+        #expect(noVideo?.message.contains("no video stream") == true)
+        // Missing.
+        #expect(Self.error { _ = try Self.frames(folder.appendingPathComponent("absent.mp4").path) }?.code == "FileNotFound")
+    }
+
+    @Test func aVideoWithNoFramesIsRefused() throws {
+        let folder = try Self.folder()
+        // Sound with an empty video track: the container has a video stream and no frame in it.
+        let video = folder.appendingPathComponent("frameless.mkv")
+        try TestVideos.ffmpeg(["-f", "lavfi", "-i", "sine=duration=1", "-f", "lavfi", "-i", "color=c=red:s=64x64:d=1",
+                               "-map", "0:a", "-map", "1:v", "-frames:v", "0", "-c:a", "pcm_s16le", "-c:v", "mpeg4", video.path])
+        let error = Self.error { _ = try Self.frames(video.path) }
+        #expect(error?.code == "EmptyVideo" || error?.code == "NoVideoStream", "\(String(describing: error))")
+    }
+
+    @Test func truncatedFilesAreRefusedNotHalfRead() throws {
+        let folder = try Self.folder()
+        let long: [TestVideos.Scene] = [.init("red", 5), .init("blue", 5), .init("yellow", 5)]
+        // MP4 with its index at the end: cut in half, it cannot be opened.
+        let mp4 = try TestVideos.make(at: folder.appendingPathComponent("cut.mp4"), scenes: long)
+        let mp4Bytes = try Data(contentsOf: mp4)
+        try mp4Bytes.prefix(mp4Bytes.count / 2).write(to: mp4)
+        let mp4Error = Self.error { _ = try Self.frames(mp4.path) }
+        #expect(mp4Error?.code == "InvalidVideoFormat" || mp4Error?.code == "CorruptVideo", "\(String(describing: mp4Error))")
+        // Matroska states its duration first: cut in half, its frames stop early.
+        let mkv = try TestVideos.make(at: folder.appendingPathComponent("cut.mkv"), scenes: long)
+        let mkvBytes = try Data(contentsOf: mkv)
+        try mkvBytes.prefix(mkvBytes.count / 2).write(to: mkv)
+        let mkvError = Self.error { _ = try Self.frames(mkv.path) }
+        #expect(mkvError?.code == "CorruptVideo", "\(String(describing: mkvError))")
+        #expect(mkvError?.message.contains("truncated") == true)
+    }
+
+    @Test func limitsAreCheckedBeforeDecoding() throws {
+        let video = try TestVideos.make(at: try Self.folder().appendingPathComponent("scenes.mp4"))
+        let long = Self.error { _ = try Self.frames(video.path, limits: VideoLimits(maximumSeconds: 5)) }
+        #expect(long?.code == "VideoTooLong")
+        let large = Self.error { _ = try Self.frames(video.path, limits: VideoLimits(maximumBytes: 1000)) }
+        #expect(large?.code == "InvalidVideoSize")
+        #expect(Self.error { _ = try VideoReader(path: video.path, shorterSide: 224, sampling: FrameSampling(interval: 0)) }?.code == "InvalidArgument")
+    }
+
+    /// A playlist or concat list dressed as a video must not make FFmpeg read other files.
+    @Test func filesNamingOtherFilesAreRefused() throws {
+        let folder = try Self.folder()
+        let real = try TestVideos.make(at: folder.appendingPathComponent("real.mp4"))
+        let playlist = folder.appendingPathComponent("list.mp4")
+        try Data("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n\(real.path)\n#EXT-X-ENDLIST\n".utf8).write(to: playlist)
+        #expect(Self.error { _ = try Self.frames(playlist.path) }?.code == "InvalidVideoFormat")
+        let concat = folder.appendingPathComponent("concat.mkv")
+        try Data("ffconcat version 1.0\nfile '\(real.path)'\n".utf8).write(to: concat)
+        #expect(Self.error { _ = try Self.frames(concat.path) }?.code == "InvalidVideoFormat")
+    }
+
+    @Test func clockText() {
+        #expect(VideoReader.clock(0) == "0:00.0")
+        #expect(VideoReader.clock(65.24) == "1:05.2")
+        #expect(VideoReader.clock(3725) == "1:02:05.0")
+    }
+}
