@@ -80,3 +80,41 @@ public enum Moments {
             .map(\.element).prefix(k))
     }
 }
+
+extension Moments {
+    /// Runs `search` (k → the store's best k) and returns hits grouped as `groupBy` says. A collection
+    /// without videos pays nothing: only when a frame is among the best k are more candidates fetched.
+    public static func search(k: Int, groupBy: GroupBy, _ search: (Int) throws -> [SearchResult]) rethrows -> [GroupedHit] {
+        let best = try search(k)
+        guard groupBy == .video, best.contains(where: { $0.item.metadata[FrameMetadata.video] != nil }) else { return best.map(GroupedHit.item) }
+        return group(try search(max(k, candidates(for: k))), k: k)
+    }
+}
+
+extension GroupedHit {
+    /// The hit as the CLI prints it and the search route answers: `id`, `kind` (image, video or frame),
+    /// `relevance`, `cosine`, `metadata`; a video adds its best moment's `start`, `end`, `best` and
+    /// `frame` (the best frame's item id, for its thumbnail), and all its `moments`.
+    public func jsonObject(source: Bool = false) -> [String: Any] {
+        let result = best
+        var object: [String: Any] = ["relevance": Double(result.relevance), "cosine": Double(result.similarity)]
+        if source { object["source"] = result.item.source }
+        switch self {
+        case .item(let result):
+            object["id"] = result.item.id
+            object["kind"] = result.item.metadata[FrameMetadata.video] == nil ? "image" : "frame"
+            object["metadata"] = result.item.metadata
+        case .video(let id, let moments):
+            object["id"] = id
+            object["kind"] = "video"
+            object["metadata"] = result.item.metadata.filter { $0.key != FrameMetadata.time && $0.key != FrameMetadata.interval }
+            let momentObjects = moments.map { moment -> [String: Any] in
+                ["start": moment.start, "end": moment.end, "best": moment.best, "relevance": Double(moment.bestFrame.relevance),
+                 "cosine": Double(moment.bestFrame.similarity), "frame": moment.bestFrame.item.id]
+            }
+            object.merge(momentObjects[0].filter { ["start", "end", "best", "frame"].contains($0.key) }) { $1 }
+            object["moments"] = momentObjects
+        }
+        return object
+    }
+}

@@ -31,6 +31,7 @@ struct CollectionsController<Context: RequestContext> {
         }
         router.get("/collections/:name/items/:id/image") { _, context in try image(try item(context)) }
         router.get("/collections/:name/items/:id/thumbnail") { request, context in try await thumbnail(request, context) }
+        router.get("/collections/:name/items/:id/video") { request, context in try await video(request, try item(context), context) }
         router.delete("/collections/:name/items/:id") { _, context in
             try run { try store.deleteItem(try parameter("id", context), in: try name(context)) }
             return Response(status: .noContent)
@@ -144,6 +145,42 @@ struct CollectionsController<Context: RequestContext> {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    static var videoTypes: [String: String] { ["mp4": "video/mp4", "m4v": "video/mp4", "mov": "video/quicktime", "webm": "video/webm", "mkv": "video/x-matroska",
+                                               "avi": "video/x-msvideo"] }
+
+    /// The video a frame item was taken from, in byte ranges as players ask for them (206 with
+    /// Content-Range; 416 past the end; the whole file for no Range, several ranges, or an If-Range that
+    /// no longer matches). Only the file the store recorded is served, as for images.
+    private func video(_ request: Request, _ item: Item, _ context: Context) async throws -> Response {
+        guard item.metadata[FrameMetadata.video] != nil else {
+            throw AzureError(.notFound, code: "VideoNotFound", message: "Item \(item.id) is not a video frame.")
+        }
+        let type = Self.videoTypes[(item.source as NSString).pathExtension.lowercased()]
+        guard let type, let size = (try? FileManager.default.attributesOfItem(atPath: item.source))?[.size] as? Int else {
+            throw AzureError(.notFound, code: "VideoNotFound", message: "The video of item \(item.id) is no longer available.")
+        }
+        let etag = "\"\(item.contentHash)\""
+        var headers: HTTPFields = [.contentType: type, .acceptRanges: "bytes", .eTag: etag, .cacheControl: "private, max-age=86400",
+                                   HTTPField.Name("X-Content-Type-Options")!: "nosniff"]
+        let ifRange = request.headers[.ifRange]
+        let asked = ifRange == nil || ifRange == etag ? ByteRangeRequest(header: request.headers[.range], size: size) : .whole
+        let range: ClosedRange<Int>
+        switch asked {
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(size)"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        case .range(let bytes):
+            range = bytes
+            headers[.contentRange] = "bytes \(bytes.lowerBound)-\(bytes.upperBound)/\(size)"
+        case .whole:
+            guard size > 0 else { return Response(status: .ok, headers: headers, body: .init()) }
+            range = 0...(size - 1)
+        }
+        headers[.contentLength] = String(range.count)
+        let body = try await FileIO().loadFile(path: item.source, range: range, context: context)
+        return Response(status: asked == .whole ? .ok : .partialContent, headers: headers, body: body)
+    }
+
     // MARK: - Search
 
     static var kRange: ClosedRange<Int> { 1...1000 }
@@ -155,6 +192,11 @@ struct CollectionsController<Context: RequestContext> {
             guard let number = Int(text), Self.kRange.contains(number) else { throw bad("InvalidRequestBody", "k must be an integer from 1 to 1000.") }
             k = number
         }
+        var groupBy = GroupBy.video
+        if let text = request.uri.queryParameters["groupBy"] {
+            guard let value = GroupBy(rawValue: String(text)) else { throw bad("InvalidRequestBody", "groupBy is video or frame.") }
+            groupBy = value
+        }
         var filters = [MetadataFilter]()
         var hybridText: String?
         var vectorWeight = HybridScore.defaultVectorWeight
@@ -162,6 +204,10 @@ struct CollectionsController<Context: RequestContext> {
         if inputs.mediaType(request) == "application/json" {
             let body = try await inputs.jsonObject(request)
             k = try inputs.integer("k", in: body, range: Self.kRange) ?? k
+            if let text = try inputs.field({ try JSONBody.optionalString("groupBy", in: body) }) {
+                guard let value = GroupBy(rawValue: text) else { throw bad("InvalidRequestBody", "groupBy is video or frame.") }
+                groupBy = value
+            }
             do {
                 filters = try (try inputs.field { try JSONBody.strings("filters", in: body) } ?? []).map(MetadataFilter.init(parsing:))
             } catch let error as StoreError {
@@ -193,16 +239,16 @@ struct CollectionsController<Context: RequestContext> {
         } else {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
-        let results = try run {
-            if let hybridText {
-                return try store.hybridSearch(collection, vector: query, text: hybridText, model: version.identity, k: k, filters: filters,
-                                              vectorWeight: vectorWeight)
+        let hits = try run {
+            try Moments.search(k: k, groupBy: groupBy) { k in
+                if let hybridText {
+                    return try store.hybridSearch(collection, vector: query, text: hybridText, model: version.identity, k: k, filters: filters,
+                                                  vectorWeight: vectorWeight)
+                }
+                return try store.search(collection, vector: query, model: version.identity, k: k, filters: filters)
             }
-            return try store.search(collection, vector: query, model: version.identity, k: k, filters: filters)
         }
-        return jsonResponse(["results": results.map { result -> [String: Any] in
-            ["id": result.item.id, "relevance": Double(result.relevance), "cosine": Double(result.similarity), "metadata": result.item.metadata]
-        }])
+        return jsonResponse(["results": hits.map { $0.jsonObject() }])
     }
 
     // MARK: - Helpers

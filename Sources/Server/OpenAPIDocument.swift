@@ -111,7 +111,11 @@ enum OpenAPIDocument {
             "text": ["type": "string", "minLength": 1, "maxLength": 10000, "pattern": Self.textPattern], "like": ["type": "string", "minLength": 1, "maxLength": 512],
             "url": ["type": "string", "format": "uri"], "k": ["type": "integer", "minimum": 1, "maximum": 1000],
             "filters": ["type": "array", "items": ["type": "string", "pattern": MetadataFilter.pattern]], "hybrid": ["type": "boolean"],
-            "vectorWeight": ["type": "number", "minimum": 0, "maximum": 1]]]
+            "vectorWeight": ["type": "number", "minimum": 0, "maximum": 1], "groupBy": ["type": "string", "enum": ["video", "frame"]]]]
+        let groupByQuery: [String: Any] = ["name": "groupBy", "in": "query", "required": false, "schema": ["type": "string", "enum": ["video", "frame"]],
+                                           "description": "video (default): one result per video with its moments; frame: each frame alone"]
+        let rangeHeader: [String: Any] = ["name": "Range", "in": "header", "required": false, "schema": ["type": "string"],
+                                          "description": "One byte range (bytes=FIRST-LAST, bytes=FIRST-, bytes=-SUFFIX); others get the whole file"]
         let createJSON: [String: Any] = ["type": "object", "required": ["name"], "properties": [
             "name": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"], "modelVersion": ["type": "string", "enum": versions.sorted()]]]
         func body(json: [String: Any], images: Bool) -> [String: Any] {
@@ -136,7 +140,12 @@ enum OpenAPIDocument {
                                                "delete": operation("deleteItem", [collection, item], "Deleted", 204)],
             "/collections/{name}/items/{id}/image": ["get": operation("getItemImage", [collection, item], "The stored image", 200)],
             "/collections/{name}/items/{id}/thumbnail": ["get": operation("getItemThumbnail", [collection, item], "A 320-pixel JPEG", 200)],
-            "/collections/{name}/search": ["post": operation("search", [collection, kQuery], "Results, best first", 200,
+            "/collections/{name}/items/{id}/video": ["get": operation("getItemVideo", [collection, item, rangeHeader], "The video a frame was taken from", 200)
+                .merging(["responses": answers("The video a frame was taken from", 200).merging([
+                    "206": ["description": "The byte range asked for, with Content-Range"],
+                    "416": ["description": "The range starts past the end; Content-Range: bytes */SIZE"],
+                ]) { a, _ in a }]) { _, b in b }],
+            "/collections/{name}/search": ["post": operation("search", [collection, kQuery, groupByQuery], "Results, best first", 200,
                                                              body: body(json: searchJSON, images: true))],
         ]
     }

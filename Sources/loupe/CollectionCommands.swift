@@ -75,12 +75,15 @@ enum CollectionModel {
 extension Loupe {
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a folder of images, or the images a TSV/CSV manifest lists, to a collection.",
+            abstract: "Add a folder of images and videos, or the files a TSV/CSV manifest lists, to a collection.",
             discussion: """
-                A folder is read recursively (jpg, png, webp, gif, bmp, tiff); an item's id is its relative path. \
-                A manifest has a header row; the image column is IMAGE_FILE unless --image-column says otherwise, and \
-                every column becomes metadata. Unchanged files are skipped by content hash, so a run can be stopped \
-                at any moment and started again. Items that fail are listed in DATA/<collection>-errors.tsv.
+                A folder is read recursively (jpg, png, webp, gif, bmp, tiff; videos: mp4, m4v, mov, mkv, webm, avi); an \
+                item's id is its relative path. A manifest has a header row; the file column is IMAGE_FILE unless \
+                --image-column says otherwise, and every column becomes metadata. A video becomes one item per sampled \
+                frame (every --frame-interval seconds and at each cut), named VIDEO@SECONDS, with metadata video, \
+                video_time and video_interval; its frames are stored together once all are embedded. Unchanged files \
+                are skipped by content hash, so a run can be stopped at any moment and started again. Items that fail \
+                are listed in DATA/<collection>-errors.tsv.
                 """)
 
         @Argument(help: "A folder of images or a .tsv/.csv manifest.") var path: String
@@ -92,9 +95,14 @@ extension Loupe {
         @Option(help: "Images per inference batch.") var batch = 32
         @Option(help: "The manifest column naming each image file.") var imageColumn: String?
         @Option(help: "The manifest column holding each item's id (default: the image column).") var idColumn: String?
+        @Option(help: "Seconds between the video frames taken (cuts add frames of their own).") var frameInterval = 1.0
+        @Option(help: "Videos longer than this many seconds are refused.") var maxVideoSeconds = VideoLimits().maximumSeconds
+        @Option(help: "Video files larger than this many megabytes are refused.") var maxVideoMegabytes = VideoLimits().maximumBytes >> 20
 
         func validate() throws {
             guard jobs >= 1, batch >= 1 else { throw ValidationError("--jobs and --batch must be positive") }
+            guard frameInterval >= 0.05, frameInterval <= 3600 else { throw ValidationError("--frame-interval is between 0.05 and 3600 seconds") }
+            guard maxVideoSeconds > 0, maxVideoMegabytes > 0 else { throw ValidationError("--max-video-seconds and --max-video-megabytes must be positive") }
         }
 
         func run() async throws {
@@ -120,10 +128,12 @@ extension Loupe {
             defer { Embedders.close(embedder) }
             let store = try store.open()
             let display = IngestDisplay(remote: embedder as? RemoteEmbedder)
+            let ingestOptions = IngestOptions(jobs: jobs, batch: batch, sampling: FrameSampling(interval: frameInterval),
+                                        videoLimits: VideoLimits(maximumSeconds: maxVideoSeconds, maximumBytes: maxVideoMegabytes << 20))
             let summary: IngestSummary
             do {
                 summary = try await IngestPipeline(embedder: embedder, store: store)
-                    .run(items, sourceProblems: problems, into: collection, options: IngestOptions(jobs: jobs, batch: batch)) { display.show($0) }
+                    .run(items, sourceProblems: problems, into: collection, options: ingestOptions) { display.show($0) }
             } catch let error as StoreError {
                 throw CommandFailure(error.description)
             } catch let error as EmbeddingError {
@@ -139,8 +149,10 @@ extension Loupe {
         static let configuration = CommandConfiguration(
             abstract: "Search a collection by text, by an image, or for items like one of its own.",
             discussion: """
-                Prints one JSON object per result, best first: id, relevance = (1 + cosine) / 2 in [0, 1], cosine, \
-                source and metadata. With --hybrid, relevance = w · (1 + cosine) / 2 + (1 − w) · text, where text is the \
+                Prints one JSON object per result, best first: id, kind (image, video or frame), relevance = \
+                (1 + cosine) / 2 in [0, 1], cosine, source and metadata. With --group-by video (the default), a video's \
+                frames come as one result with its moments (stretches of adjacent matching frames: start, end, best \
+                in seconds, relevance, frame), the best moment's also at the top level. With --hybrid, relevance = w · (1 + cosine) / 2 + (1 − w) · text, where text is the \
                 item's BM25 score on its metadata over the best one (0 without a match) and w is --vector-weight. Filters: FIELD=value, FIELD>=number, FIELD<=number (numbers are read from the \
                 start of the field, so DATE>=1850 works on "c. 1889").
                 """)
@@ -153,6 +165,7 @@ extension Loupe {
         @Option(name: .customLong("filter"), help: "A metadata condition (repeatable).") var filters: [String] = []
         @Option(help: "The model for the query (default: the collection's own; another one is refused).") var model: String?
         @Flag(help: "Blend the text's vector similarity with a full-text match on the metadata.") var hybrid = false
+        @Option(help: "video: one result per video with its moments; frame: every video frame on its own.") var groupBy: GroupBy = .video
         @Option(help: "Hybrid: the weight of vector similarity, 0...1 (the rest goes to the text match).")
         var vectorWeight: Float = HybridScore.defaultVectorWeight
         @Option(help: "float32 or int8 for embedding the query (as `loupe ingest --precision`).")
@@ -217,15 +230,14 @@ extension Loupe {
                 }
             }
             do {
-                let results = hybrid
-                    ? try store.hybridSearch(collection, vector: query, text: text ?? "", model: identity, k: k, filters: parsedFilters,
-                                             vectorWeight: vectorWeight)
-                    : try store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters)
-                for result in results {
-                    let object: [String: Any] = [
-                        "id": result.item.id, "relevance": Double(result.relevance), "cosine": Double(result.similarity),
-                        "source": result.item.source, "metadata": result.item.metadata,
-                    ]
+                let hits = try Moments.search(k: k, groupBy: groupBy) { k in
+                    hybrid
+                        ? try store.hybridSearch(collection, vector: query, text: text ?? "", model: identity, k: k, filters: parsedFilters,
+                                                 vectorWeight: vectorWeight)
+                        : try store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters)
+                }
+                for hit in hits {
+                    let object = hit.jsonObject(source: true)
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                     StandardStreams.writeOut(String(decoding: data, as: UTF8.self) + "\n")
                 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ImageCollections
 
 @main
 struct Loupe: AsyncParsableCommand {
@@ -30,3 +31,5 @@ struct ModelOptions: ParsableArguments {
 enum Precision: String, ExpressibleByArgument, CaseIterable {
     case float32, int8
 }
+
+extension GroupBy: ExpressibleByArgument {}
