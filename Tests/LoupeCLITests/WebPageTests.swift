@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -57,6 +58,52 @@ import FoundationNetworking
         for shot in ["1-text-search.png", "2-image-search.png", "3-item.png", "4-phone.png"] {
             #expect(FileManager.default.fileExists(atPath: shots.appendingPathComponent(shot).path))
         }
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    /// A video's moment on the page: its card says when, and opening it plays the video from there.
+    @Test func aVideoMomentPlaysFromItsBestTime() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-web-video-\(UUID())")
+        let media = root.appendingPathComponent("media")
+        // VP9 in WebM: a codec every Chromium build plays.
+        try TestVideos.make(at: media.appendingPathComponent("harbour.webm"), scenes: [.init("red", 4), .init("navy", 4), .init("orange", 4)],
+                            size: "320x240", encoding: ["-c:v", "libvpx-vp9", "-b:v", "300k", "-deadline", "realtime"])
+        try FileManager.default.copyItem(at: LoupeBinary.fixtures.appendingPathComponent("images/cmyk_360x240.jpg"),
+                                         to: media.appendingPathComponent("photo.jpg"))
+        let data = root.appendingPathComponent("data").path
+        let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-quickgelu").path
+        let ingest = try LoupeBinary.run(["ingest", media.path, "--collection", "clips", "--model", model, "--data", data])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let port = ServeCommandTests.freePort()
+        let (server, _) = try ServeCommandTests.start(["serve", "--model", model, "--port", "\(port)", "--data", data])
+        defer { server.terminate() }
+        try await ServeCommandTests.waitUntilReady(port: port)
+        let base = "http://127.0.0.1:\(port)"
+        let output = try Self.python([LoupeBinary.root.appendingPathComponent("Tests/LoupeCLITests/Web/browser_video.py").path,
+                                      base, "clips", "a boat leaving the harbour", "harbour.webm",
+                                      LoupeBinary.root.appendingPathComponent(".build/screenshots").path])
+        let shown = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+
+        var request = URLRequest(url: URL(string: base + "/collections/clips/search")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(#"{"text": "a boat leaving the harbour", "k": 24}"#.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        let (answer, _) = try await URLSession.shared.data(for: request)
+        let results = try #require((try JSONSerialization.jsonObject(with: answer) as? [String: Any])?["results"] as? [[String: Any]])
+        #expect(shown["results"] as? [String] == results.compactMap { $0["id"] as? String })
+        let video = try #require(results.first { $0["kind"] as? String == "video" })
+        let best = try #require(video["best"] as? Double)
+        let frame = try #require(video["frame"] as? String)
+        #expect((shown["moment"] as? String)?.hasPrefix("▶ 0:") == true, "\(shown["moment"] ?? "none")")
+        let itemURL = try #require(URLComponents(string: shown["item_url"] as? String ?? ""))
+        #expect(itemURL.queryItems?.first { $0.name == "item" }?.value == frame)
+        #expect((shown["title"] as? String)?.hasPrefix("harbour.webm at ") == true)
+        #expect(shown["video_error"] is NSNull, "\(shown["video_error"] ?? "")")
+        #expect(shown["video_paused"] as? Bool == false && shown["video_image_hidden"] as? Bool == true)
+        // Playing from the best frame's time (it has played a moment since).
+        let time = try #require(shown["video_time"] as? Double)
+        #expect(time >= best && time < best + 3, "playing at \(time) s, the moment is at \(best) s")
+        #expect(shown["paused_after_back"] as? Bool == true)
         try? FileManager.default.removeItem(at: root)
     }
 

@@ -68,6 +68,28 @@ function setImage(img, collection, id, kind = "thumbnail") {
     .then((blob) => { if (blob) img.src = URL.createObjectURL(blob); });
 }
 
+/// Seconds as m:ss.s (h:mm:ss.s from an hour).
+function clock(seconds) {
+  const tenths = Math.round(seconds * 10);
+  const hours = Math.floor(tenths / 36000), minutes = Math.floor(tenths / 600) % 60;
+  const rest = ((tenths % 600) / 10).toFixed(1).padStart(4, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
+}
+
+/// A video frame's video, played from `time`. Like images, a keyed server's video is fetched with the
+/// key (whole, as a blob: <video> cannot send headers); otherwise the player asks for byte ranges.
+function setVideo(video, collection, id, time) {
+  const path = `/collections/${encodeURIComponent(collection)}/items/${encodeURIComponent(id)}/video`;
+  video.onloadedmetadata = () => {
+    video.currentTime = time;
+    video.play().catch(() => {});
+  };
+  if (!key) { video.src = `${path}#t=${time}`; return; }
+  fetch(path, { headers: { "Ocp-Apim-Subscription-Key": key } })
+    .then((response) => (response.ok ? response.blob() : null))
+    .then((blob) => { if (blob) video.src = URL.createObjectURL(blob); });
+}
+
 function title(result) {
   const m = result.metadata || {};
   return m.TITLE || m.title || m.Title || result.id.split("/").pop();
@@ -78,22 +100,27 @@ function author(result) {
   return m.AUTHOR || m.author || m.Author || "";
 }
 
+/// A result: an image, or a video's moment (shown by its best frame, which opens the video there).
 function card(collection, result) {
   const li = document.createElement("li");
   const link = document.createElement("a");
-  link.href = `/?collection=${encodeURIComponent(collection)}&item=${encodeURIComponent(result.id)}`;
+  const target = result.kind === "video" ? result.frame : result.id;
+  link.href = `/?collection=${encodeURIComponent(collection)}&item=${encodeURIComponent(target)}`;
   link.dataset.id = result.id;
   link.addEventListener("click", (event) => {
     event.preventDefault();
-    navigate({ collection, item: result.id });
+    navigate({ collection, item: target });
   });
   const img = document.createElement("img");
   img.alt = title(result);
   img.loading = "lazy";
-  setImage(img, collection, result.id);
+  setImage(img, collection, target);
   const caption = document.createElement("div");
   caption.className = "caption";
-  for (const [name, text] of [["title", title(result)], ["author", author(result)],
+  const second = result.kind === "video"
+    ? ["moment", `▶ ${clock(result.best)} (${clock(result.start)}–${clock(result.end)})`]
+    : ["author", author(result)];
+  for (const [name, text] of [["title", title(result)], second,
     ["relevance", `relevance ${(result.relevance * 100).toFixed(1)}%`]]) {
     const div = document.createElement("div");
     div.className = name;
@@ -157,6 +184,7 @@ async function render() {
   $("filter").value = params.get("filter") || "";
   $("item").hidden = !itemId;
   $("results").hidden = !!itemId;
+  if (!itemId) $("item-video").pause();
   if (itemId) return renderItem(collection, itemId);
   if (params.get("q")) {
     status("Searching…");
@@ -177,11 +205,22 @@ async function render() {
 async function renderItem(collection, id) {
   const path = `/collections/${encodeURIComponent(collection)}/items/${encodeURIComponent(id)}`;
   const item = await withKey(() => api(path));
-  const result = { id: item.id, metadata: item.metadata };
-  $("item-title").textContent = title(result);
-  const image = $("item-image");
-  image.alt = title(result);
-  setImage(image, collection, id, "image");
+  const metadata = item.metadata || {};
+  const isFrame = metadata.video !== undefined;
+  const time = parseFloat(metadata.video_time) || 0;
+  const result = { id: isFrame ? metadata.video : item.id, metadata };
+  $("item-title").textContent = isFrame ? `${title(result)} at ${clock(time)}` : title(result);
+  const image = $("item-image"), video = $("item-video");
+  image.hidden = isFrame;
+  video.hidden = !isFrame;
+  if (isFrame) {
+    video.setAttribute("aria-label", $("item-title").textContent);
+    setVideo(video, collection, id, time);
+  } else {
+    video.pause();
+    image.alt = title(result);
+    setImage(image, collection, id, "image");
+  }
   $("item-metadata").replaceChildren(...Object.entries(item.metadata || {}).flatMap(([name, value]) => {
     const dt = document.createElement("dt");
     dt.textContent = name;
