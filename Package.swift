@@ -135,7 +135,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO", "LoupeTestSupport", "HubFixture"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO", "VideoIO", "LoupeTestSupport", "HubFixture"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [

@@ -342,6 +342,7 @@ final class IngestDisplay: @unchecked Sendable {
         let filled = Int(fraction * Double(width))
         let bar = interactive ? String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled) + " " : ""
         var line = "\(bar)\(progress.done)/\(progress.total) \(String(format: "%.1f", rate)) img/s ETA \(eta) errors \(progress.failed)"
+        if progress.frames > 0 { line += " video frames \(progress.frames) (\(String(format: "%.1f", Double(progress.frames) / elapsed))/s)" }
         if let remote = remote?.counters {
             line += " requests \(remote.requests) retries \(remote.retries) 429s \(remote.rateLimited)"
             line += " waited \(String(format: "%.1f", remote.waitedSeconds))s cached \(remote.cached)"
