@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "Ingest", "LoupeTestSupport",
+                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "Ingest", "HTTPBodies", "LoupeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

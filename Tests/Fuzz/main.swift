@@ -95,6 +95,7 @@ enum Targets {
     }
 
     /// Request bodies: the first line is a Content-Type, the rest the body, read as multipart and as JSON.
+    /// The first line is also read as a Range header on a file the body's size: a range is inside it.
     static func body(_ bytes: [UInt8]) {
         let split = bytes.firstIndex(of: 10) ?? bytes.count
         let contentType = String(decoding: bytes[..<split], as: UTF8.self)
@@ -106,6 +107,9 @@ enum Targets {
             if let file = Multipart.file(body, boundary: boundary) {
                 check(parts.contains { $0.content == file }, "the file is not one of the parts")
             }
+        }
+        if case .range(let range) = ByteRangeRequest(header: contentType, size: body.count) {
+            check(range.lowerBound >= 0 && range.upperBound < body.count, "range \(range) of a \(body.count)-byte file")
         }
         if let object = try? JSONBody.object(body) {
             if let k = try? JSONBody.integer("k", in: object, range: 1...1000) { check((1...1000).contains(k), "k = \(k)") }

@@ -1,5 +1,6 @@
 import Embedding
 import Foundation
+import HTTPBodies
 import ImageCollections
 import ImageIO
 import Ingest
@@ -89,6 +90,22 @@ import Testing
             try FileManager.default.removeItem(at: video)
             let gone = try await send.send(.GET, url)
             #expect(gone.status == 404 && gone.json["error"] != nil)
+        }
+    }
+
+    /// Range headers as clients and attackers write them, on files of 1,000 bytes and of none.
+    @Test func rangeHeadersAreReadStrictly() {
+        let cases: [(String?, Int, ByteRangeRequest)] = [
+            (nil, 1000, .whole), ("bytes=0-0", 1000, .range(0...0)), ("bytes=999-", 1000, .range(999...999)),
+            ("bytes=0-5000", 1000, .range(0...999)), ("bytes= 10-19 ", 1000, .range(10...19)), ("bytes=-1", 1000, .range(999...999)),
+            ("bytes=-5000", 1000, .range(0...999)), ("bytes=1000-", 1000, .unsatisfiable), ("bytes=-0", 1000, .unsatisfiable),
+            ("bytes=0-", 0, .unsatisfiable), ("bytes=-10", 0, .unsatisfiable), ("bytes=5-4", 1000, .whole),
+            ("bytes=0-1,5-6", 1000, .whole), ("bytes=99999999999999999999-", 1000, .whole), ("bytes=-99999999999999999999", 1000, .whole),
+            ("bytes=+1-2", 1000, .whole), ("bytes=1--2", 1000, .whole), ("bytes=", 1000, .whole), ("bytes=-", 1000, .whole),
+            ("bytes=٣-٤", 1000, .whole), ("BYTES=0-1", 1000, .whole), ("pages=0-1", 1000, .whole), ("bytes=0x10-", 1000, .whole),
+        ]
+        for (header, size, expected) in cases {
+            #expect(ByteRangeRequest(header: header, size: size) == expected, "\(header ?? "none") on \(size) bytes")
         }
     }
 }
