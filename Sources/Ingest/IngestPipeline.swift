@@ -49,7 +49,7 @@ public struct IngestSummary: Sendable {
 /// (`ItemWriter`, the path the server's add-item route takes too). An item whose stored hash equals its
 /// file's hash is skipped, so a run killed at any moment and started again ends with every item exactly
 /// once; a changed file is embedded again and replaces its item. An input the embedder refuses is
-/// reported with its error, never stored.
+/// reported with its error, never stored. Videos follow the images, one at a time (`VideoIngest`).
 public struct IngestPipeline: Sendable {
     public let embedder: any Embedder
     public let store: any CollectionStore
