@@ -79,8 +79,11 @@ loupe_video *loupe_video_open(const char *path, int32_t shorter_side, loupe_vide
         loupe_video_close(video);
         return NULL;
     }
-    // One thread: ingestion decodes several files at once, beside the model.
+    // One thread: the model has the cores. Frames no other frame refers to (most B-frames) are not
+    // decoded: sampling and cut detection look at the others, a few hundredths of a second apart, and
+    // decoding costs half as much (a 720p H.264 file: 0.28 s instead of 0.6 s for 10 seconds).
     video->codec->thread_count = 1;
+    video->codec->skip_frame = AVDISCARD_NONREF;
     if ((status = avcodec_open2(video->codec, decoder, NULL)) < 0) {
         describe(status, "cannot open the video decoder", message, message_size);
         loupe_video_close(video);

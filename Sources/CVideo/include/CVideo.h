@@ -28,7 +28,8 @@ typedef struct {
 /// their shorter side is `shorter_side` pixels (never enlarged). NULL with a message on failure.
 loupe_video *loupe_video_open(const char *path, int32_t shorter_side, loupe_video_info *info, char *message, size_t message_size);
 
-/// Decodes up to the next sampled frame: the first frame, the first at or after each multiple of
+/// Decodes up to the next sampled frame (frames no other frame refers to are skipped, so a sample may
+/// come a few frames late; its time is its own): the first frame, the first at or after each multiple of
 /// `interval` seconds, and any frame whose picture differs from the previous frame's by more than
 /// `scene_threshold` (mean absolute difference of small RGB copies, 0...1), at least `interval / 4`
 /// after the last frame taken. Writes RGB (output_width × output_height × 3) into `rgb`.
