@@ -59,17 +59,11 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             }
         }
 
-        func search(_ query: [Float], k: Int, allowed: (@Sendable (Int64) -> Bool)?) throws -> [SearchHit] {
+        /// The index as searches see it (a copy of a flat index shares its storage).
+        var searching: any VectorSearching {
             switch self {
-            case .flat(let index): try index.search(query, k: k, allowed: allowed)
-            case .hnsw(let index, _): try index.search(query, k: k, allowed: allowed)
-            }
-        }
-
-        func search(_ query: [Float], k: Int, filteredTo keys: Set<Int64>) throws -> [SearchHit] {
-            switch self {
-            case .flat(let index): try index.search(query, k: k, filteredTo: keys)
-            case .hnsw(let index, _): try index.search(query, k: k, filteredTo: keys)
+            case .flat(let index): index
+            case .hnsw(let index, _): index
             }
         }
 
@@ -385,11 +379,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         let wanted = index.isApproximate ? max(4 * k, k + 32) : k
         var hits: [SearchHit]
         do {
-            if let keys = allowed {
-                hits = try index.search(vector, k: wanted, filteredTo: keys)
-            } else {
-                hits = try index.search(vector, k: wanted, allowed: nil)
-            }
+            let searching = index.searching
+            hits = try allowed.map { try searching.search(vector, k: wanted, filteredTo: $0) } ?? searching.search(vector, k: wanted, allowed: nil)
         } catch {
             throw StoreError.invalidVector("\(error)")
         }

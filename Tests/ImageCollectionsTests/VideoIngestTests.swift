@@ -88,6 +88,30 @@ import Testing
         #expect(Set(try store.contentHashes(in: "c").keys.map { $0.components(separatedBy: "@")[0] }) == ["good.avi"])
     }
 
+    /// A manifest may list videos beside images: each frame keeps the row's columns.
+    @Test func manifestRowsNamingVideosGiveFramesWithTheRowsMetadata() async throws {
+        let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg"])
+        try TestVideos.make(at: folder.images.appendingPathComponent("harbour.webm"), scenes: [.init("navy", 2.5)],
+                            encoding: ["-c:v", "libvpx-vp9", "-b:v", "200k", "-deadline", "realtime"])
+        try folder.write("IMAGE_FILE\tTITLE\tDATE\ncmyk_360x240.jpg\tBoats\t1888\nharbour.webm\tThe harbour\t2024\n")
+        let (items, problems) = try ManifestSource(file: folder.manifest).items()
+        #expect(problems.isEmpty && items.map(\.isVideo) == [false, true])
+        let store = try EmbeddedStore(folder: folder.root.appendingPathComponent("data"))
+        let summary = try await IngestPipelineTests.pipeline(store).run(items, into: "c")
+        #expect(summary.problems.isEmpty && summary.progress.added == 2 && summary.progress.frames == 3)
+        let frames = try Self.frameIDs(store, video: "harbour.webm")
+        #expect(frames.count == 3)
+        for id in frames {
+            let metadata = try #require(try store.item(id, in: "c")).metadata
+            #expect(metadata["TITLE"] == "The harbour" && metadata["DATE"] == "2024" && metadata["video"] == "harbour.webm")
+        }
+        // The rows' columns filter frames like any item.
+        let query = try #require(try store.item(frames[0], in: "c")).vector
+        let filtered = try store.search("c", vector: query, model: IngestPipelineTests.pipeline(store).embedder.identity, k: 10,
+                                        filters: [.atLeast(field: "DATE", value: 2000)])
+        #expect(Set(filtered.map(\.item.id)) == Set(frames))
+    }
+
     @Test func tooLongVideosAreRefusedByTheLimit() async throws {
         let root = try Self.folder()
         try TestVideos.make(at: root.appendingPathComponent("media/scenes.webm"), encoding: ["-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime"])

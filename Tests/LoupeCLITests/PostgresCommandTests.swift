@@ -14,6 +14,10 @@ import Testing
         let images = LoupeBinary.fixtures.appendingPathComponent("images").path
         let store = ["--store", url, "--data", data]
 
+        // pgvector indexes no int8 vectors: refused before anything is opened.
+        let int8 = try LoupeBinary.run(["ingest", images, "--collection", "paintings", "--model", model, "--vectors", "int8"] + store)
+        #expect(int8.status != 0 && int8.stderr.contains("float32 or float16 with PostgreSQL"), "\(int8.stderr)")
+
         let ingest = try LoupeBinary.run(["ingest", images, "--collection", "paintings", "--model", model] + store)
         #expect(ingest.status == 0, "\(ingest.stderr)")
         #expect(!FileManager.default.fileExists(atPath: data + "/loupe.sqlite"))  // nothing went to the embedded store
