@@ -270,6 +270,36 @@ import Testing
         }
     }
 
+    /// A video through a cloud provider: each sampled frame goes as a JPEG whose shorter side is 512
+    /// pixels (or the video's own, when smaller), and every frame is stored with the provider's vector.
+    @Test func videoFramesGoToTheProviderAsJPEGs() async throws {
+        let provider = FakeProvider { _, _ in .init(body: Self.vectorJSON(Self.unit)) }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-remote-video-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let video = try TestVideos.make(at: root.appendingPathComponent("media/wide.mp4"), scenes: [.init("red", 1.5), .init("navy", 1.5)],
+                                        size: "1280x720")
+        let reader = try VideoReader(path: video.path, shorterSide: 512)
+        var taken = [String]()
+        while let frame = try reader.next() { taken.append("wide.mp4@" + String(format: "%.3f", frame.time)) }
+        let expected = taken
+        #expect(expected.count == 5)  // 0, 1, 2, 3 s (the last frame) and the cut at 1.5 s
+        try await provider.run { base in
+            let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+            let summary = try await IngestPipeline(embedder: Self.azure(base), store: store)
+                .run(try FolderSource(root: root.appendingPathComponent("media")).items(), into: "c")
+            #expect(summary.problems.isEmpty && summary.progress.added == 1 && summary.progress.frames == expected.count)
+            let sent = provider.received.filter { $0.path.hasSuffix("vectorizeImage") }
+            #expect(sent.count == expected.count)
+            for request in sent {
+                let frame = try ImageDecoder().decode(request.body)
+                #expect(ImageFormat(signature: Array(request.body.prefix(16))) == .jpeg && frame.width == 910 && frame.height == 512)
+            }
+            let frames = try store.contentHashes(in: "c").keys.sorted()
+            #expect(frames == expected)
+            #expect(try store.item(frames[0], in: "c")?.vector == Self.unit)
+        }
+    }
+
     /// A wrong key stops an ingest at once with the provider's answer, instead of failing every item.
     @Test func aRefusedKeyStopsTheIngest() async throws {
         let provider = FakeProvider { _, _ in .init(status: .unauthorized, body: #"{"error":{"code":"401","message":"Access denied."}}"#) }
