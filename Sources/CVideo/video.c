@@ -90,7 +90,8 @@ loupe_video *loupe_video_open(const char *path, int32_t shorter_side, loupe_vide
         return NULL;
     }
     int width = stream->codecpar->width, height = stream->codecpar->height;
-    if (width <= 0 || height <= 0 || width > 16384 || height > 16384) {
+    // Up to 8K: a decoder holds several frames of this size.
+    if (width <= 0 || height <= 0 || width > 8192 || height > 8192) {
         snprintf(message, message_size, "the video's frame size %dx%d is not one Loupe reads", width, height);
         loupe_video_close(video);
         return NULL;

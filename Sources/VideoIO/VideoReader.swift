@@ -19,10 +19,14 @@ public struct VideoError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct VideoLimits: Sendable, Equatable {
     public var maximumSeconds: Double
     public var maximumBytes: Int
+    /// Frames taken from one video: its frames are held (vector and thumbnail, about 20 kB each) until
+    /// the video is stored in one step, so a tiny interval on a long video is refused, not swapped.
+    public var maximumFrames: Int
 
-    public init(maximumSeconds: Double = 4 * 3600, maximumBytes: Int = 64 << 30) {
+    public init(maximumSeconds: Double = 4 * 3600, maximumBytes: Int = 64 << 30, maximumFrames: Int = 20_000) {
         self.maximumSeconds = maximumSeconds
         self.maximumBytes = maximumBytes
+        self.maximumFrames = maximumFrames
     }
 }
 
@@ -85,6 +89,10 @@ public final class VideoReader {
             loupe_video_close(handle)
             throw VideoError(code: "VideoTooLong", "the video lasts \(Self.clock(info.duration)), over the limit of \(Self.clock(limits.maximumSeconds))")
         }
+        if info.duration / sampling.interval > Double(limits.maximumFrames) {
+            loupe_video_close(handle)
+            throw Self.tooManyFrames(limits, sampling)
+        }
         self.handle = handle
         self.duration = info.duration >= 0 ? info.duration : nil
         self.width = Int(info.width)
@@ -112,6 +120,8 @@ public final class VideoReader {
         }
         switch status {
         case 1:
+            // A duration the header understated: the count is checked as frames come too.
+            guard framesTaken < limits.maximumFrames else { throw Self.tooManyFrames(limits, sampling) }
             framesTaken += 1
             return VideoFrame(time: frame.time, isSceneChange: frame.scene_change != 0,
                               image: RGBImage(width: outputWidth, height: outputHeight, pixels: pixels))
@@ -139,6 +149,10 @@ public final class VideoReader {
             throw VideoError(code: "CorruptVideo",
                              "the video stops at \(Self.clock(lastDecoded)) of its \(Self.clock(duration)): the file is truncated or damaged")
         }
+    }
+
+    private static func tooManyFrames(_ limits: VideoLimits, _ sampling: FrameSampling) -> VideoError {
+        VideoError(code: "VideoTooLong", "one frame every \(sampling.interval) s gives more than \(limits.maximumFrames) frames; take a longer interval")
     }
 
     /// Seconds as h:mm:ss.s or m:ss.s.

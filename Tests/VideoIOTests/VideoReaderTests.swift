@@ -153,6 +153,12 @@ import Testing
         let large = Self.error { _ = try Self.frames(video.path, limits: VideoLimits(maximumBytes: 1000)) }
         #expect(large?.code == "InvalidVideoSize")
         #expect(Self.error { _ = try VideoReader(path: video.path, shorterSide: 224, sampling: FrameSampling(interval: 0)) }?.code == "InvalidArgument")
+        // Too many frames for the interval: refused from the duration before decoding.
+        let many = Self.error { _ = try Self.frames(video.path, interval: 0.5, limits: VideoLimits(maximumFrames: 10)) }
+        #expect(many?.code == "VideoTooLong" && many?.message.contains("more than 10 frames") == true)
+        // Eight frames (the schedule and the cut) fit a limit of 8, not 7: the count is also kept while decoding.
+        #expect(try Self.frames(video.path, limits: VideoLimits(maximumFrames: 8)).count == 8)
+        #expect(Self.error { _ = try Self.frames(video.path, limits: VideoLimits(maximumFrames: 7)) }?.code == "VideoTooLong")
     }
 
     /// A playlist or concat list dressed as a video must not make FFmpeg read other files.
