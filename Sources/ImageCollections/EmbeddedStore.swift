@@ -198,12 +198,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         if case .hnsw = indexKind { _ = try loadedIndex(collection, dimension: model.dimension) }
         let (removed, keys, change) = try database.transaction { () -> ([Int64], [Int64], (before: Int64, after: Int64)) in
             let before = try generation(collection)
-            let removed = try removing.compactMap { id -> Int64? in
-                guard let key = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key",
-                                                     [.text(collection), .text(id)]).first?.first?.integer else { return nil }
-                try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
-                return key
-            }
+            let removed = try removing.compactMap { try deleteRow($0, in: collection) }
             let keys = try items.map { item -> Int64 in
                 let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
                 let rows = try database.execute("""
@@ -272,12 +267,19 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     public func deleteItem(_ id: String, in collection: String) throws {
         let (key, change) = try database.transaction { () -> (Int64, (before: Int64, after: Int64)) in
             let before = try generation(collection)
-            let rows = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key", [.text(collection), .text(id)])
-            guard let key = rows.first?.first?.integer else { throw StoreError.noSuchItem(collection: collection, id: id) }
-            try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
+            guard let key = try deleteRow(id, in: collection) else { throw StoreError.noSuchItem(collection: collection, id: id) }
             return (key, (before, try bumpGeneration(collection)))
         }
         try updateCachedIndex(collection, change: change) { $0.remove(key: key) }
+    }
+
+    /// Deletes an item's row and its full-text row (inside the caller's transaction); its key, or nil
+    /// when there was none.
+    private func deleteRow(_ id: String, in collection: String) throws -> Int64? {
+        guard let key = try database.execute("DELETE FROM items WHERE collection = ? AND id = ? RETURNING key",
+                                             [.text(collection), .text(id)]).first?.first?.integer else { return nil }
+        try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
+        return key
     }
 
     /// Counts a change to the collection (inside the caller's transaction); returns the new generation.

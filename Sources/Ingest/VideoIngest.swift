@@ -19,8 +19,6 @@ struct VideoIngest: Sendable {
         case unchanged
     }
 
-    static func frameID(video: String, time: Double) -> String { video + "@" + String(format: "%.3f", time) }
-
     /// The ids of a video's stored frames, and their hash (the video file's).
     static func storedFrames(of video: String, in stored: [String: String]) -> [String: String] {
         let prefix = video + "@"
@@ -59,12 +57,12 @@ struct VideoIngest: Sendable {
             // The next batch is decoded while this one is embedded.
             async let upcoming = reader.next(options.batch)
             let entries = frames.map { frame in
+                let time = String(format: "%.3f", frame.time)
                 var metadata = item.metadata
                 metadata[FrameMetadata.video] = item.id
-                metadata[FrameMetadata.time] = String(format: "%.3f", frame.time)
+                metadata[FrameMetadata.time] = time
                 metadata[FrameMetadata.interval] = String(options.sampling.interval)
-                return ItemWriter.Prepared(id: Self.frameID(video: item.id, time: frame.time), source: item.path, metadata: metadata,
-                                           contentHash: hash, image: frame.image)
+                return ItemWriter.Prepared(id: item.id + "@" + time, source: item.path, metadata: metadata, contentHash: hash, image: frame.image)
             }
             let (records, failed) = await writer.embed(entries)
             if let (entry, error) = failed.first {

@@ -49,6 +49,7 @@ public enum IngestSourceError: Error, Equatable, CustomStringConvertible {
 public enum MediaFiles {
     public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
     public static let videoExtensions: Set<String> = ["mp4", "m4v", "mov", "mkv", "webm", "avi"]
+    static let extensions = imageExtensions.union(videoExtensions)
 }
 
 /// Every image and video file under a folder, recursively; the id is the path relative to the folder.
@@ -64,7 +65,7 @@ public struct FolderSource: Sendable {
         }
         var items = [SourceItem]()
         let prefix = root.path.hasSuffix("/") ? root.path : root.path + "/"
-        for case let url as URL in enumerator where MediaFiles.imageExtensions.union(MediaFiles.videoExtensions).contains(url.pathExtension.lowercased()) {
+        for case let url as URL in enumerator where MediaFiles.extensions.contains(url.pathExtension.lowercased()) {
             guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
             let path = url.standardizedFileURL.path
             guard path.hasPrefix(prefix) else { continue }

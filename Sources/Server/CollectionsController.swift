@@ -192,11 +192,11 @@ struct CollectionsController<Context: RequestContext> {
             guard let number = Int(text), Self.kRange.contains(number) else { throw bad("InvalidRequestBody", "k must be an integer from 1 to 1000.") }
             k = number
         }
-        var groupBy = GroupBy.video
-        if let text = request.uri.queryParameters["groupBy"] {
-            guard let value = GroupBy(rawValue: String(text)) else { throw bad("InvalidRequestBody", "groupBy is video or frame.") }
-            groupBy = value
+        func grouping(_ text: String) throws -> GroupBy {
+            guard let value = GroupBy(rawValue: text) else { throw bad("InvalidRequestBody", "groupBy is video or frame.") }
+            return value
         }
+        var groupBy = try request.uri.queryParameters["groupBy"].map { try grouping(String($0)) } ?? .video
         var filters = [MetadataFilter]()
         var hybridText: String?
         var vectorWeight = HybridScore.defaultVectorWeight
@@ -204,10 +204,7 @@ struct CollectionsController<Context: RequestContext> {
         if inputs.mediaType(request) == "application/json" {
             let body = try await inputs.jsonObject(request)
             k = try inputs.integer("k", in: body, range: Self.kRange) ?? k
-            if let text = try inputs.field({ try JSONBody.optionalString("groupBy", in: body) }) {
-                guard let value = GroupBy(rawValue: text) else { throw bad("InvalidRequestBody", "groupBy is video or frame.") }
-                groupBy = value
-            }
+            groupBy = try inputs.field({ try JSONBody.optionalString("groupBy", in: body) }).map(grouping) ?? groupBy
             do {
                 filters = try (try inputs.field { try JSONBody.strings("filters", in: body) } ?? []).map(MetadataFilter.init(parsing:))
             } catch let error as StoreError {

@@ -80,7 +80,7 @@ public final class VideoReader {
         var info = loupe_video_info()
         var message = [CChar](repeating: 0, count: 512)
         guard let handle = loupe_video_open(path, Int32(shorterSide), &info, &message, message.count) else {
-            let reason = String(cString: message)
+            let reason = message.withUnsafeBytes(Self.text)
             throw VideoError(code: reason.contains("no video stream") ? "NoVideoStream" : "InvalidVideoFormat", reason)
         }
         // Refused before `self` is whole: a class whose init throws after that is deinitialised, which
@@ -99,8 +99,8 @@ public final class VideoReader {
         self.height = Int(info.height)
         self.outputWidth = Int(info.output_width)
         self.outputHeight = Int(info.output_height)
-        self.codec = withUnsafeBytes(of: info.codec) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        self.container = withUnsafeBytes(of: info.container) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        self.codec = withUnsafeBytes(of: info.codec, Self.text)
+        self.container = withUnsafeBytes(of: info.container, Self.text)
         self.sampling = sampling
         self.limits = limits
     }
@@ -129,7 +129,7 @@ public final class VideoReader {
             try checkEnd()
             return nil
         default:
-            throw VideoError(code: "CorruptVideo", "the video is damaged: \(String(cString: message))")
+            throw VideoError(code: "CorruptVideo", "the video is damaged: \(message.withUnsafeBytes(Self.text))")
         }
     }
 
@@ -150,6 +150,9 @@ public final class VideoReader {
                              "the video stops at \(Self.clock(lastDecoded)) of its \(Self.clock(duration)): the file is truncated or damaged")
         }
     }
+
+    /// A NUL-terminated C string from a buffer the C side filled.
+    private static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self) }
 
     private static func tooManyFrames(_ limits: VideoLimits, _ sampling: FrameSampling) -> VideoError {
         VideoError(code: "VideoTooLong", "one frame every \(sampling.interval) s gives more than \(limits.maximumFrames) frames; take a longer interval")

@@ -84,12 +84,7 @@ import FoundationNetworking
                                       LoupeBinary.root.appendingPathComponent(".build/screenshots").path])
         let shown = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
 
-        var request = URLRequest(url: URL(string: base + "/collections/clips/search")!)
-        request.httpMethod = "POST"
-        request.httpBody = Data(#"{"text": "a boat leaving the harbour", "k": 24}"#.utf8)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let (answer, _) = try await URLSession.shared.data(for: request)
-        let results = try #require((try JSONSerialization.jsonObject(with: answer) as? [String: Any])?["results"] as? [[String: Any]])
+        let results = try await Self.search(base, collection: "clips", body: #"{"text": "a boat leaving the harbour", "k": 24}"#)
         #expect(shown["results"] as? [String] == results.compactMap { $0["id"] as? String })
         let video = try #require(results.first { $0["kind"] as? String == "video" })
         let best = try #require(video["best"] as? Double)
@@ -130,15 +125,19 @@ import FoundationNetworking
         try? FileManager.default.removeItem(at: root)
     }
 
-    static func searchIDs(_ base: String, body: String, key: String? = nil) async throws -> [String] {
-        var request = URLRequest(url: URL(string: base + "/collections/paintings/search")!)
+    /// The search route's results, as the page asks for them.
+    static func search(_ base: String, collection: String = "paintings", body: String, key: String? = nil) async throws -> [[String: Any]] {
+        var request = URLRequest(url: URL(string: base + "/collections/\(collection)/search")!)
         if let key { request.setValue(key, forHTTPHeaderField: "Ocp-Apim-Subscription-Key") }
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         let (data, _) = try await URLSession.shared.data(for: request)
-        let results = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["results"] as? [[String: Any]] ?? []
-        return results.compactMap { $0["id"] as? String }
+        return (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+    }
+
+    static func searchIDs(_ base: String, body: String, key: String? = nil) async throws -> [String] {
+        try await search(base, body: body, key: key).compactMap { $0["id"] as? String }
     }
 
     static func python(_ arguments: [String]) throws -> String {

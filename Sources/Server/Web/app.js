@@ -62,10 +62,16 @@ function status(text, command) {
 function setImage(img, collection, id, kind = "thumbnail") {
   const path = `/collections/${encodeURIComponent(collection)}/items/${encodeURIComponent(id)}/${kind}`;
   if (kind === "image") img.onerror = () => { img.onerror = null; setImage(img, collection, id, "thumbnail"); };
-  if (!key) { img.src = path; return; }
+  setSource(img, path);
+}
+
+/// Points an <img> or <video> at `path` (`plain` when no key is needed: it may add a media fragment);
+/// with a key, the file is fetched with it and shown from a blob: URL.
+function setSource(element, path, plain = path) {
+  if (!key) { element.src = plain; return; }
   fetch(path, { headers: { "Ocp-Apim-Subscription-Key": key } })
     .then((response) => (response.ok ? response.blob() : null))
-    .then((blob) => { if (blob) img.src = URL.createObjectURL(blob); });
+    .then((blob) => { if (blob) element.src = URL.createObjectURL(blob); });
 }
 
 /// Seconds as m:ss.s (h:mm:ss.s from an hour).
@@ -84,10 +90,7 @@ function setVideo(video, collection, id, time) {
     video.currentTime = time;
     video.play().catch(() => {});
   };
-  if (!key) { video.src = `${path}#t=${time}`; return; }
-  fetch(path, { headers: { "Ocp-Apim-Subscription-Key": key } })
-    .then((response) => (response.ok ? response.blob() : null))
-    .then((blob) => { if (blob) video.src = URL.createObjectURL(blob); });
+  setSource(video, path, `${path}#t=${time}`);
 }
 
 function title(result) {
