@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "Embedding",
             dependencies: [
-                "CLIP", "ImageIO", "ImageCollections",
+                "CLIP", "ImageIO", "ImageCollections", "StoreEmbedded",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -66,8 +66,12 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Exact search runs over every vector: optimised even in debug builds, like Tensor.
         .target(name: "VectorIndex", dependencies: ["Tensor"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        // "Collections" is taken by swift-collections, which the server depends on.
-        .target(name: "ImageCollections", dependencies: ["CSQLite", "CLibPQ", "VectorIndex"]),
+        // The store seam: the policy every store shares and the protocol a backend implements, with no
+        // backend's dependencies ("Collections" is taken by swift-collections, which the server uses).
+        .target(name: "ImageCollections"),
+        // One target per store backend.
+        .target(name: "StoreEmbedded", dependencies: ["ImageCollections", "CSQLite", "VectorIndex"]),
+        .target(name: "StorePostgres", dependencies: ["ImageCollections", "CLibPQ"]),
         // Where items come from (folders, manifests): plain Foundation, so the fuzz harness can take it alone.
         .target(name: "ItemSources"),
         .target(
@@ -99,7 +103,8 @@ let package = Package(
         .executableTarget(
             name: "loupe",
             dependencies: [
-                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor", "ImageCollections", "Ingest", "VectorIndex",
+                "CLIP", "ImageIO", "ModelHub", "Embedding", "Server", "Tensor", "ImageCollections", "StoreEmbedded", "StorePostgres", "Ingest",
+                "VectorIndex",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,7 +127,7 @@ let package = Package(
         ),
         .executableTarget(name: "fixture-hub", dependencies: ["HubFixture"], path: "Tests/FixtureHubServer"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport"]),
+        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "StoreEmbedded", "StorePostgres", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor", "LoupeTestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "ImageIO", "LoupeTestSupport"]),
@@ -135,11 +140,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "CLIP", "ImageIO", "VideoIO", "LoupeTestSupport", "HubFixture"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["loupe", "ImageCollections", "StoreEmbedded", "StorePostgres", "CLIP", "ImageIO", "VideoIO", "LoupeTestSupport", "HubFixture"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "Ingest", "HTTPBodies", "LoupeTestSupport",
+                "Server", "Embedding", "CLIP", "ImageIO", "ImageCollections", "StoreEmbedded", "StorePostgres", "Ingest", "HTTPBodies", "LoupeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -84,10 +84,10 @@ public enum Moments {
 extension Moments {
     /// Runs `search` (k → the store's best k) and returns hits grouped as `groupBy` says. A collection
     /// without videos pays nothing: only when a frame is among the best k are more candidates fetched.
-    public static func search(k: Int, groupBy: GroupBy, _ search: (Int) throws -> [SearchResult]) rethrows -> [GroupedHit] {
-        let best = try search(k)
+    public static func search(k: Int, groupBy: GroupBy, _ search: (Int) async throws -> [SearchResult]) async rethrows -> [GroupedHit] {
+        let best = try await search(k)
         guard groupBy == .video, best.contains(where: { $0.item.metadata[FrameMetadata.video] != nil }) else { return best.map(GroupedHit.item) }
-        return group(try search(max(k, candidates(for: k))), k: k)
+        return group(try await search(max(k, candidates(for: k))), k: k)
     }
 }
 

@@ -19,6 +19,12 @@ public struct CollectionInfo: Sendable, Equatable {
     public let name: String
     public let model: ModelIdentity
     public let itemCount: Int
+
+    public init(name: String, model: ModelIdentity, itemCount: Int) {
+        self.name = name
+        self.model = model
+        self.itemCount = itemCount
+    }
 }
 
 /// One image in a collection.
@@ -70,7 +76,8 @@ public enum MetadataFilter: Sendable, Equatable {
     /// The grammar above as a regular expression (ECMA-262 and Python alike; `(?![\s\S])` is the true end).
     public static let pattern = #"^[ \t]*[^=<> \t][^=<>]*(=[\s\S]*|[<>]=[ \t]*-?[0-9]+(\.[0-9]+)?[ \t]*)(?![\s\S])"#
 
-    func matches(_ metadata: [String: String]) -> Bool {
+    /// Whether an item with this metadata passes (the rule every backend follows).
+    public func matches(_ metadata: [String: String]) -> Bool {
         switch self {
         case .equals(let field, let value): return metadata[field] == value
         case .atLeast(let field, let value): return Self.number(metadata[field]).map { $0 >= value } ?? false
@@ -80,7 +87,7 @@ public enum MetadataFilter: Sendable, Equatable {
 
     /// The first number in a field: "c. 1889" and "1500-1510" count as 1889 and 1500. Digits, then a
     /// decimal part only when digits follow the point (the PostgreSQL store reads `[0-9]+(\.[0-9]+)?`).
-    static func number(_ text: String?) -> Double? {
+    public static func number(_ text: String?) -> Double? {
         guard let text, let start = text.firstIndex(where: \.isASCIIDigit) else { return nil }
         func digitsEnd(from index: String.Index) -> String.Index { text[index...].firstIndex { !$0.isASCIIDigit } ?? text.endIndex }
         var end = digitsEnd(from: start)
@@ -119,6 +126,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case invalidFilter(String)
     case invalidVector(String)
     case invalidText(String)
+    /// The backend cannot do this (Milvus has no full-text ranking of metadata, for one).
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -132,93 +141,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .invalidFilter(let text): "\"\(text)\" is not a filter: use FIELD=value, FIELD>=number or FIELD<=number"
         case .invalidVector(let reason): "invalid vector: \(reason)"
         case .invalidText(let reason): "invalid text: \(reason)"
+        case .unsupported(let what): what
         }
-    }
-}
-
-/// Where collections live. The embedded store is the default; every store passes the same behaviour tests.
-public protocol CollectionStore: Sendable {
-    /// Creates the collection, or opens it when it exists with the same model; another model is refused.
-    func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo
-    func collection(_ name: String) throws -> CollectionInfo?
-    /// The collection's model, without counting its items (what every search and write asks).
-    func model(of collection: String) throws -> ModelIdentity?
-    func collections() throws -> [CollectionInfo]
-    func deleteCollection(_ name: String) throws
-    /// Adds or replaces items and deletes the items `removing` names (where they exist), all or none: a
-    /// video's frames replace its earlier frames in one step.
-    func upsert(_ items: [Item], into collection: String, removing: [String]) throws
-    /// The item without its thumbnail (search results and listings do not need it).
-    func item(_ id: String, in collection: String) throws -> Item?
-    func thumbnail(_ id: String, in collection: String) throws -> Data?
-    /// The stored content hash per item id, for skipping unchanged files.
-    func contentHashes(in collection: String) throws -> [String: String]
-    /// Every item in id order, without thumbnails, handed over in pages to bound memory.
-    func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws
-    func deleteItem(_ id: String, in collection: String) throws
-    func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult]
-    /// Vector similarity blended with a full-text match of `text` on the metadata (see `HybridScore`).
-    func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
-                      vectorWeight: Float) throws -> [SearchResult]
-    /// Saves what is only in memory (the embedded store's HNSW graphs); a no-op where nothing is.
-    func flush() throws
-}
-
-/// How hybrid search ranks: `score = w · (1 + cosine) / 2 + (1 − w) · text`, where `text` is the item's
-/// full-text score on its metadata (BM25 in the embedded store, `ts_rank` in PostgreSQL) divided by the
-/// best such score among the candidates (so in [0, 1], and 0 when the metadata does not match), and `w` is the vector weight (0.7 unless given). Candidates are
-/// the union of the best vector matches and the best text matches, 5·k (at least 50) of each.
-public enum HybridScore {
-    public static let defaultVectorWeight: Float = 0.7
-
-    public static func blend(similarity: Float, text: Float, vectorWeight: Float) -> Float {
-        vectorWeight * (1 + similarity) / 2 + (1 - vectorWeight) * text
-    }
-
-    /// An FTS5 query that matches any of the words: each is quoted, so no text is read as query syntax.
-    static func matchQuery(_ text: String) -> String? {
-        let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
-        guard !words.isEmpty else { return nil }
-        return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " OR ")
-    }
-}
-
-extension CollectionStore {
-    /// Adds or replaces items, all or none.
-    public func upsert(_ items: [Item], into collection: String) throws { try upsert(items, into: collection, removing: []) }
-
-    public func flush() throws {}
-
-    static func validate(name: String) throws {
-        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-        guard (1...64).contains(name.count), name.unicodeScalars.allSatisfy(allowed.contains) else {
-            throw StoreError.invalidName(name)
-        }
-    }
-
-    /// Every vector has the collection's dimension and only finite values; ids, sources and metadata
-    /// can be stored exactly (see `StoredText`).
-    static func validate(_ items: [Item], dimension: Int) throws {
-        for item in items {
-            guard item.vector.count == dimension, item.vector.allSatisfy(\.isFinite) else {
-                throw StoreError.invalidVector("item \(item.id) has \(item.vector.count) values for a \(dimension)-d collection, or one not finite")
-            }
-            try StoredText.check(item.id, as: "item id")
-            try StoredText.check(item.source, as: "the source of item \(item.id)")
-            for (key, value) in item.metadata {
-                try StoredText.check(key, as: "metadata field")
-                try StoredText.check(value, as: "metadata field \(key)")
-            }
-        }
-    }
-
-    /// What full-text search sees of an item: its metadata values.
-    static func searchableText(_ metadata: [String: String]) -> String {
-        metadata.keys.sorted().compactMap { metadata[$0] }.joined(separator: " \n ")
-    }
-
-    static func metadata(_ json: String) -> [String: String]? {
-        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String]
     }
 }
 
@@ -234,7 +158,7 @@ public enum StoredText {
 
 /// Runs `body` between `begin` and `commit`; when anything fails, rolls back and rethrows the first error
 /// (the one worth reporting; a failed rollback would only hide it). Both databases' transactions use it.
-func runTransaction<T>(begin: () throws -> Void, commit: () throws -> Void, rollback: () throws -> Void, _ body: () throws -> T) throws -> T {
+public func runTransaction<T>(begin: () throws -> Void, commit: () throws -> Void, rollback: () throws -> Void, _ body: () throws -> T) throws -> T {
     try begin()
     do {
         let result = try body()

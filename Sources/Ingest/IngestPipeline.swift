@@ -52,9 +52,9 @@ public struct IngestSummary: Sendable {
 /// reported with its error, never stored. Videos follow the images, one at a time (`VideoIngest`).
 public struct IngestPipeline: Sendable {
     public let embedder: any Embedder
-    public let store: any CollectionStore
+    public let store: CollectionStore
 
-    public init(embedder: any Embedder, store: any CollectionStore) {
+    public init(embedder: any Embedder, store: CollectionStore) {
         self.embedder = embedder
         self.store = store
     }
@@ -69,8 +69,8 @@ public struct IngestPipeline: Sendable {
         _ items: [SourceItem], sourceProblems: [SourceProblem] = [], into collection: String, options: IngestOptions = IngestOptions(),
         progress report: @escaping @Sendable (IngestProgress) -> Void = { _ in }
     ) async throws -> IngestSummary {
-        _ = try store.openCollection(collection, model: embedder.identity)
-        let stored = try store.contentHashes(in: collection)
+        _ = try await store.openCollection(collection, model: embedder.identity)
+        let stored = try await store.contentHashes(in: collection)
         var progress = IngestProgress(total: items.count + sourceProblems.count)
         progress.failed = sourceProblems.count
         var problems = sourceProblems

@@ -9,11 +9,11 @@ import ImageIO
 /// one transaction.
 public struct ItemWriter: Sendable {
     public let embedder: any Embedder
-    public let store: any CollectionStore
+    public let store: CollectionStore
     /// The bound on decodes in flight, shared by everything that decodes in this process.
     public let decodes: DecodeGate
 
-    public init(embedder: any Embedder, store: any CollectionStore, decodes: DecodeGate) {
+    public init(embedder: any Embedder, store: CollectionStore, decodes: DecodeGate) {
         self.embedder = embedder
         self.store = store
         self.decodes = decodes
@@ -72,11 +72,10 @@ public struct ItemWriter: Sendable {
         return (items, failed)
     }
 
-    /// Stores a batch in one transaction, off the concurrency pool (the store's calls block).
+    /// Stores a batch in one transaction.
     public func upsert(_ items: [Item], into collection: String, removing: [String] = []) async throws {
         guard !items.isEmpty || !removing.isEmpty else { return }
-        let store = self.store
-        try await runOffThePool { Result { try store.upsert(items, into: collection, removing: removing) } }.get()
+        try await store.upsert(items, into: collection, removing: removing)
     }
 }
 

@@ -6,18 +6,18 @@ import ImageCollections
 /// row whose stored item already has its vector and metadata is skipped, so a run killed at any moment
 /// and started again ends with every row exactly once.
 public struct VectorImporter: Sendable {
-    public let store: any CollectionStore
+    public let store: CollectionStore
     public let identity: ModelIdentity
 
-    public init(store: any CollectionStore, identity: ModelIdentity) {
+    public init(store: CollectionStore, identity: ModelIdentity) {
         self.store = store
         self.identity = identity
     }
 
     public func run(_ rows: [ImportRow], problems: [SourceProblem], into collection: String, batch: Int = 500,
-                    progress report: @escaping @Sendable (IngestProgress) -> Void = { _ in }) throws -> IngestSummary {
-        _ = try store.openCollection(collection, model: identity)
-        let stored = try store.contentHashes(in: collection)
+                    progress report: @escaping @Sendable (IngestProgress) -> Void = { _ in }) async throws -> IngestSummary {
+        _ = try await store.openCollection(collection, model: identity)
+        let stored = try await store.contentHashes(in: collection)
         var progress = IngestProgress(total: rows.count + problems.count)
         progress.failed = problems.count
         report(progress)
@@ -32,7 +32,7 @@ public struct VectorImporter: Sendable {
                 if stored[row.id] == nil { added += 1 }
                 items.append(Item(id: row.id, source: row.source, contentHash: hash, metadata: row.metadata, vector: row.vector))
             }
-            if !items.isEmpty { try store.upsert(items, into: collection) }
+            if !items.isEmpty { try await store.upsert(items, into: collection) }
             progress.added += added
             progress.updated += items.count - added
             progress.skipped += skipped

@@ -9,7 +9,7 @@ import NIOCore
 /// Builds the HTTP application: Azure routes, health, readiness, metrics and the OpenAPI document,
 /// behind error mapping, request logging, authentication and rate limiting (outermost first).
 public func buildApplication(
-    configuration: ServerConfiguration, versions: [ModelVersion], store: (any CollectionStore)? = nil, metrics: ServerMetrics = ServerMetrics(),
+    configuration: ServerConfiguration, versions: [ModelVersion], store: (CollectionStore)? = nil, metrics: ServerMetrics = ServerMetrics(),
     logger: Logger = Logger(label: "loupe.server"),
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {

@@ -10,7 +10,7 @@ import NIOCore
 
 /// Loupe's own routes: collections, their items, and search by text, image or example.
 struct CollectionsController<Context: RequestContext> {
-    let store: any CollectionStore
+    let store: CollectionStore
     let versions: [String: ModelVersion]
     let defaultVersion: String
     let configuration: ServerConfiguration
@@ -19,21 +19,21 @@ struct CollectionsController<Context: RequestContext> {
     let inputs: RequestInputs
 
     func add(to router: some RouterMethods<Context>) {
-        router.get("/collections") { _, _ in try list() }
+        router.get("/collections") { _, _ in try await list() }
         router.post("/collections") { request, _ in try await create(request) }
         router.delete("/collections/:name") { _, context in
-            try run { try store.deleteCollection(try name(context)) }
+            try await run { try await store.deleteCollection(try name(context)) }
             return Response(status: .noContent)
         }
         router.post("/collections/:name/items") { request, context in try await addItem(request, collection: try name(context)) }
         router.get("/collections/:name/items/:id") { _, context in
-            try jsonResponse(itemJSON(try item(context)))
+            try jsonResponse(itemJSON(try await item(context)))
         }
-        router.get("/collections/:name/items/:id/image") { _, context in try image(try item(context)) }
+        router.get("/collections/:name/items/:id/image") { _, context in try image(try await item(context)) }
         router.get("/collections/:name/items/:id/thumbnail") { request, context in try await thumbnail(request, context) }
-        router.get("/collections/:name/items/:id/video") { request, context in try await video(request, try item(context), context) }
+        router.get("/collections/:name/items/:id/video") { request, context in try await video(request, try await item(context), context) }
         router.delete("/collections/:name/items/:id") { _, context in
-            try run { try store.deleteItem(try parameter("id", context), in: try name(context)) }
+            try await run { try await store.deleteItem(try parameter("id", context), in: try name(context)) }
             return Response(status: .noContent)
         }
         router.post("/collections/:name/search") { request, context in try await search(request, collection: try name(context)) }
@@ -41,8 +41,8 @@ struct CollectionsController<Context: RequestContext> {
 
     // MARK: - Collections
 
-    private func list() throws -> Response {
-        let collections = try run { try store.collections() }
+    private func list() async throws -> Response {
+        let collections = try await run { try await store.collections() }
         return jsonResponse(["collections": collections.map { info -> [String: Any] in
             ["name": info.name, "items": info.itemCount, "model": info.model.id, "dimension": info.model.dimension,
              "modelVersion": version(for: info.model)?.name as Any]
@@ -53,14 +53,14 @@ struct CollectionsController<Context: RequestContext> {
         let body = try await inputs.jsonObject(request)
         let name = try inputs.string("name", in: body)
         let version = try ModelVersion.named(try inputs.field { try JSONBody.optionalString("modelVersion", in: body) }, in: versions, default: defaultVersion)
-        let info = try run { try store.openCollection(name, model: version.identity) }
+        let info = try await run { try await store.openCollection(name, model: version.identity) }
         return jsonResponse(["name": info.name, "items": info.itemCount, "modelVersion": version.name], status: .created)
     }
 
     // MARK: - Items
 
     private func addItem(_ request: Request, collection: String) async throws -> Response {
-        let version = try servedVersion(for: collection)
+        let version = try await servedVersion(for: collection)
         // The id is ?id= when given, else the JSON body's id, else the URL (JSON) or the image's SHA-256 (image body).
         let queryID = request.uri.queryParameters["id"].map(String.init)
         if queryID == "" { throw bad("InvalidRequestBody", "?id= is empty; item ids have 1 to 512 characters.") }
@@ -79,7 +79,7 @@ struct CollectionsController<Context: RequestContext> {
             throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
         }
         guard (1...512).contains(id.count) else { throw bad("InvalidRequestBody", "Item ids have 1 to 512 characters.") }
-        try run { try StoredText.check(id, as: "item id") }
+        try await run { try StoredText.check(id, as: "item id") }
         // The same path as `loupe ingest`: prepare (with thumbnail), embed, upsert; the upload is kept
         // under its hash before the item that names it is stored.
         let writer = ItemWriter(embedder: version.embedder, store: store, decodes: inputs.decodes)
@@ -107,9 +107,9 @@ struct CollectionsController<Context: RequestContext> {
         return jsonResponse(["id": id, "collection": collection], status: .created)
     }
 
-    private func item(_ context: Context) throws -> Item {
+    private func item(_ context: Context) async throws -> Item {
         let collection = try name(context), id = try parameter("id", context)
-        guard let item = try run({ try store.item(id, in: collection) }) else {
+        guard let item = try await run({ try await store.item(id, in: collection) }) else {
             throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: id).description)
         }
         return item
@@ -133,11 +133,11 @@ struct CollectionsController<Context: RequestContext> {
 
     /// The stored JPEG preview, cacheable: its ETag is the image's content hash.
     private func thumbnail(_ request: Request, _ context: Context) async throws -> Response {
-        let item = try item(context)
+        let item = try await item(context)
         let etag = "\"\(item.contentHash)\""
         let caching: HTTPFields = [.cacheControl: "private, max-age=86400", .eTag: etag]
         if request.headers[.ifNoneMatch] == etag { return Response(status: .notModified, headers: caching) }
-        guard let data = try run({ try store.thumbnail(item.id, in: try name(context)) }) else {
+        guard let data = try await run({ try await store.thumbnail(item.id, in: try name(context)) }) else {
             throw AzureError(.notFound, code: "ThumbnailNotFound", message: "Item \(item.id) has no thumbnail.")
         }
         var headers = caching
@@ -186,7 +186,7 @@ struct CollectionsController<Context: RequestContext> {
     static var kRange: ClosedRange<Int> { 1...1000 }
 
     private func search(_ request: Request, collection: String) async throws -> Response {
-        let version = try servedVersion(for: collection)
+        let version = try await servedVersion(for: collection)
         var k = 10
         if let text = request.uri.queryParameters["k"] {
             guard let number = Int(text), Self.kRange.contains(number) else { throw bad("InvalidRequestBody", "k must be an integer from 1 to 1000.") }
@@ -222,7 +222,7 @@ struct CollectionsController<Context: RequestContext> {
                 if hybrid { hybridText = text }
                 query = try await inputs.vector(of: text, with: version.embedder)
             } else if let like {
-                guard let item = try run({ try store.item(like, in: collection) }) else {
+                guard let item = try await run({ try await store.item(like, in: collection) }) else {
                     throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: like).description)
                 }
                 query = item.vector
@@ -236,13 +236,13 @@ struct CollectionsController<Context: RequestContext> {
         } else {
             throw bad("UnsupportedMediaType", "Send application/json or an image body.")
         }
-        let hits = try run {
-            try Moments.search(k: k, groupBy: groupBy) { k in
+        let hits = try await run {
+            try await Moments.search(k: k, groupBy: groupBy) { k in
                 if let hybridText {
-                    return try store.hybridSearch(collection, vector: query, text: hybridText, model: version.identity, k: k, filters: filters,
+                    return try await store.hybridSearch(collection, vector: query, text: hybridText, model: version.identity, k: k, filters: filters,
                                                   vectorWeight: vectorWeight)
                 }
-                return try store.search(collection, vector: query, model: version.identity, k: k, filters: filters)
+                return try await store.search(collection, vector: query, model: version.identity, k: k, filters: filters)
             }
         }
         return jsonResponse(["results": hits.map { $0.jsonObject() }])
@@ -254,9 +254,9 @@ struct CollectionsController<Context: RequestContext> {
         versions.values.sorted { $0.name < $1.name }.first { $0.identity == model }
     }
 
-    private func servedVersion(for collection: String) throws -> ModelVersion {
+    private func servedVersion(for collection: String) async throws -> ModelVersion {
         // The model only: counting a large collection's items took milliseconds of every search.
-        guard let model = try run({ try store.model(of: collection) }) else {
+        guard let model = try await run({ try await store.model(of: collection) }) else {
             throw AzureError(.notFound, code: "CollectionNotFound", message: StoreError.noSuchCollection(collection).description)
         }
         guard let version = version(for: model) else {
@@ -276,9 +276,9 @@ struct CollectionsController<Context: RequestContext> {
     private func bad(_ code: String, _ message: String) -> AzureError { .invalidRequest(code, message) }
 
     /// Store errors become HTTP errors with their message.
-    private func run<T>(_ body: () throws -> T) throws -> T {
+    private func run<T>(_ body: () async throws -> T) async throws -> T {
         do {
-            return try body()
+            return try await body()
         } catch let error as StoreError {
             throw httpError(error)
         }
@@ -291,6 +291,7 @@ struct CollectionsController<Context: RequestContext> {
         case .modelMismatch: AzureError(.conflict, code: "ModelMismatch", message: error.description)
         case .invalidName, .invalidFilter, .invalidVector, .invalidText: bad("InvalidRequest", error.description)
         case .database: AzureError(.internalServerError, code: "StoreFailed", message: error.description)
+        case .unsupported: AzureError(.notImplemented, code: "NotSupportedByStore", message: error.description)
         }
     }
 }

@@ -5,6 +5,8 @@ import Foundation
 import ImageCollections
 import ImageIO
 import Ingest
+import StoreEmbedded
+import StorePostgres
 import VectorIndex
 
 /// Where collections live, shared by every collection command: the embedded store in a data folder, or
@@ -44,16 +46,16 @@ struct StoreOptions: ParsableArguments {
 
     var dataFolder: URL { URL(fileURLWithPath: (data as NSString).expandingTildeInPath) }
 
-    func open() throws -> any CollectionStore {
+    func open() throws -> CollectionStore {
         do {
             if let store {
                 // PostgreSQL always has pgvector's HNSW index; --index only chooses for the embedded store.
-                return try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch,
-                                                                       vectors: PostgresStore.IndexVectors(rawValue: vectors) ?? .float32))
+                return CollectionStore(try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch,
+                                                                                       vectors: PostgresStore.IndexVectors(rawValue: vectors) ?? .float32)))
             }
             let kind: IndexKind = index == "hnsw"
                 ? .hnsw(HNSWIndex.Parameters(m: hnswM, efConstruction: efConstruction, efSearch: efSearch)) : .exact
-            return try EmbeddedStore(folder: dataFolder, index: kind, vectors: VectorPrecision(rawValue: vectors) ?? .float32)
+            return CollectionStore(try EmbeddedStore(folder: dataFolder, index: kind, vectors: VectorPrecision(rawValue: vectors) ?? .float32))
         } catch let error as StoreError {
             throw CommandFailure(error.description)
         }
@@ -140,7 +142,7 @@ extension Loupe {
                 throw CommandFailure("the embedder refused the work, nothing more was sent: \(error)")
             }
             display.finish(summary.progress)
-            try store.flush()
+            try await store.flush()
             try ErrorReport.write(summary.problems, collection: collection, dataFolder: self.store.dataFolder)
         }
     }
@@ -203,11 +205,11 @@ extension Loupe {
                 throw ValidationError(error.description)
             }
             let store = try store.open()
-            guard let model = try store.model(of: collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
+            guard let model = try await store.model(of: collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
             let query: [Float]
             var identity = model
             if let like {
-                guard let item = try store.item(like, in: collection) else {
+                guard let item = try await store.item(like, in: collection) else {
                     throw CommandFailure(StoreError.noSuchItem(collection: collection, id: like).description)
                 }
                 query = item.vector
@@ -230,18 +232,18 @@ extension Loupe {
                 }
             }
             do {
-                let hits = try Moments.search(k: k, groupBy: groupBy) { k in
+                let hits = try await Moments.search(k: k, groupBy: groupBy) { k in
                     hybrid
-                        ? try store.hybridSearch(collection, vector: query, text: text ?? "", model: identity, k: k, filters: parsedFilters,
+                        ? try await store.hybridSearch(collection, vector: query, text: text ?? "", model: identity, k: k, filters: parsedFilters,
                                                  vectorWeight: vectorWeight)
-                        : try store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters)
+                        : try await store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters)
                 }
                 for hit in hits {
                     let object = hit.jsonObject(source: true)
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                     StandardStreams.writeOut(String(decoding: data, as: UTF8.self) + "\n")
                 }
-                try store.flush()  // a graph built for this search is kept for the next one
+                try await store.flush()  // a graph built for this search is kept for the next one
             } catch let error as StoreError {
                 throw CommandFailure(error.description)
             }
@@ -257,7 +259,7 @@ extension Loupe {
             @OptionGroup var store: StoreOptions
 
             func run() async throws {
-                let collections = try store.open().collections()
+                let collections = try await store.open().collections()
                 if collections.isEmpty {
                     StandardStreams.writeOut("no collections yet; add one with: loupe ingest PATH --collection NAME\n")
                 }
@@ -274,7 +276,7 @@ extension Loupe {
 
             func run() async throws {
                 do {
-                    try store.open().deleteCollection(name)
+                    try await store.open().deleteCollection(name)
                 } catch let error as StoreError {
                     throw CommandFailure(error.description)
                 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Embedding
 import Foundation
 import ImageCollections
+import StoreEmbedded
 
 /// What `--model` names: a local model (a folder or a Hub id), Azure AI Vision (`azure:URL`) or Vertex
 /// AI (`vertex:PROJECT/LOCATION`).

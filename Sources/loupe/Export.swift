@@ -24,12 +24,12 @@ extension Loupe {
 
         func run() async throws {
             let store = try store.open()
-            guard let info = try store.collection(collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
+            guard let info = try await store.collection(collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
             let path = output ?? "\(collection).\(format)"
             var body = Data()
             var ids = [String]()
             if format == "csv" { body.append(Data("file_name,vector\n".utf8)) }
-            try store.forEachItem(in: collection) { item in
+            try await store.forEachItem(in: collection) { item in
                 if format == "csv" {
                     body.append(Data("\(CSVCell.quoted(item.id)),\"[\(item.vector.map { "\($0)" }.joined(separator: ", "))]\"\n".utf8))
                 } else {

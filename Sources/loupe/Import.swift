@@ -49,11 +49,11 @@ extension Loupe {
             let store = try store.open()
             let display = IngestDisplay()
             do {
-                let summary = try VectorImporter(store: store, identity: identity).run(rows, problems: problems, into: collection, batch: batch) {
+                let summary = try await VectorImporter(store: store, identity: identity).run(rows, problems: problems, into: collection, batch: batch) {
                     display.show($0)
                 }
                 display.finish(summary.progress)
-                try store.flush()
+                try await store.flush()
                 try ErrorReport.write(summary.problems, collection: collection, dataFolder: self.store.dataFolder)
             } catch let error as StoreError {
                 throw CommandFailure(error.description)

@@ -108,7 +108,7 @@ extension Loupe {
                     configuration: configuration, versions: versions, store: collections, metrics: metrics, logger: logger)
                 // Ends on SIGINT / SIGTERM after in-flight requests finish.
                 try await app.runService()
-                try collections.flush()
+                try await collections.flush()
             } catch let error as ServerSetupError {
                 throw CommandFailure(error.description)
             }

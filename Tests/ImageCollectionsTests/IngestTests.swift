@@ -3,6 +3,7 @@ import Embedding
 import Foundation
 import ImageCollections
 import ImageIO
+import StoreEmbedded
 import Testing
 
 @testable import Ingest
@@ -28,7 +29,7 @@ struct ManifestFolder {
 }
 
 @Suite struct ManifestTests {
-    @Test func semArtLayoutWorksWithoutFlags() throws {
+    @Test func semArtLayoutWorksWithoutFlags() async throws {
         let folder = try ManifestFolder(copying: ["gray_l_257x199.png", "cmyk_360x240.jpg"])
         try folder.write("IMAGE_FILE\tDESCRIPTION\tTITLE\tAUTHOR\tDATE\n"
             + "gray_l_257x199.png\tA grey study\tStudy\tAnon\t1890\n"
@@ -41,13 +42,13 @@ struct ManifestFolder {
         #expect(items[0].path.hasSuffix("/Images/gray_l_257x199.png"))
     }
 
-    @Test func windows1252ManifestsAreRead() throws {
+    @Test func windows1252ManifestsAreRead() async throws {
         let folder = try ManifestFolder(copying: ["gray_l_257x199.png"])
         try folder.write("IMAGE_FILE\tAUTHOR\ngray_l_257x199.png\tCézanne, Paul\n", encoding: .windowsCP1252)
         #expect(try ManifestSource(file: folder.manifest).items().items.first?.metadata["AUTHOR"] == "Cézanne, Paul")
     }
 
-    @Test func hostileRowsBecomeProblemsAndTheRestGoesOn() throws {
+    @Test func hostileRowsBecomeProblemsAndTheRestGoesOn() async throws {
         let folder = try ManifestFolder(copying: ["gray_l_257x199.png", "tiny_rgb_50x40.png"])
         try "secret".write(to: folder.root.deletingLastPathComponent().appendingPathComponent("outside-\(UUID()).png"), atomically: true, encoding: .utf8)
         let huge = String(repeating: "x", count: ManifestSource.maximumFieldLength + 1)
@@ -70,7 +71,7 @@ struct ManifestFolder {
     }
 
     /// TSV has no quoting: a field that starts with a quote swallows nothing after it.
-    @Test func aQuoteInATSVFieldIsACharacter() throws {
+    @Test func aQuoteInATSVFieldIsACharacter() async throws {
         let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg", "gray_l_257x199.png", "tiny_rgb_50x40.png", "palette_p_200x150.png",
                                                   "portrait_rgb_300x500.png", "landscape_rgb_512x384.png"])
         try folder.write("IMAGE_FILE\tTITLE\n" + "cmyk_360x240.jpg\t\"Twelve inch record\n"
@@ -84,7 +85,7 @@ struct ManifestFolder {
     }
 
     /// CSV: an unterminated quote is one malformed row; the rows after it are read and numbered right.
-    @Test func anUnterminatedCSVQuoteIsOneMalformedRow() throws {
+    @Test func anUnterminatedCSVQuoteIsOneMalformedRow() async throws {
         let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg", "gray_l_257x199.png"])
         try folder.write("""
             image,title
@@ -103,7 +104,7 @@ struct ManifestFolder {
         #expect(problems.last?.message.hasPrefix("line 6 ") == true)
     }
 
-    @Test func aNULInAFieldIsReportedAndTheRowSkipped() throws {
+    @Test func aNULInAFieldIsReportedAndTheRowSkipped() async throws {
         let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg", "gray_l_257x199.png"])
         try folder.write("image,id\ncmyk_360x240.jpg,victim\u{0}attacker\ngray_l_257x199.png,fine\n")
         let (items, problems) = try ManifestSource(file: folder.manifest, idColumn: "id").items()
@@ -111,7 +112,7 @@ struct ManifestFolder {
         #expect(problems.map(\.code) == ["InvalidText"])
     }
 
-    @Test func missingColumnsAndEmptyFilesAreClearErrors() throws {
+    @Test func missingColumnsAndEmptyFilesAreClearErrors() async throws {
         let folder = try ManifestFolder(copying: [])
         try folder.write("TITLE\tAUTHOR\nx\ty\n")
         #expect(throws: IngestSourceError.missingColumn("IMAGE_FILE", available: ["TITLE", "AUTHOR"])) { try ManifestSource(file: folder.manifest).items() }
@@ -129,7 +130,7 @@ struct ManifestFolder {
 @Suite struct IngestPipelineTests {
     static let model = Result { try CLIPModel(folder: ManifestFolder.fixtures.appendingPathComponent("models/tiny-gelu")) }
 
-    static func pipeline(_ store: EmbeddedStore) throws -> IngestPipeline {
+    static func pipeline(_ store: CollectionStore) throws -> IngestPipeline {
         let model = try Self.model.get()
         let identity = ModelFingerprint.identity(of: ManifestFolder.fixtures.appendingPathComponent("models/tiny-gelu"), name: "tiny-gelu", dimension: model.dimension)
         return IngestPipeline(embedder: LocalEmbedder(model: model, identity: identity), store: store)
@@ -139,7 +140,7 @@ struct ManifestFolder {
         let files = ["gray_l_257x199.png", "cmyk_360x240.jpg", "photo_progressive_800x600.jpg", "frame_gif_120x90.gif", "tiff_rgb_130x170.tiff"]
         let folder = try ManifestFolder(copying: files)
         try Data("not an image".utf8).write(to: folder.images.appendingPathComponent("broken.jpg"))
-        let store = try EmbeddedStore(folder: folder.root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: folder.root.appendingPathComponent("data"))
         let pipeline = try Self.pipeline(store)
         let items = try FolderSource(root: folder.images).items()
         #expect(items.count == 6)
@@ -149,7 +150,7 @@ struct ManifestFolder {
         #expect(first.problems.map(\.code) == ["InvalidImageFormat"])
         let model = try Self.model.get()
         let expected = model.embed(image: try ImageDecoder().decode(fileAt: folder.images.appendingPathComponent("cmyk_360x240.jpg").path).rgb())
-        #expect(try store.item("cmyk_360x240.jpg", in: "c")?.vector == expected)
+        #expect(try await store.item("cmyk_360x240.jpg", in: "c")?.vector == expected)
 
         // The same files again: all skipped by hash. One file changed: embedded again, replaced.
         try FileManager.default.removeItem(at: folder.images.appendingPathComponent("gray_l_257x199.png"))
@@ -158,14 +159,14 @@ struct ManifestFolder {
         let second = try await pipeline.run(items, into: "c", options: IngestOptions(jobs: 2, batch: 4))
         #expect(second.progress.skipped == 4 && second.progress.updated == 1 && second.progress.added == 0 && second.progress.failed == 1)
         let changed = model.embed(image: try ImageDecoder().decode(fileAt: folder.images.appendingPathComponent("gray_l_257x199.png").path).rgb())
-        #expect(try store.item("gray_l_257x199.png", in: "c")?.vector == changed)
-        #expect(try store.collection("c")?.itemCount == 5)
+        #expect(try await store.item("gray_l_257x199.png", in: "c")?.vector == changed)
+        #expect(try await store.collection("c")?.itemCount == 5)
     }
 
     @Test func anotherModelCannotAddToTheCollection() async throws {
         let folder = try ManifestFolder(copying: ["gray_l_257x199.png"])
-        let store = try EmbeddedStore(folder: folder.root.appendingPathComponent("data"))
-        _ = try store.openCollection("c", model: ModelIdentity(id: "other", revision: "x", dimension: 12))
+        let store = try CollectionStore.embedded(folder: folder.root.appendingPathComponent("data"))
+        _ = try await store.openCollection("c", model: ModelIdentity(id: "other", revision: "x", dimension: 12))
         await #expect(throws: StoreError.self) {
             try await Self.pipeline(store).run(try FolderSource(root: folder.images).items(), into: "c")
         }

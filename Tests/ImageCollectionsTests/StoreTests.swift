@@ -3,6 +3,8 @@ import LoupeTestSupport
 import Testing
 
 @testable import ImageCollections
+@testable import StoreEmbedded
+@testable import StorePostgres
 @testable import VectorIndex
 
 /// The stores the behaviour suite runs against: the embedded store with each index, and PostgreSQL.
@@ -28,14 +30,29 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         }
     }
 
-    func open(_ location: String) throws -> any CollectionStore {
+    func open(_ location: String) throws -> CollectionStore {
         switch self {
-        case .embedded(let kind): try EmbeddedStore(folder: URL(fileURLWithPath: location), index: kind)
-        case .postgres: try PostgresStore(url: location)
+        case .embedded(let kind): try CollectionStore.embedded(folder: URL(fileURLWithPath: location), index: kind)
+        case .postgres: try CollectionStore.postgres(url: location)
         }
     }
 
-    func make() throws -> any CollectionStore { try open(newLocation()) }
+    func make() throws -> CollectionStore { try open(newLocation()) }
+
+    /// Takes the write lock of the store at `location` from a connection of its own, until `release`.
+    func holdWriteLock(_ location: String) throws -> HeldLock {
+        switch self {
+        case .embedded:
+            let database = try SQLiteDatabase(path: URL(fileURLWithPath: location).appendingPathComponent("loupe.sqlite").path)
+            try database.execute("BEGIN IMMEDIATE")
+            return HeldLock(after: .seconds(3)) { try database.execute("COMMIT") }
+        case .postgres:
+            let connection = try PostgresConnection(url: location)
+            try connection.execute("BEGIN")
+            try connection.execute("LOCK TABLE loupe_items IN EXCLUSIVE MODE")
+            return HeldLock(after: .seconds(3)) { try connection.execute("COMMIT") }
+        }
+    }
 
     /// A data folder no test has used.
     static func newFolder() -> URL { FileManager.default.temporaryDirectory.appendingPathComponent("loupe-store-\(UUID())") }
@@ -52,89 +69,89 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: kinds)
-    func itemsRoundTripAndSearchRanksByCosine(_ kind: StoreUnderTest) throws {
+    func itemsRoundTripAndSearchRanksByCosine(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("paintings", model: Self.model)
-        try store.upsert([
+        _ = try await store.openCollection("paintings", model: Self.model)
+        try await store.upsert([
             Self.item("a", [1, 0, 0, 0], metadata: ["TITLE": "A"]), Self.item("b", [0.9, 0.1, 0, 0]), Self.item("c", [0, 1, 0, 0]),
             Self.item("d", [-1, 0, 0, 0]),
         ], into: "paintings")
-        #expect(try store.item("a", in: "paintings") == Self.item("a", [1, 0, 0, 0], metadata: ["TITLE": "A"]))
-        let results = try store.search("paintings", vector: [1, 0, 0, 0], model: Self.model, k: 3, filters: [])
+        #expect(try await store.item("a", in: "paintings") == Self.item("a", [1, 0, 0, 0], metadata: ["TITLE": "A"]))
+        let results = try await store.search("paintings", vector: [1, 0, 0, 0], model: Self.model, k: 3, filters: [])
         #expect(results.map(\.item.id) == ["a", "b", "c"])
         #expect(abs(results[0].relevance - 1) < 1e-6 && abs(results[2].relevance - 0.5) < 1e-6)
-        #expect(try store.collection("paintings")?.itemCount == 4)
+        #expect(try await store.collection("paintings")?.itemCount == 4)
     }
 
     /// A video's new frames replace its old ones in one step: the stale frames leave the index and the
     /// metadata search, and a failing write leaves the old frames in place.
     @Test(arguments: kinds)
-    func upsertRemovingReplacesAGroupOfItemsAtOnce(_ kind: StoreUnderTest) throws {
+    func upsertRemovingReplacesAGroupOfItemsAtOnce(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
-        try store.upsert([Self.item("v@0", [1, 0, 0, 0], metadata: ["video": "v"]), Self.item("v@1", [0, 1, 0, 0], metadata: ["video": "v"]),
+        _ = try await store.openCollection("c", model: Self.model)
+        try await store.upsert([Self.item("v@0", [1, 0, 0, 0], metadata: ["video": "v"]), Self.item("v@1", [0, 1, 0, 0], metadata: ["video": "v"]),
                           Self.item("v@2", [0, 0, 1, 0], metadata: ["video": "v"]), Self.item("photo", [0, 0, 0, 1])], into: "c")
-        _ = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
-        try store.upsert([Self.item("v@0", [0.9, 0.1, 0, 0], metadata: ["video": "v"]), Self.item("v@0.5", [0, 0.9, 0.1, 0], metadata: ["video": "v"])],
+        _ = try await store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
+        try await store.upsert([Self.item("v@0", [0.9, 0.1, 0, 0], metadata: ["video": "v"]), Self.item("v@0.5", [0, 0.9, 0.1, 0], metadata: ["video": "v"])],
                          into: "c", removing: ["v@1", "v@2", "never-there"])
-        let all = try store.search("c", vector: [1, 1, 1, 1], model: Self.model, k: 10, filters: [])
+        let all = try await store.search("c", vector: [1, 1, 1, 1], model: Self.model, k: 10, filters: [])
         #expect(Set(all.map(\.item.id)) == ["v@0", "v@0.5", "photo"])
-        #expect(try store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 10, filters: [.equals(field: "video", value: "v")])
+        #expect(try await store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 10, filters: [.equals(field: "video", value: "v")])
             .map(\.item.id).sorted() == ["v@0", "v@0.5"])
-        #expect(try store.collection("c")?.itemCount == 3)
+        #expect(try await store.collection("c")?.itemCount == 3)
         // A wrong-length vector fails the whole write: nothing is removed.
-        #expect(throws: StoreError.self) {
-            try store.upsert([Self.item("v@9", [1, 0])], into: "c", removing: ["v@0", "v@0.5"])
+        await #expect(throws: StoreError.self) {
+            try await store.upsert([Self.item("v@9", [1, 0])], into: "c", removing: ["v@0", "v@0.5"])
         }
-        #expect(try store.collection("c")?.itemCount == 3)
+        #expect(try await store.collection("c")?.itemCount == 3)
     }
 
     @Test(arguments: kinds)
-    func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: StoreUnderTest) throws {
+    func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
-        try store.upsert([Self.item("a", [1, 0, 0, 0]), Self.item("b", [0, 1, 0, 0])], into: "c")
-        _ = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
-        try store.upsert([Self.item("a", [0, 0, 1, 0])], into: "c")
-        #expect(try store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 1, filters: []).first?.item.id == "a")
-        try store.deleteItem("a", in: "c")
-        #expect(try store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 5, filters: []).map(\.item.id) == ["b"])
-        #expect(throws: StoreError.noSuchItem(collection: "c", id: "a")) { try store.deleteItem("a", in: "c") }
-        #expect(try store.collection("c")?.itemCount == 1)
+        _ = try await store.openCollection("c", model: Self.model)
+        try await store.upsert([Self.item("a", [1, 0, 0, 0]), Self.item("b", [0, 1, 0, 0])], into: "c")
+        _ = try await store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
+        try await store.upsert([Self.item("a", [0, 0, 1, 0])], into: "c")
+        #expect(try await store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 1, filters: []).first?.item.id == "a")
+        try await store.deleteItem("a", in: "c")
+        #expect(try await store.search("c", vector: [0, 0, 1, 0], model: Self.model, k: 5, filters: []).map(\.item.id) == ["b"])
+        await #expect(throws: StoreError.noSuchItem(collection: "c", id: "a")) { try await store.deleteItem("a", in: "c") }
+        #expect(try await store.collection("c")?.itemCount == 1)
     }
 
     @Test(arguments: kinds)
-    func aDifferentModelIsRefusedEverywhere(_ kind: StoreUnderTest) throws {
+    func aDifferentModelIsRefusedEverywhere(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
+        _ = try await store.openCollection("c", model: Self.model)
         let other = ModelIdentity(id: "test/model", revision: "def", dimension: 4)
-        #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
-            try store.openCollection("c", model: other)
+        await #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
+            try await store.openCollection("c", model: other)
         }
-        #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
-            try store.search("c", vector: [1, 0, 0, 0], model: other, k: 1, filters: [])
+        await #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
+            try await store.search("c", vector: [1, 0, 0, 0], model: other, k: 1, filters: [])
         }
-        #expect(throws: StoreError.self) { try store.upsert([Self.item("x", [1, 0, 0])], into: "c") }
-        #expect(throws: StoreError.self) { try store.upsert([Self.item("x", [.nan, 0, 0, 0])], into: "c") }
+        await #expect(throws: StoreError.self) { try await store.upsert([Self.item("x", [1, 0, 0])], into: "c") }
+        await #expect(throws: StoreError.self) { try await store.upsert([Self.item("x", [.nan, 0, 0, 0])], into: "c") }
     }
 
     @Test(arguments: kinds)
-    func filtersOnEqualityAndNumericRanges(_ kind: StoreUnderTest) throws {
+    func filtersOnEqualityAndNumericRanges(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
-        try store.upsert([
+        _ = try await store.openCollection("c", model: Self.model)
+        try await store.upsert([
             Self.item("early", [1, 0, 0, 0], metadata: ["DATE": "c. 1501-1510", "SCHOOL": "Italian"]),
             Self.item("late", [0.9, 0.1, 0, 0], metadata: ["DATE": "1889", "SCHOOL": "Dutch"]),
             Self.item("undated", [0.8, 0.2, 0, 0], metadata: ["DATE": "", "SCHOOL": "Dutch"]),
         ], into: "c")
-        func ids(_ filters: [String]) throws -> [String] {
-            try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 10, filters: filters.map(MetadataFilter.init(parsing:))).map(\.item.id)
+        func ids(_ filters: [String]) async throws -> [String] {
+            try await store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 10, filters: filters.map(MetadataFilter.init(parsing:))).map(\.item.id)
         }
-        #expect(try ids(["SCHOOL=Dutch"]) == ["late", "undated"])
-        #expect(try ids(["DATE>=1800"]) == ["late"])
-        #expect(try ids(["DATE<=1600"]) == ["early"])
-        #expect(try ids(["SCHOOL=Dutch", "DATE>=1800"]) == ["late"])
-        #expect(try ids(["SCHOOL=Flemish"]).isEmpty)
+        await #expect(try ids(["SCHOOL=Dutch"]) == ["late", "undated"])
+        await #expect(try ids(["DATE>=1800"]) == ["late"])
+        await #expect(try ids(["DATE<=1600"]) == ["early"])
+        await #expect(try ids(["SCHOOL=Dutch", "DATE>=1800"]) == ["late"])
+        await #expect(try ids(["SCHOOL=Flemish"]).isEmpty)
         #expect(try MetadataFilter(parsing: " DATE >= -1.5 ") == .atLeast(field: "DATE", value: -1.5))
         #expect(try MetadataFilter(parsing: "NOTE=a>=b") == .equals(field: "NOTE", value: "a>=b"))
         for bad in ["", "=x", " \t=x", "DATE>=soon", "DATE>=1e3", "DATE>=", "DATE<5", "DATE>5", "no operator"] {
@@ -146,19 +163,19 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// whenever k items match, and they are the exact best matches (PostgreSQL's iterative scan, the
     /// embedded store's exact comparison for selective filters or its filtered graph walk).
     @Test(arguments: kinds)
-    func filteredSearchesReturnKMatchingItems(_ kind: StoreUnderTest) throws {
+    func filteredSearchesReturnKMatchingItems(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
         let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 32)
-        _ = try store.openCollection("many", model: model)
+        _ = try await store.openCollection("many", model: model)
         let vectors = ClusteredVectors.make(count: 5_000, dimension: 32, clusters: 50, seed: 7)
         let items = vectors.enumerated().map { index, vector in
             Self.item("item-\(index)", vector, metadata: ["ONE": "\(index % 100)", "TEN": "\(index % 10)", "HALF": "\(index % 2)"])
         }
-        for start in stride(from: 0, to: items.count, by: 1_000) { try store.upsert(Array(items[start..<(start + 1_000)]), into: "many") }
+        for start in stride(from: 0, to: items.count, by: 1_000) { try await store.upsert(Array(items[start..<(start + 1_000)]), into: "many") }
         let query = vectors[123].enumerated().map { $0.element + Float($0.offset % 3) * 0.01 }
         for (filter, divisor) in [("ONE=7", 100), ("TEN=3", 10), ("HALF=1", 2)] {
             let parsed = try MetadataFilter(parsing: filter)
-            let results = try store.search("many", vector: query, model: model, k: 20, filters: [parsed])
+            let results = try await store.search("many", vector: query, model: model, k: 20, filters: [parsed])
             #expect(results.count == 20, "\(filter)")
             #expect(results.allSatisfy { parsed.matches($0.item.metadata) }, "\(filter)")
             // The exact answer among the matching items.
@@ -176,23 +193,23 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// the graph, whose own recall is below 1), with and without a filter, and the similarities returned
     /// are the float32 ones.
     @Test(arguments: [VectorPrecision.float16, .int8], [IndexKind.exact, .hnsw(HNSWIndex.Parameters())])
-    func compactVectorsKeepRecallAfterRescoring(_ precision: VectorPrecision, _ kind: IndexKind) throws {
+    func compactVectorsKeepRecallAfterRescoring(_ precision: VectorPrecision, _ kind: IndexKind) async throws {
         let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 128)
         let vectors = ClusteredVectors.make(count: 4_000, dimension: 128, clusters: 40, seed: 11)
         let queries = ClusteredVectors.make(count: 50, dimension: 128, clusters: 40, seed: 12)
         let items = vectors.enumerated().map { Self.item("item-\($0.offset)", $0.element, metadata: ["HALF": "\($0.offset % 2)"]) }
-        var stores = [EmbeddedStore]()
+        var stores = [CollectionStore]()
         for (vectors, index) in [(VectorPrecision.float32, IndexKind.exact), (precision, kind)] {
-            let store = try EmbeddedStore(folder: StoreUnderTest.newFolder(), index: index, vectors: vectors)
-            _ = try store.openCollection("c", model: model)
-            try store.upsert(items, into: "c")
+            let store = try CollectionStore.embedded(folder: StoreUnderTest.newFolder(), index: index, vectors: vectors)
+            _ = try await store.openCollection("c", model: model)
+            try await store.upsert(items, into: "c")
             stores.append(store)
         }
         for filters in [[], [try MetadataFilter(parsing: "HALF=1")]] {
             var found = 0
             for query in queries {
-                let truth = try stores[0].search("c", vector: query, model: model, k: 10, filters: filters)
-                let compact = try stores[1].search("c", vector: query, model: model, k: 10, filters: filters)
+                let truth = try await stores[0].search("c", vector: query, model: model, k: 10, filters: filters)
+                let compact = try await stores[1].search("c", vector: query, model: model, k: 10, filters: filters)
                 found += Set(compact.map(\.item.id)).intersection(truth.map(\.item.id)).count
                 for result in compact {
                     let stored = vectors[Int(result.item.id.dropFirst("item-".count))!]
@@ -207,7 +224,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     /// The pattern the API document gives for filters accepts exactly what the parser accepts.
-    @Test func theFilterPatternMatchesTheParser() throws {
+    @Test func theFilterPatternMatchesTheParser() async throws {
         let pattern = try NSRegularExpression(pattern: MetadataFilter.pattern)
         let alphabet = Array("=<> \t-.09aZ\n\u{85}é")
         var generator = SeededGenerator(seed: 7)
@@ -219,72 +236,72 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: kinds)
-    func hybridSearchLiftsMetadataMatches(_ kind: StoreUnderTest) throws {
+    func hybridSearchLiftsMetadataMatches(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
-        try store.upsert([
+        _ = try await store.openCollection("c", model: Self.model)
+        try await store.upsert([
             Self.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour at dawn"]),
             Self.item("house", [0.6, 0.8, 0, 0], metadata: ["TITLE": "The blue house", "AUTHOR": "Renoir"]),
             Self.item("far", [0, 0, 1, 0], metadata: ["TITLE": "Still life"]),
         ], into: "c")
-        let plain = try store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 3, filters: []).map(\.item.id)
+        let plain = try await store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 3, filters: []).map(\.item.id)
         #expect(plain == ["near", "house", "far"])
-        let hybrid = try store.hybridSearch("c", vector: [1, 0, 0, 0], text: "a blue house", model: Self.model, k: 3, filters: [], vectorWeight: 0.5)
+        let hybrid = try await store.hybridSearch("c", vector: [1, 0, 0, 0], text: "a blue house", model: Self.model, k: 3, filters: [], vectorWeight: 0.5)
         #expect(hybrid.map(\.item.id) == ["house", "near", "far"])
         // score = 0.5 · (1 + 0.6) / 2 + 0.5 · 1 for the only text match.
         #expect(abs(hybrid[0].relevance - 0.9) < 1e-5)
         #expect(abs(hybrid[1].relevance - 0.5) < 1e-5)
         // Weight 1 is plain vector search; accents and case do not matter to the text match.
-        #expect(try store.hybridSearch("c", vector: [1, 0, 0, 0], text: "house", model: Self.model, k: 3, filters: [], vectorWeight: 1).map(\.item.id) == plain)
-        #expect(try store.hybridSearch("c", vector: [0, 0, 1, 0], text: "RÉNOIR", model: Self.model, k: 1, filters: [], vectorWeight: 0.2).first?.item.id == "house")
+        #expect(try await store.hybridSearch("c", vector: [1, 0, 0, 0], text: "house", model: Self.model, k: 3, filters: [], vectorWeight: 1).map(\.item.id) == plain)
+        #expect(try await store.hybridSearch("c", vector: [0, 0, 1, 0], text: "RÉNOIR", model: Self.model, k: 1, filters: [], vectorWeight: 0.2).first?.item.id == "house")
         // Text that looks like query syntax is only words.
         for hostile in ["\"", "NEAR(blue house)", "title:* OR", "'); DROP TABLE items; --", "", "***"] {
-            #expect(try store.hybridSearch("c", vector: [1, 0, 0, 0], text: hostile, model: Self.model, k: 3, filters: [], vectorWeight: 0.5).count == 3)
+            #expect(try await store.hybridSearch("c", vector: [1, 0, 0, 0], text: hostile, model: Self.model, k: 3, filters: [], vectorWeight: 0.5).count == 3)
         }
         // Deleted items leave the text index too.
-        try store.deleteItem("house", in: "c")
-        #expect(try store.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: Self.model, k: 3, filters: [], vectorWeight: 0.5)
+        try await store.deleteItem("house", in: "c")
+        #expect(try await store.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: Self.model, k: 3, filters: [], vectorWeight: 0.5)
             .map(\.item.id) == ["near", "far"])
     }
 
     @Test(arguments: kinds)
-    func hostileNamesAndValuesAreData(_ kind: StoreUnderTest) throws {
+    func hostileNamesAndValuesAreData(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
         for name in ["", "a b", "x'; DROP TABLE items; --", "../etc", String(repeating: "n", count: 65)] {
-            #expect(throws: StoreError.invalidName(name)) { try store.openCollection(name, model: Self.model) }
+            await #expect(throws: StoreError.invalidName(name)) { try await store.openCollection(name, model: Self.model) }
         }
-        _ = try store.openCollection("c", model: Self.model)
+        _ = try await store.openCollection("c", model: Self.model)
         let hostile = ["TITLE": "'); DROP TABLE items; --", "NOTE": "<script>alert(1)</script>", "BIG": String(repeating: "é", count: 100_000)]
-        try store.upsert([Self.item("x'; DELETE FROM items; --", [1, 0, 0, 0], metadata: hostile)], into: "c")
-        #expect(try store.item("x'; DELETE FROM items; --", in: "c")?.metadata == hostile)
-        #expect(try store.collections().map(\.name) == ["c"])
+        try await store.upsert([Self.item("x'; DELETE FROM items; --", [1, 0, 0, 0], metadata: hostile)], into: "c")
+        #expect(try await store.item("x'; DELETE FROM items; --", in: "c")?.metadata == hostile)
+        #expect(try await store.collections().map(\.name) == ["c"])
     }
 
     /// A NUL can never cut an id short: `victim\0attacker` is refused, never stored as or found for `victim`.
     @Test(arguments: kinds)
-    func textWithNULIsRefusedAndNeverAliasesAnotherItem(_ kind: StoreUnderTest) throws {
+    func textWithNULIsRefusedAndNeverAliasesAnotherItem(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
-        try store.upsert([Self.item("victim", [1, 0, 0, 0], metadata: ["TITLE": "kept"])], into: "c")
+        _ = try await store.openCollection("c", model: Self.model)
+        try await store.upsert([Self.item("victim", [1, 0, 0, 0], metadata: ["TITLE": "kept"])], into: "c")
         let isNULRefusal = { (error: any Error) -> Bool in
             guard case StoreError.invalidText(let message) = error else { return false }
             return message.contains("NUL")
         }
-        #expect(performing: { try store.upsert([Self.item("victim\0attacker", [0, 1, 0, 0])], into: "c") }, throws: isNULRefusal)
-        #expect(performing: { try store.upsert([Self.item("other", [0, 1, 0, 0], metadata: ["TI\0TLE": "x"])], into: "c") }, throws: isNULRefusal)
-        #expect(performing: { try store.upsert([Self.item("other", [0, 1, 0, 0], metadata: ["TITLE": "x\0y"])], into: "c") }, throws: isNULRefusal)
-        #expect(performing: { try store.item("victim\0anything", in: "c") }, throws: isNULRefusal)
-        #expect(performing: { try store.thumbnail("victim\0anything", in: "c") }, throws: isNULRefusal)
-        #expect(performing: { try store.deleteItem("victim\0anything", in: "c") }, throws: isNULRefusal)
-        #expect(try store.item("victim", in: "c")?.vector == [1, 0, 0, 0])
-        #expect(try store.item("victim", in: "c")?.metadata == ["TITLE": "kept"])
-        #expect(try store.collection("c")?.itemCount == 1)
+        await #expect(performing: { try await store.upsert([Self.item("victim\0attacker", [0, 1, 0, 0])], into: "c") }, throws: isNULRefusal)
+        await #expect(performing: { try await store.upsert([Self.item("other", [0, 1, 0, 0], metadata: ["TI\0TLE": "x"])], into: "c") }, throws: isNULRefusal)
+        await #expect(performing: { try await store.upsert([Self.item("other", [0, 1, 0, 0], metadata: ["TITLE": "x\0y"])], into: "c") }, throws: isNULRefusal)
+        await #expect(performing: { try await store.item("victim\0anything", in: "c") }, throws: isNULRefusal)
+        await #expect(performing: { try await store.thumbnail("victim\0anything", in: "c") }, throws: isNULRefusal)
+        await #expect(performing: { try await store.deleteItem("victim\0anything", in: "c") }, throws: isNULRefusal)
+        #expect(try await store.item("victim", in: "c")?.vector == [1, 0, 0, 0])
+        #expect(try await store.item("victim", in: "c")?.metadata == ["TITLE": "kept"])
+        #expect(try await store.collection("c")?.itemCount == 1)
     }
 
     @Test(arguments: kinds)
-    func thumbnailsHashesAndPagedListingsRoundTrip(_ kind: StoreUnderTest) throws {
+    func thumbnailsHashesAndPagedListingsRoundTrip(_ kind: StoreUnderTest) async throws {
         let store = try kind.make()
-        _ = try store.openCollection("c", model: Self.model)
+        _ = try await store.openCollection("c", model: Self.model)
         // Every byte value, including NUL, survives as a thumbnail.
         let thumbnail = Data((0..<1024).map { UInt8($0 % 256) })
         let items = (0..<2345).map { i in
@@ -292,63 +309,97 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
                  vector: [Float(i), 1, -0.5, 1e-7], thumbnail: i == 7 ? thumbnail : nil)
         }
         for start in stride(from: 0, to: items.count, by: 500) {
-            try store.upsert(Array(items[start..<min(start + 500, items.count)]), into: "c")
+            try await store.upsert(Array(items[start..<min(start + 500, items.count)]), into: "c")
         }
-        #expect(try store.thumbnail("item-00007", in: "c") == thumbnail)
-        #expect(try store.thumbnail("item-00008", in: "c") == nil)
-        #expect(try store.thumbnail("missing", in: "c") == nil)
-        #expect(try store.item("item-00007", in: "c")?.thumbnail == nil)  // items come without it
-        #expect(try store.contentHashes(in: "c") == Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0.contentHash) }))
+        #expect(try await store.thumbnail("item-00007", in: "c") == thumbnail)
+        #expect(try await store.thumbnail("item-00008", in: "c") == nil)
+        #expect(try await store.thumbnail("missing", in: "c") == nil)
+        #expect(try await store.item("item-00007", in: "c")?.thumbnail == nil)  // items come without it
+        #expect(try await store.contentHashes(in: "c") == Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0.contentHash) }))
         var listed = [Item]()
-        try store.forEachItem(in: "c") { listed.append($0) }
+        try await store.forEachItem(in: "c") { listed.append($0) }
         #expect(listed.map(\.id) == items.map(\.id))
         #expect(listed.map(\.vector) == items.map(\.vector))  // exactly, not nearly
-        #expect(throws: StoreError.noSuchCollection("nope")) { try store.forEachItem(in: "nope") { _ in } }
+        await #expect(throws: StoreError.noSuchCollection("nope")) { try await store.forEachItem(in: "nope") { _ in } }
         // A failed batch writes nothing.
-        #expect(throws: StoreError.self) {
-            try store.upsert([Self.item("fine", [1, 0, 0, 0]), Self.item("short", [1, 0])], into: "c")
+        await #expect(throws: StoreError.self) {
+            try await store.upsert([Self.item("fine", [1, 0, 0, 0]), Self.item("short", [1, 0])], into: "c")
         }
-        #expect(try store.item("fine", in: "c") == nil)
-        #expect(throws: StoreError.noSuchCollection("nope")) { try store.upsert([Self.item("x", [1, 0, 0, 0])], into: "nope") }
+        #expect(try await store.item("fine", in: "c") == nil)
+        await #expect(throws: StoreError.noSuchCollection("nope")) { try await store.upsert([Self.item("x", [1, 0, 0, 0])], into: "nope") }
     }
 
     @Test(arguments: kinds)
-    func everythingSurvivesReopening(_ kind: StoreUnderTest) throws {
+    func everythingSurvivesReopening(_ kind: StoreUnderTest) async throws {
         let location = try kind.newLocation()
         let vectors: [[Float]] = (0..<50).map { i in (0..<4).map { Float(sin(Double(i * 4 + $0))) } }
         var before: [String] = []
         do {
             let store = try kind.open(location)
-            _ = try store.openCollection("c", model: Self.model)
-            try store.upsert(vectors.enumerated().map { Self.item("i\($0.offset)", $0.element) }, into: "c")
-            before = try store.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id)
-            try store.flush()
+            _ = try await store.openCollection("c", model: Self.model)
+            try await store.upsert(vectors.enumerated().map { Self.item("i\($0.offset)", $0.element) }, into: "c")
+            before = try await store.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id)
+            try await store.flush()
         }
         let reopened = try kind.open(location)
-        #expect(try reopened.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id) == before)
-        #expect(try reopened.contentHashes(in: "c").count == 50)
-        try reopened.deleteCollection("c")
-        #expect(try reopened.collections().isEmpty)
-        #expect(throws: StoreError.noSuchCollection("c")) { try reopened.deleteCollection("c") }
+        #expect(try await reopened.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id) == before)
+        #expect(try await reopened.contentHashes(in: "c").count == 50)
+        try await reopened.deleteCollection("c")
+        #expect(try await reopened.collections().isEmpty)
+        await #expect(throws: StoreError.noSuchCollection("c")) { try await reopened.deleteCollection("c") }
+    }
+}
+
+/// No store call holds a thread of Swift's concurrency pool while it waits: with the database's write
+/// lock held by another connection, more writes than the pool has threads wait for it, and other work
+/// still runs meanwhile. (Were the waits on the pool, the probe would run only after every write gave up
+/// at its lock timeout, and the writes would have failed.)
+@Suite struct StoreConcurrencyTests {
+    @Test(arguments: [StoreUnderTest.embedded(.exact), .postgres])
+    func writesWaitingForALockLeaveThePoolFree(_ kind: StoreUnderTest) async throws {
+        let location = try kind.newLocation()
+        let store = try kind.open(location)
+        _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+        let lock = try kind.holdWriteLock(location)
+        let writers = 3 * ProcessInfo.processInfo.activeProcessorCount
+        let events = Outcomes()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    try await store.upsert([StoreBehaviourTests.item("w\(writer)", [1, Float(writer), 0, 0])], into: "c")
+                    events.add("write")
+                }
+            }
+            // Gives the writers time to reach the lock: the probe must not win only by starting first.
+            try await Task.sleep(for: .milliseconds(200))
+            let probe = Task.detached { (0..<1000).reduce(0, +) }
+            #expect(await probe.value == 499_500)
+            events.add("probe")
+            try lock.release()
+            try await group.waitForAll()
+        }
+        #expect(events.values.first == "probe")
+        #expect(events.values.count == writers + 1)
+        #expect(try await store.collection("c")?.itemCount == writers)
     }
 }
 
 @Suite struct EmbeddedMigrationTests {
     /// A data folder from before the full-text index (schema version 3) gains it, filled from the items.
-    @Test func aVersionThreeDatabaseGainsTheTextIndex() throws {
+    @Test func aVersionThreeDatabaseGainsTheTextIndex() async throws {
         let folder = StoreUnderTest.newFolder()
         let model = StoreBehaviourTests.model
         do {
-            let store = try EmbeddedStore(folder: folder)
-            _ = try store.openCollection("c", model: model)
-            try store.upsert([StoreBehaviourTests.item("house", [0, 1, 0, 0], metadata: ["TITLE": "The blue house"]),
+            let store = try CollectionStore.embedded(folder: folder)
+            _ = try await store.openCollection("c", model: model)
+            try await store.upsert([StoreBehaviourTests.item("house", [0, 1, 0, 0], metadata: ["TITLE": "The blue house"]),
                               StoreBehaviourTests.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour"])], into: "c")
             let database = try SQLiteDatabase(path: folder.appendingPathComponent("loupe.sqlite").path)
             try database.execute("DROP TABLE items_text")
             try database.execute("PRAGMA user_version = 3")
         }
-        let reopened = try EmbeddedStore(folder: folder)
-        let hybrid = try reopened.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: model, k: 2, filters: [], vectorWeight: 0.3)
+        let reopened = try CollectionStore.embedded(folder: folder)
+        let hybrid = try await reopened.hybridSearch("c", vector: [1, 0, 0, 0], text: "blue house", model: model, k: 2, filters: [], vectorWeight: 0.3)
         #expect(hybrid.map(\.item.id) == ["house", "near"])
     }
 }
@@ -356,31 +407,31 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 @Suite struct HNSWPersistenceTests {
     /// Items added to an HNSW store go into the graph as they arrive: a flush without any search saves it,
     /// and a reopened store searches from the saved file.
-    @Test func graphsAreKeptCurrentWhileItemsArrive() throws {
+    @Test func graphsAreKeptCurrentWhileItemsArrive() async throws {
         let folder = StoreUnderTest.newFolder()
         let kind = IndexKind.hnsw(HNSWIndex.Parameters())
         let model = StoreBehaviourTests.model
         let vectors: [[Float]] = (0..<200).map { i in (0..<4).map { Float(sin(Double(i * 5 + $0))) } }
         do {
-            let store = try EmbeddedStore(folder: folder, index: kind)
-            _ = try store.openCollection("c", model: model)
+            let store = try CollectionStore.embedded(folder: folder, index: kind)
+            _ = try await store.openCollection("c", model: model)
             for start in stride(from: 0, to: 200, by: 50) {
-                try store.upsert((start..<start + 50).map { StoreBehaviourTests.item("i\($0)", vectors[$0]) }, into: "c")
+                try await store.upsert((start..<start + 50).map { StoreBehaviourTests.item("i\($0)", vectors[$0]) }, into: "c")
             }
-            try store.flush()
+            try await store.flush()
         }
         // Four changes after the collection's random first generation.
         let saved = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("indexes").path)
         #expect(saved.count == 1)
         let graph = try HNSWIndex.read(from: folder.appendingPathComponent("indexes/\(saved[0])"))
         #expect(graph.count == 200)
-        let reopened = try EmbeddedStore(folder: folder, index: kind)
-        #expect(try reopened.search("c", vector: vectors[17], model: model, k: 1, filters: []).first?.item.id == "i17")
+        let reopened = try CollectionStore.embedded(folder: folder, index: kind)
+        #expect(try await reopened.search("c", vector: vectors[17], model: model, k: 1, filters: []).first?.item.id == "i17")
     }
 
     /// The graph is saved under the collection's generation and read back; a file that missed a change is
     /// not used.
-    @Test func savedGraphsAreReusedOnlyWhileCurrent() throws {
+    @Test func savedGraphsAreReusedOnlyWhileCurrent() async throws {
         let folder = StoreUnderTest.newFolder()
         let kind = IndexKind.hnsw(HNSWIndex.Parameters())
         let model = StoreBehaviourTests.model
@@ -388,11 +439,11 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         let query: [Float] = [0.2, 0.4, -0.1, 0.3]
         var before: [String] = []
         do {
-            let store = try EmbeddedStore(folder: folder, index: kind)
-            _ = try store.openCollection("c", model: model)
-            try store.upsert(vectors.enumerated().map { StoreBehaviourTests.item("i\($0.offset)", $0.element) }, into: "c")
-            before = try store.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id)
-            try store.flush()
+            let store = try CollectionStore.embedded(folder: folder, index: kind)
+            _ = try await store.openCollection("c", model: model)
+            try await store.upsert(vectors.enumerated().map { StoreBehaviourTests.item("i\($0.offset)", $0.element) }, into: "c")
+            before = try await store.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id)
+            try await store.flush()
         }
         let files = { try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("indexes").path).sorted() }
         /// The generations of the saved graphs, from their names `c.<generation>.hnsw`.
@@ -400,16 +451,16 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         let first = try #require(try generations().first ?? nil)
         #expect(try generations() == [first])
         do {
-            let reopened = try EmbeddedStore(folder: folder, index: kind)
-            #expect(try reopened.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id) == before)
+            let reopened = try CollectionStore.embedded(folder: folder, index: kind)
+            #expect(try await reopened.search("c", vector: query, model: model, k: 5, filters: []).map(\.item.id) == before)
             // A change without a flush: the saved graph is now stale.
-            try reopened.upsert([StoreBehaviourTests.item("new", query)], into: "c")
+            try await reopened.upsert([StoreBehaviourTests.item("new", query)], into: "c")
         }
-        let third = try EmbeddedStore(folder: folder, index: kind)
-        #expect(try third.search("c", vector: query, model: model, k: 1, filters: []).first?.item.id == "new")
-        try third.flush()
+        let third = try CollectionStore.embedded(folder: folder, index: kind)
+        #expect(try await third.search("c", vector: query, model: model, k: 1, filters: []).first?.item.id == "new")
+        try await third.flush()
         #expect(try generations() == [first + 1])
-        try third.deleteCollection("c")
+        try await third.deleteCollection("c")
         #expect(try files().isEmpty)
     }
 }
@@ -422,50 +473,74 @@ final class Outcomes: @unchecked Sendable {
     func add(_ value: String) { lock.withLock { list.append(value) } }
 }
 
+/// A lock another connection holds: released by `release`, or on its own after a while, so that a store
+/// blocking the pool makes the test fail instead of hang.
+final class HeldLock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var unlock: (() throws -> Void)?
+
+    init(after timeout: DispatchTimeInterval, _ unlock: @escaping () throws -> Void) {
+        self.unlock = unlock
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { try? self.release() }
+    }
+
+    func release() throws {
+        try lock.withLock {
+            defer { unlock = nil }
+            try unlock?()
+        }
+    }
+}
+
+final class OpenedStores: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list = [CollectionStore]()
+    var values: [CollectionStore] { lock.withLock { list } }
+    func add(_ store: CollectionStore) { lock.withLock { list.append(store) } }
+}
+
 /// A server and a `loupe ingest` share one data folder: each process's store sees what the other wrote.
 @Suite struct SharedDataFolderTests {
     @Test(arguments: [IndexKind.exact, .hnsw(HNSWIndex.Parameters())])
-    func aStoreSeesItemsAnotherProcessAddedOrDeleted(_ kind: IndexKind) throws {
+    func aStoreSeesItemsAnotherProcessAddedOrDeleted(_ kind: IndexKind) async throws {
         let folder = StoreUnderTest.newFolder()
         let model = StoreBehaviourTests.model
-        let server = try EmbeddedStore(folder: folder, index: kind)
-        _ = try server.openCollection("s", model: model)
-        try server.upsert([StoreBehaviourTests.item("first", [0, 0, 1, 0])], into: "s")
-        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 10, filters: []).map(\.item.id) == ["first"])
+        let server = try CollectionStore.embedded(folder: folder, index: kind)
+        _ = try await server.openCollection("s", model: model)
+        try await server.upsert([StoreBehaviourTests.item("first", [0, 0, 1, 0])], into: "s")
+        #expect(try await server.search("s", vector: [1, 0, 0, 0], model: model, k: 10, filters: []).map(\.item.id) == ["first"])
         // Another process (its own connection and index) adds items, then the server adds one of its own.
-        let ingest = try EmbeddedStore(folder: folder, index: kind)
-        try ingest.upsert((0..<20).map { StoreBehaviourTests.item("added-\($0)", [1, Float($0) / 100, 0, 0]) }, into: "s")
-        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 1, filters: []).map(\.item.id) == ["added-0"])
-        try server.upsert([StoreBehaviourTests.item("upload", [0, 1, 0, 0])], into: "s")
-        try ingest.upsert([StoreBehaviourTests.item("late", [0, 0, 0, 1])], into: "s")
-        try server.upsert([StoreBehaviourTests.item("upload-2", [0, 1, 0.1, 0])], into: "s")
-        #expect(try server.search("s", vector: [1, 1, 1, 1], model: model, k: 30, filters: []).count == 24)
-        try ingest.deleteItem("added-0", in: "s")
-        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 1, filters: []).map(\.item.id) == ["added-1"])
+        let ingest = try CollectionStore.embedded(folder: folder, index: kind)
+        try await ingest.upsert((0..<20).map { StoreBehaviourTests.item("added-\($0)", [1, Float($0) / 100, 0, 0]) }, into: "s")
+        #expect(try await server.search("s", vector: [1, 0, 0, 0], model: model, k: 1, filters: []).map(\.item.id) == ["added-0"])
+        try await server.upsert([StoreBehaviourTests.item("upload", [0, 1, 0, 0])], into: "s")
+        try await ingest.upsert([StoreBehaviourTests.item("late", [0, 0, 0, 1])], into: "s")
+        try await server.upsert([StoreBehaviourTests.item("upload-2", [0, 1, 0.1, 0])], into: "s")
+        #expect(try await server.search("s", vector: [1, 1, 1, 1], model: model, k: 30, filters: []).count == 24)
+        try await ingest.deleteItem("added-0", in: "s")
+        #expect(try await server.search("s", vector: [1, 0, 0, 0], model: model, k: 1, filters: []).map(\.item.id) == ["added-1"])
         // Deleted and made again elsewhere: never answered from the old index.
-        try ingest.deleteCollection("s")
-        _ = try ingest.openCollection("s", model: model)
-        try ingest.upsert([StoreBehaviourTests.item("new", [0, 0, 1, 0])], into: "s")
-        #expect(try server.search("s", vector: [1, 0, 0, 0], model: model, k: 10, filters: []).map(\.item.id) == ["new"])
+        try await ingest.deleteCollection("s")
+        _ = try await ingest.openCollection("s", model: model)
+        try await ingest.upsert([StoreBehaviourTests.item("new", [0, 0, 1, 0])], into: "s")
+        #expect(try await server.search("s", vector: [1, 0, 0, 0], model: model, k: 10, filters: []).map(\.item.id) == ["new"])
     }
 
     /// Two ingests started together on a new data folder: both migrate, create the collection and add
     /// their items; neither fails on the other's schema steps (10 trials, the two released at once).
-    @Test func twoStoresOpeningANewFolderAtOnceBothSucceed() throws {
+    @Test func twoStoresOpeningANewFolderAtOnceBothSucceed() async throws {
         for _ in 0..<10 {
             let folder = StoreUnderTest.newFolder()
             let start = DispatchSemaphore(value: 0)
             let finished = DispatchGroup()
             let results = Outcomes()
-            for process in 0..<2 {
+            let opened = OpenedStores()
+            for _ in 0..<2 {
                 finished.enter()
                 Thread {
                     start.wait()
                     do {
-                        let store = try EmbeddedStore(folder: folder)
-                        _ = try store.openCollection("c", model: StoreBehaviourTests.model)
-                        try store.upsert([StoreBehaviourTests.item("from-\(process)", [1, Float(process), 0, 0])], into: "c")
-                        results.add("ok")
+                        opened.add(try CollectionStore.embedded(folder: folder))
                     } catch {
                         results.add("\(error)")
                     }
@@ -475,8 +550,22 @@ final class Outcomes: @unchecked Sendable {
             start.signal()
             start.signal()
             finished.wait()
+            // Both create the collection and write at once.
+            await withTaskGroup(of: Void.self) { group in
+                for (process, store) in opened.values.enumerated() {
+                    group.addTask {
+                        do {
+                            _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+                            try await store.upsert([StoreBehaviourTests.item("from-\(process)", [1, Float(process), 0, 0])], into: "c")
+                            results.add("ok")
+                        } catch {
+                            results.add("\(error)")
+                        }
+                    }
+                }
+            }
             #expect(results.values == ["ok", "ok"])
-            #expect(try EmbeddedStore(folder: folder).collection("c")?.itemCount == 2)
+            await #expect(try CollectionStore.embedded(folder: folder).collection("c")?.itemCount == 2)
         }
     }
 }
@@ -511,7 +600,7 @@ final class Outcomes: @unchecked Sendable {
         }
     }
 
-    @Test func exactSearchEqualsBruteForce() throws {
+    @Test func exactSearchEqualsBruteForce() async throws {
         var index = FlatIndex(dimension: 32)
         var vectors = [Int64: [Float]]()
         var state: UInt64 = 9

@@ -4,6 +4,7 @@ import Foundation
 import ImageCollections
 import ImageIO
 import LoupeTestSupport
+import StoreEmbedded
 import Testing
 
 @testable import Ingest
@@ -11,23 +12,23 @@ import Testing
 /// Videos in `IngestPipeline`: one item per sampled frame, stored per video in one step, skipped when
 /// unchanged, replaced whole when changed, and refused whole when damaged.
 @Suite struct VideoIngestTests {
-    static func folder() throws -> URL {
+    static func folder() async throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-video-ingest-\(UUID())")
         try FileManager.default.createDirectory(at: url.appendingPathComponent("media"), withIntermediateDirectories: true)
         return url
     }
 
-    static func frameIDs(_ store: any CollectionStore, video: String) throws -> [String] {
-        try store.contentHashes(in: "c").keys.filter { $0.hasPrefix(video + "@") }.sorted()
+    static func frameIDs(_ store: CollectionStore, video: String) async throws -> [String] {
+        try await store.contentHashes(in: "c").keys.filter { $0.hasPrefix(video + "@") }.sorted()
     }
 
     @Test func framesAreStoredWithTheirTimeAndVectorAndSkippedOrReplacedWhole() async throws {
-        let root = try Self.folder()
+        let root = try await Self.folder()
         let media = root.appendingPathComponent("media")
         try FileManager.default.copyItem(at: ManifestFolder.fixtures.appendingPathComponent("images/cmyk_360x240.jpg"),
                                          to: media.appendingPathComponent("photo.jpg"))
         let video = try TestVideos.make(at: media.appendingPathComponent("clips/scenes.mp4"))
-        let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
         let pipeline = try IngestPipelineTests.pipeline(store)
         let items = try FolderSource(root: media).items()
         #expect(items.map(\.id) == ["clips/scenes.mp4", "photo.jpg"])
@@ -42,15 +43,15 @@ import Testing
         var decoded = [VideoFrame]()
         while let frame = try reader.next() { decoded.append(frame) }
         let ids = decoded.map { "clips/scenes.mp4@" + String(format: "%.3f", $0.time) }
-        #expect(try Self.frameIDs(store, video: "clips/scenes.mp4") == ids)
+        await #expect(try Self.frameIDs(store, video: "clips/scenes.mp4") == ids)
         #expect(zip(decoded.map(\.time), [0, 1, 2, 3, 4, 4.52, 5, 6]).allSatisfy { $0 >= $1 && $0 <= $1 + 0.121 } && decoded.count == 8)
         // A frame's vector is the model's for the frame as the reader decodes it.
         let expected = model.embed(image: decoded[3].image)
-        let stored = try #require(try store.item(ids[3], in: "c"))
+        let stored = try #require(try await store.item(ids[3], in: "c"))
         #expect(stored.vector.count == expected.count && zip(stored.vector, expected).allSatisfy { abs($0 - $1) <= 1e-5 })
         #expect(stored.metadata == ["video": "clips/scenes.mp4", "video_time": String(format: "%.3f", decoded[3].time), "video_interval": "1.0"])
         #expect(stored.source == video.path)
-        #expect(try store.thumbnail(ids[3], in: "c").map { ImageFormat(signature: Array($0.prefix(16))) } == .jpeg)
+        #expect(try await store.thumbnail(ids[3], in: "c").map { ImageFormat(signature: Array($0.prefix(16))) } == .jpeg)
 
         // Unchanged: skipped, nothing embedded.
         let second = try await pipeline.run(items, into: "c", options: IngestOptions(batch: 3))
@@ -64,12 +65,12 @@ import Testing
         var newIDs = [String]()
         while let frame = try newReader.next() { newIDs.append("clips/scenes.mp4@" + String(format: "%.3f", frame.time)) }
         #expect(newIDs.count == 3)
-        #expect(try Self.frameIDs(store, video: "clips/scenes.mp4") == newIDs)
-        #expect(try store.collection("c")?.itemCount == 4)
+        await #expect(try Self.frameIDs(store, video: "clips/scenes.mp4") == newIDs)
+        #expect(try await store.collection("c")?.itemCount == 4)
     }
 
     @Test func damagedVideosAreReportedAndNothingOfThemIsStored() async throws {
-        let root = try Self.folder()
+        let root = try await Self.folder()
         let media = root.appendingPathComponent("media")
         let long: [TestVideos.Scene] = [.init("red", 5), .init("blue", 5), .init("yellow", 5)]
         let cut = try TestVideos.make(at: media.appendingPathComponent("cut.mkv"), scenes: long)
@@ -79,13 +80,13 @@ import Testing
         #expect(FileManager.default.createFile(atPath: media.appendingPathComponent("empty.webm").path, contents: Data()))
         try TestVideos.makeAudioOnly(at: media.appendingPathComponent("sound.mov"))
         try TestVideos.make(at: media.appendingPathComponent("good.avi"), encoding: ["-c:v", "mjpeg", "-q:v", "4"])
-        let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
         let summary = try await IngestPipelineTests.pipeline(store).run(try FolderSource(root: media).items(), into: "c",
                                                                         options: IngestOptions(batch: 4))
         let codes = Dictionary(uniqueKeysWithValues: summary.problems.map { ($0.id, $0.code) })
         #expect(codes == ["cut.mkv": "CorruptVideo", "text.mp4": "InvalidVideoFormat", "empty.webm": "EmptyVideo", "sound.mov": "NoVideoStream"])
         #expect(summary.progress.added == 1 && summary.progress.failed == 4)
-        #expect(Set(try store.contentHashes(in: "c").keys.map { $0.components(separatedBy: "@")[0] }) == ["good.avi"])
+        #expect(Set(try await store.contentHashes(in: "c").keys.map { $0.components(separatedBy: "@")[0] }) == ["good.avi"])
     }
 
     /// A manifest may list videos beside images: each frame keeps the row's columns.
@@ -96,35 +97,35 @@ import Testing
         try folder.write("IMAGE_FILE\tTITLE\tDATE\ncmyk_360x240.jpg\tBoats\t1888\nharbour.webm\tThe harbour\t2024\n")
         let (items, problems) = try ManifestSource(file: folder.manifest).items()
         #expect(problems.isEmpty && items.map(\.isVideo) == [false, true])
-        let store = try EmbeddedStore(folder: folder.root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: folder.root.appendingPathComponent("data"))
         let summary = try await IngestPipelineTests.pipeline(store).run(items, into: "c")
         #expect(summary.problems.isEmpty && summary.progress.added == 2 && summary.progress.frames == 3)
-        let frames = try Self.frameIDs(store, video: "harbour.webm")
+        let frames = try await Self.frameIDs(store, video: "harbour.webm")
         #expect(frames.count == 3)
         for id in frames {
-            let metadata = try #require(try store.item(id, in: "c")).metadata
+            let metadata = try #require(try await store.item(id, in: "c")).metadata
             #expect(metadata["TITLE"] == "The harbour" && metadata["DATE"] == "2024" && metadata["video"] == "harbour.webm")
         }
         // The rows' columns filter frames like any item.
-        let query = try #require(try store.item(frames[0], in: "c")).vector
-        let filtered = try store.search("c", vector: query, model: IngestPipelineTests.pipeline(store).embedder.identity, k: 10,
+        let query = try #require(try await store.item(frames[0], in: "c")).vector
+        let filtered = try await store.search("c", vector: query, model: IngestPipelineTests.pipeline(store).embedder.identity, k: 10,
                                         filters: [.atLeast(field: "DATE", value: 2000)])
         #expect(Set(filtered.map(\.item.id)) == Set(frames))
     }
 
     @Test func tooLongVideosAreRefusedByTheLimit() async throws {
-        let root = try Self.folder()
+        let root = try await Self.folder()
         try TestVideos.make(at: root.appendingPathComponent("media/scenes.webm"), encoding: ["-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime"])
-        let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
         let summary = try await IngestPipelineTests.pipeline(store).run(try FolderSource(root: root.appendingPathComponent("media")).items(),
                                                                         into: "c", options: IngestOptions(videoLimits: VideoLimits(maximumSeconds: 3)))
         #expect(summary.problems.map(\.code) == ["VideoTooLong"])
-        #expect(try store.contentHashes(in: "c").isEmpty)
+        #expect(try await store.contentHashes(in: "c").isEmpty)
     }
 
     /// A frame's own picture, taken by ffmpeg, finds its video and a moment around its time.
     @Test func searchingWithAFramesPictureFindsItsMoment() async throws {
-        let root = try Self.folder()
+        let root = try await Self.folder()
         let media = root.appendingPathComponent("media")
         let scenes: [TestVideos.Scene] = [.init("red", 3), .init("navy", 3), .init("orange", 3), .init("teal", 3)]
         let video = try TestVideos.make(at: media.appendingPathComponent("long.mp4"), scenes: scenes, size: "320x240")
@@ -132,7 +133,7 @@ import Testing
         for file in ["cmyk_360x240.jpg", "photo_progressive_800x600.jpg"] {
             try FileManager.default.copyItem(at: ManifestFolder.fixtures.appendingPathComponent("images/\(file)"), to: media.appendingPathComponent(file))
         }
-        let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
         let pipeline = try IngestPipelineTests.pipeline(store)
         _ = try await pipeline.run(try FolderSource(root: media).items(), into: "c")
         let model = try IngestPipelineTests.model.get()
@@ -140,7 +141,7 @@ import Testing
             let still = root.appendingPathComponent("still-\(time).png")
             try TestVideos.extractFrame(of: video, at: time, to: still)
             let query = model.embed(image: try model.imageDecoder().decode(fileAt: still.path).rgb())
-            let results = try store.search("c", vector: query, model: pipeline.embedder.identity, k: Moments.candidates(for: 5), filters: [])
+            let results = try await store.search("c", vector: query, model: pipeline.embedder.identity, k: Moments.candidates(for: 5), filters: [])
             let hits = Moments.group(results, k: 5)
             guard case .video(let id, let moments) = hits.first else {
                 Issue.record("the best hit for the frame at \(time) s is not a video: \(hits.first.map(String.init(describing:)) ?? "none")")

@@ -1,6 +1,7 @@
 import CLIP
 import Foundation
 import ImageCollections
+import StoreEmbedded
 import Testing
 
 /// `loupe ingest --model azure:…` against `loupe serve` itself, with a key and a rate limit low enough
@@ -38,15 +39,15 @@ import Testing
         let local = try LoupeBinary.run(["ingest", images.path, "--collection", "local", "--model", Self.model, "--data", data])
         #expect(local.status == 0, "\(local.stderr)")
 
-        let store = try EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let store = try CollectionStore.embedded(folder: URL(fileURLWithPath: data))
         let ids = try FileManager.default.contentsOfDirectory(atPath: images.path).sorted()
-        #expect(try store.contentHashes(in: "cloud").keys.sorted() == ids)
-        #expect(try store.collection("cloud")?.model.id == "azure:127.0.0.1:\(port)/2023-04-15")
+        #expect(try await store.contentHashes(in: "cloud").keys.sorted() == ids)
+        #expect(try await store.collection("cloud")?.model.id == "azure:127.0.0.1:\(port)/2023-04-15")
         for id in ids {
-            let remote = try #require(try store.item(id, in: "cloud")), near = try #require(try store.item(id, in: "local"))
+            let remote = try #require(try await store.item(id, in: "cloud")), near = try #require(try await store.item(id, in: "local"))
             let cosine = zip(remote.vector, near.vector).reduce(0) { $0 + $1.0 * $1.1 }
             #expect(remote.vector.count == dimension && cosine >= 0.9999, "\(id): \(cosine)")
-            #expect(try store.thumbnail(id, in: "cloud") != nil)
+            #expect(try await store.thumbnail(id, in: "cloud") != nil)
         }
 
         // A second run sends nothing: every file is unchanged.
@@ -82,7 +83,7 @@ import Testing
             "http://127.0.0.1:\(proxyPort)/computervision/retrieval:vectorizeImage?api-version=2024-02-01", method: "POST", body: image,
             contentType: "application/octet-stream")
         let proxied = try #require((try JSONSerialization.jsonObject(with: body) as? [String: Any])?["vector"] as? [Double], "\(status)")
-        let stored = try #require(try store.item("cmyk_360x240.jpg", in: "cloud")).vector
+        let stored = try #require(try await store.item("cmyk_360x240.jpg", in: "cloud")).vector
         #expect(zip(proxied, stored).allSatisfy { abs(Float($0) - $1) <= 1e-6 })
         let (classifyStatus, classifyBody) = try await ServeCommandTests.request(
             "http://127.0.0.1:\(proxyPort)/classify?label=a%20cat", method: "POST", body: image, contentType: "application/octet-stream")

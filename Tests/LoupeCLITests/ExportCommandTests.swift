@@ -1,18 +1,19 @@
 import Foundation
 import ImageCollections
+import StoreEmbedded
 import Testing
 
 @Suite struct ExportCommandTests {
-    @Test func csvAndNpyHoldEveryVectorInIdOrder() throws {
+    @Test func csvAndNpyHoldEveryVectorInIdOrder() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-export-\(UUID())")
         let data = root.appendingPathComponent("data").path
         let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-gelu").path
         let ingest = try LoupeBinary.run(["ingest", LoupeBinary.fixtures.appendingPathComponent("images").path, "--collection", "c",
                                           "--model", model, "--data", data])
         #expect(ingest.status == 0, "\(ingest.stderr)")
-        let store = try EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let store = try CollectionStore.embedded(folder: URL(fileURLWithPath: data))
         var items = [Item]()
-        try store.forEachItem(in: "c") { items.append($0) }
+        try await store.forEachItem(in: "c") { items.append($0) }
         #expect(items.count == 14 && items.map(\.id) == items.map(\.id).sorted())
 
         let csv = root.appendingPathComponent("c.csv").path
@@ -40,7 +41,7 @@ import Testing
 
         // Ids a spreadsheet would run as formulas are written with a ' first (OWASP's CSV injection advice).
         let hostile = ["=HYPERLINK(\"http://127.0.0.1/\",\"x\")", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "plain=1"]
-        try store.upsert(hostile.map { Item(id: $0, source: "/x", contentHash: "h", metadata: [:], vector: items[0].vector) }, into: "c")
+        try await store.upsert(hostile.map { Item(id: $0, source: "/x", contentHash: "h", metadata: [:], vector: items[0].vector) }, into: "c")
         #expect(try LoupeBinary.run(["export", "--collection", "c", "--data", data, "-o", csv]).status == 0)
         let exported = try String(contentsOfFile: csv, encoding: .utf8)
         #expect(exported.contains("\n\"'=HYPERLINK(\"\"http://127.0.0.1/\"\",\"\"x\"\")\",\"["))

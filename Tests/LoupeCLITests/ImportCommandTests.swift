@@ -1,5 +1,6 @@
 import Foundation
 import ImageCollections
+import StoreEmbedded
 import Testing
 
 /// `loupe import`: the seed workflow's CSV, .npy with ids, and Loupe's own export; every bad row reported
@@ -23,7 +24,7 @@ import Testing
         func remove() { try? FileManager.default.removeItem(at: root) }
     }
 
-    @Test func theSeedWorkflowsCSVLoadsItsGoodRowsAndReportsEveryBadOne() throws {
+    @Test func theSeedWorkflowsCSVLoadsItsGoodRowsAndReportsEveryBadOne() async throws {
         let folder = Folder()
         defer { folder.remove() }
         let csv = try folder.write("semart_vectors.csv", """
@@ -47,12 +48,12 @@ import Testing
             """)
         let result = try LoupeBinary.run(["import", csv, "--collection", "art", "--data", folder.data] + Self.azure)
         #expect(result.status == 0, "\(result.stderr)")
-        let store = try EmbeddedStore(folder: URL(fileURLWithPath: folder.data))
-        #expect(try store.contentHashes(in: "art").keys.sorted() == ["1-a.jpg", "2-b.jpg", "3-c.jpg"])
-        #expect(try store.collection("art")?.model == ModelIdentity(id: "azure:example.cognitiveservices.azure.com/2023-04-15", revision: "2023-04-15", dimension: 4))
-        let sea = try #require(try store.item("2-b.jpg", in: "art"))
+        let store = try CollectionStore.embedded(folder: URL(fileURLWithPath: folder.data))
+        #expect(try await store.contentHashes(in: "art").keys.sorted() == ["1-a.jpg", "2-b.jpg", "3-c.jpg"])
+        #expect(try await store.collection("art")?.model == ModelIdentity(id: "azure:example.cognitiveservices.azure.com/2023-04-15", revision: "2023-04-15", dimension: 4))
+        let sea = try #require(try await store.item("2-b.jpg", in: "art"))
         #expect(sea.vector == [1, 0, 0, 0] && sea.metadata == ["IMAGE_FILE": "2-b.jpg", "TITLE": "Sea, at night", "DATE": "1901"])
-        #expect(try store.item("3-c.jpg", in: "art")?.vector == [-0.001, 2, 0.5, 0])
+        #expect(try await store.item("3-c.jpg", in: "art")?.vector == [-0.001, 2, 0.5, 0])
         let codes = folder.report("art").map { $0[2] }
         #expect(codes.sorted() == ["DuplicateId", "DuplicateId", "InvalidId", "MalformedRow", "MalformedRow", "NonFiniteVector", "NonFiniteVector",
                                    "NonFiniteVector", "UnparseableVector", "UnparseableVector", "WrongDimension", "WrongDimension"].sorted(),
@@ -66,7 +67,7 @@ import Testing
         #expect(other.status != 0 && other.stderr.contains("azure:other.example.com"), "\(other.stderr)")
     }
 
-    @Test func npyMatricesLoadWithTheirIds() throws {
+    @Test func npyMatricesLoadWithTheirIds() async throws {
         let folder = Folder()
         defer { folder.remove() }
         // float64, as numpy writes by default, with a NaN in the third row.
@@ -77,14 +78,14 @@ import Testing
         _ = try folder.write("v.npy.ids.txt", "first\nsecond\nthird\n")
         let result = try LoupeBinary.run(["import", npy.path, "--collection", "m", "--data", folder.data] + Self.azure)
         #expect(result.status == 0, "\(result.stderr)")
-        let store = try EmbeddedStore(folder: URL(fileURLWithPath: folder.data))
-        #expect(try store.contentHashes(in: "m").keys.sorted() == ["first", "second"])
+        let store = try CollectionStore.embedded(folder: URL(fileURLWithPath: folder.data))
+        #expect(try await store.contentHashes(in: "m").keys.sorted() == ["first", "second"])
         #expect(folder.report("m").map { $0[2] } == ["NonFiniteVector"])
 
         // Ids and metadata from a CSV in row order.
         let manifest = try folder.write("ids.csv", "name,TITLE\na,One\nb,Two\nc,Three\n")
         #expect(try LoupeBinary.run(["import", npy.path, "--ids", manifest, "--id-column", "name", "--collection", "n", "--data", folder.data] + Self.azure).status == 0)
-        #expect(try store.item("b", in: "n")?.metadata == ["name": "b", "TITLE": "Two"])
+        #expect(try await store.item("b", in: "n")?.metadata == ["name": "b", "TITLE": "Two"])
 
         // Too few ids, a wrong dimension, a damaged file: the whole file is refused with the reason.
         _ = try folder.write("v.npy.ids.txt", "first\nsecond\n")
@@ -97,11 +98,11 @@ import Testing
             let refused = try LoupeBinary.run(["import", npy.path, "--collection", "x", "--data", folder.data] + Self.azure)
             #expect(refused.status != 0 && refused.stderr.contains("not a usable .npy file"), "\(refused.stderr)")
         }
-        #expect(try store.collection("x") == nil)
+        #expect(try await store.collection("x") == nil)
     }
 
     /// Empty files, files that are not text, tables without a vector column: clear errors, nothing loaded.
-    @Test func unusableFilesAreRefusedWithTheirReason() throws {
+    @Test func unusableFilesAreRefusedWithTheirReason() async throws {
         let folder = Folder()
         defer { folder.remove() }
         let cases: [(String, Data, String)] = [
@@ -130,12 +131,12 @@ import Testing
         for delay in [1200, 1800, 2400] { try await LoupeBinary.runKilled(arguments, after: .milliseconds(delay)) }
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
-        let store = try EmbeddedStore(folder: URL(fileURLWithPath: folder.data))
-        let hashes = try store.contentHashes(in: "many")
-        let itemCount = try store.collection("many")?.itemCount
+        let store = try CollectionStore.embedded(folder: URL(fileURLWithPath: folder.data))
+        let hashes = try await store.contentHashes(in: "many")
+        let itemCount = try await store.collection("many")?.itemCount
         #expect(hashes.count == count && itemCount == count)
         for row in stride(from: 0, to: count, by: 997) {
-            #expect(try store.item("item-\(row)", in: "many")?.vector == [Float(row), Float(row % 7), 1, -Float(row % 3)])
+            #expect(try await store.item("item-\(row)", in: "many")?.vector == [Float(row), Float(row % 7), 1, -Float(row % 3)])
         }
     }
 

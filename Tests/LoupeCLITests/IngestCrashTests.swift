@@ -4,6 +4,7 @@ import ImageCollections
 import ImageIO
 import LoupeTestSupport
 import VideoIO
+import StorePostgres
 import Testing
 
 /// `loupe ingest` killed with SIGKILL at random moments, then run to the end: every item once, each
@@ -34,14 +35,14 @@ import Testing
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let store: any CollectionStore = try postgresURL.map { try PostgresStore(url: $0) } ?? EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let store: CollectionStore = try postgresURL.map { try CollectionStore.postgres(url: $0) } ?? CollectionStore.embedded(folder: URL(fileURLWithPath: data))
         let clip = try CLIPModel(folder: URL(fileURLWithPath: model))
-        let stored = try store.contentHashes(in: "crash")
+        let stored = try await store.contentHashes(in: "crash")
         let expectedIDs = Set(try FileManager.default.contentsOfDirectory(atPath: images.path))
         #expect(Set(stored.keys) == expectedIDs)
-        #expect(try store.collection("crash")?.itemCount == expectedIDs.count)
+        #expect(try await store.collection("crash")?.itemCount == expectedIDs.count)
         for id in expectedIDs.sorted() {
-            let item = try #require(try store.item(id, in: "crash"))
+            let item = try #require(try await store.item(id, in: "crash"))
             // Through the decoder ingestion uses (the tiny model is small enough that fixtures are reduced).
             let vector = clip.embed(image: try clip.imageDecoder().decode(fileAt: images.appendingPathComponent(id).path).rgb())
             // Batched and single products sum in different orders: equal to float rounding, not bit for bit.
@@ -72,7 +73,7 @@ import Testing
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let store: any CollectionStore = try postgresURL.map { try PostgresStore(url: $0) } ?? EmbeddedStore(folder: URL(fileURLWithPath: data))
+        let store: CollectionStore = try postgresURL.map { try CollectionStore.postgres(url: $0) } ?? CollectionStore.embedded(folder: URL(fileURLWithPath: data))
         let clip = try CLIPModel(folder: URL(fileURLWithPath: model))
         var expected = [String: VideoFrame]()
         for index in 0..<3 {
@@ -80,12 +81,12 @@ import Testing
                                          sampling: FrameSampling(interval: 0.25))
             while let frame = try reader.next() { expected["clip\(index).mp4@" + String(format: "%.3f", frame.time)] = frame }
         }
-        let stored = try store.contentHashes(in: "crash")
+        let stored = try await store.contentHashes(in: "crash")
         #expect(stored.count == expected.count && Set(stored.keys) == Set(expected.keys))
-        #expect(try store.collection("crash")?.itemCount == expected.count)
+        #expect(try await store.collection("crash")?.itemCount == expected.count)
         for id in expected.keys.sorted().enumerated().filter({ $0.offset % 37 == 0 }).map(\.element) {
             let vector = clip.embed(image: expected[id]!.image)
-            let item = try #require(try store.item(id, in: "crash"))
+            let item = try #require(try await store.item(id, in: "crash"))
             #expect(item.vector.count == vector.count && zip(item.vector, vector).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(id)")
         }
         try? FileManager.default.removeItem(at: root)

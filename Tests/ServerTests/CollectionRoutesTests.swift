@@ -5,15 +5,17 @@ import ImageIO
 import Ingest
 import LoupeTestSupport
 import Server
+import StoreEmbedded
+import StorePostgres
 import Testing
 
 @Suite struct CollectionRoutesTests {
     static let json = ["Content-Type": "application/json"]
 
-    static func store(_ kind: String = "embedded") throws -> any CollectionStore {
+    static func store(_ kind: String = "embedded") throws -> CollectionStore {
         kind == "postgres"
-            ? try PostgresStore(url: try TestPostgres.freshURL())
-            : try EmbeddedStore(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-routes-\(UUID())"))
+            ? try CollectionStore.postgres(url: try TestPostgres.freshURL())
+            : try CollectionStore.embedded(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-routes-\(UUID())"))
     }
 
     @Test(arguments: ["embedded", "postgres"])
@@ -101,13 +103,13 @@ import Testing
             #expect(lookup.status == 400)
             let victim = try await send.send(.GET, base + "/collections/c/items/victim")
             #expect(before != nil && victim.json["contentHash"] as? String == before)
-            #expect(try store.collection("c")?.itemCount == 1)
+            #expect(try await store.collection("c")?.itemCount == 1)
         }
     }
 
     @Test func badRequestsAreRefusedClearly() async throws {
         let store = try Self.store()
-        _ = try store.openCollection("other-model", model: ModelIdentity(id: "elsewhere", revision: "r", dimension: 16))
+        _ = try await store.openCollection("other-model", model: ModelIdentity(id: "elsewhere", revision: "r", dimension: 16))
         try await ServerHarness.withServer(configure: { $0.uploadsFolder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-uploads-\(UUID())") }, store: store) { base, send in
             _ = try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "c"}"#.utf8))
             let cases: [(String, String, [String: String], Data?, Int, String)] = [

@@ -8,6 +8,7 @@ import ImageIO
 import Ingest
 import LoupeTestSupport
 import NIOCore
+import StoreEmbedded
 import Testing
 
 /// Remote embedders against fake providers on loopback that fail in each way a real one can: every case
@@ -260,13 +261,13 @@ import Testing
             try ServerHarness.image(name).write(to: images.appendingPathComponent(name))
         }
         try await provider.run { base in
-            let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+            let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
             let summary = try await IngestPipeline(embedder: Self.azure(base), store: store).run(try FolderSource(root: images).items(), into: "c")
             #expect(summary.progress.added == 2 && summary.progress.failed == 2)
             #expect(Set(summary.problems.map(\.code)) == ["InvalidImageDimension", "InvalidVector"])
-            #expect(Set(try store.contentHashes(in: "c").keys) == ["tiny_rgb_50x40.png", "photo_progressive_800x600.jpg"])
-            #expect(try store.item("tiny_rgb_50x40.png", in: "c")?.vector == Self.unit)
-            #expect(try store.thumbnail("tiny_rgb_50x40.png", in: "c") != nil)
+            #expect(Set(try await store.contentHashes(in: "c").keys) == ["tiny_rgb_50x40.png", "photo_progressive_800x600.jpg"])
+            #expect(try await store.item("tiny_rgb_50x40.png", in: "c")?.vector == Self.unit)
+            #expect(try await store.thumbnail("tiny_rgb_50x40.png", in: "c") != nil)
         }
     }
 
@@ -284,7 +285,7 @@ import Testing
         let expected = taken
         #expect(expected.count == 5)  // 0, 1, 2, 3 s (the last frame) and the cut at 1.5 s
         try await provider.run { base in
-            let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+            let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
             let summary = try await IngestPipeline(embedder: Self.azure(base), store: store)
                 .run(try FolderSource(root: root.appendingPathComponent("media")).items(), into: "c")
             #expect(summary.problems.isEmpty && summary.progress.added == 1 && summary.progress.frames == expected.count)
@@ -294,9 +295,9 @@ import Testing
                 let frame = try ImageDecoder().decode(request.body)
                 #expect(ImageFormat(signature: Array(request.body.prefix(16))) == .jpeg && frame.width == 910 && frame.height == 512)
             }
-            let frames = try store.contentHashes(in: "c").keys.sorted()
+            let frames = try await store.contentHashes(in: "c").keys.sorted()
             #expect(frames == expected)
-            #expect(try store.item(frames[0], in: "c")?.vector == Self.unit)
+            #expect(try await store.item(frames[0], in: "c")?.vector == Self.unit)
         }
     }
 
@@ -308,12 +309,12 @@ import Testing
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         for index in 0..<5 { try ServerHarness.image("tiny_rgb_50x40.png").write(to: root.appendingPathComponent("\(index).png")) }
         try await provider.run { base in
-            let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+            let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
             await #expect(throws: EmbeddingError.self) {
                 _ = try await IngestPipeline(embedder: Self.azure(base), store: store).run(try FolderSource(root: root).items(), into: "c",
                                                                                          options: IngestOptions(jobs: 1, batch: 2))
             }
-            #expect(try store.contentHashes(in: "c").isEmpty)
+            #expect(try await store.contentHashes(in: "c").isEmpty)
         }
         #expect(provider.received.count <= 2)
     }

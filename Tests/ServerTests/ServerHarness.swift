@@ -41,7 +41,7 @@ enum ServerHarness {
     }
 
     static func withServer(
-        configure: (inout ServerConfiguration) -> Void = { _ in }, store: (any CollectionStore)? = nil,
+        configure: (inout ServerConfiguration) -> Void = { _ in }, store: (CollectionStore)? = nil,
         _ body: @escaping @Sendable (_ base: String, _ send: Sender) async throws -> Void
     ) async throws {
         var configuration = ServerConfiguration()

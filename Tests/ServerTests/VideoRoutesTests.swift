@@ -6,6 +6,7 @@ import ImageIO
 import Ingest
 import LoupeTestSupport
 import Server
+import StoreEmbedded
 import Testing
 
 /// Video moments over HTTP: search grouped per video (or per frame), and the video served in byte
@@ -14,13 +15,13 @@ import Testing
     static let json = ["Content-Type": "application/json"]
 
     /// A collection holding one video and one photo, ingested with the server's default model.
-    static func collection() async throws -> (store: EmbeddedStore, video: URL) {
+    static func collection() async throws -> (store: CollectionStore, video: URL) {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-video-routes-\(UUID())")
         let media = root.appendingPathComponent("media")
         let video = try TestVideos.make(at: media.appendingPathComponent("harbour.mp4"),
                                         scenes: [.init("red", 3), .init("navy", 3), .init("orange", 3)], size: "320x240")
         try ServerHarness.image("cmyk_360x240.jpg").write(to: media.appendingPathComponent("photo.jpg"))
-        let store = try EmbeddedStore(folder: root.appendingPathComponent("data"))
+        let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
         let embedder = LocalEmbedder(model: ServerHarness.models["tiny-quickgelu"]!, identity: ServerHarness.identity("tiny-quickgelu"))
         defer { embedder.stop() }
         let summary = try await IngestPipeline(embedder: embedder, store: store).run(try FolderSource(root: media).items(), into: "clips")

@@ -1,5 +1,6 @@
 import Foundation
 import ImageCollections
+import StoreEmbedded
 
 /// Azure AI Vision's multimodal embeddings (`retrieval:vectorizeImage` with the image's bytes,
 /// `retrieval:vectorizeText` with `{"text"}`), authenticated by `Ocp-Apim-Subscription-Key`. Any server

@@ -2,6 +2,7 @@ import CLIP
 import Crypto
 import Foundation
 import ImageCollections
+import StoreEmbedded
 import ImageIO
 
 /// A provider's HTTP API, as a remote embedder calls it: one request per input, and what its answer means.

@@ -1,5 +1,6 @@
 import Foundation
 import ImageCollections
+import StoreEmbedded
 
 /// Vertex AI's `multimodalembedding@001` through `:predict`: one instance per request (`{"text"}` or
 /// `{"image": {"bytesBase64Encoded"}}`) with `parameters.dimension`, answered with `textEmbedding` or

@@ -1,4 +1,5 @@
 import CSQLite
+import ImageCollections
 import Foundation
 
 /// A thin, safe layer over one SQLite connection: prepared statements with bound values only (no SQL

@@ -1,4 +1,5 @@
 import Foundation
+import ImageCollections
 import VectorIndex
 
 /// Which vector index answers searches.
@@ -17,13 +18,14 @@ public enum IndexKind: Sendable, Equatable {
 /// `loupe ingest` beside a running server) are always seen. An HNSW graph is saved as
 /// `indexes/<collection>.<generation>.hnsw`, so a file that missed changes (a crash before `flush`) is
 /// never used: the graph is rebuilt from the vectors.
-public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
+public final class EmbeddedStore: StoreBackend, @unchecked Sendable {
     public let folder: URL
     public let indexKind: IndexKind
     public let vectorPrecision: VectorPrecision
     private let database: SQLiteDatabase
     private let lock = NSLock()
     private var indexes: [String: CachedIndex] = [:]
+    private let work = BlockingWork(label: "loupe.embedded-store")
 
     /// An index in memory and the generation of the collection it holds.
     struct CachedIndex {
@@ -127,8 +129,8 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                 // Full-text index of each item's metadata values, keyed by the item's key.
                 try database.execute("CREATE VIRTUAL TABLE items_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
                 for row in try database.execute("SELECT key, metadata FROM items") {
-                    guard let key = row[0].integer, let metadata = row[1].text.flatMap(Self.metadata) else { continue }
-                    try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(metadata))])
+                    guard let key = row[0].integer, let metadata = row[1].text.flatMap(MetadataJSON.decode) else { continue }
+                    try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(HybridScore.searchableText(metadata))])
                 }
             }
             if version < Self.schemaVersion { try database.execute("PRAGMA user_version = \(Self.schemaVersion)") }
@@ -137,27 +139,18 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
 
     static let schemaVersion: Int64 = 4
 
-    public func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo {
-        try Self.validate(name: name)
-        if let existing = try collection(name) {
-            guard existing.model == model else { throw StoreError.modelMismatch(collection: name, expected: existing.model, got: model) }
-            return existing
+    public func createCollection(_ name: String, model: ModelIdentity) async throws {
+        try await work.run {
+            try self.database.execute("""
+                INSERT INTO collections (name, model_id, model_revision, dimension, generation) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO NOTHING
+                """, [.text(name), .text(model.id), .text(model.revision), .integer(Int64(model.dimension)), .integer(Int64.random(in: 1...(1 << 52)))])
         }
-        // Two processes may create it at once: the second insert does nothing and both read what is stored.
-        try database.execute("""
-            INSERT INTO collections (name, model_id, model_revision, dimension, generation) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (name) DO NOTHING
-            """, [.text(name), .text(model.id), .text(model.revision), .integer(Int64(model.dimension)), .integer(Int64.random(in: 1...(1 << 52)))])
-        guard let created = try collection(name) else { throw StoreError.noSuchCollection(name) }
-        guard created.model == model else { throw StoreError.modelMismatch(collection: name, expected: created.model, got: model) }
-        return created
     }
 
-    public func collection(_ name: String) throws -> CollectionInfo? {
-        try collections(where: name).first
+    public func collections(named name: String?) async throws -> [CollectionInfo] {
+        try await work.run { try self.collections(where: name) }
     }
-
-    public func collections() throws -> [CollectionInfo] { try collections(where: nil) }
 
     private func collections(where name: String?) throws -> [CollectionInfo] {
         let rows = try database.execute("""
@@ -173,15 +166,22 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     /// The collection's model, without counting its items (every write and search asks).
-    public func model(of collection: String) throws -> ModelIdentity? {
+    public func model(of collection: String) async throws -> ModelIdentity? {
+        try await work.run { try self.storedModel(collection) }
+    }
+
+    private func storedModel(_ collection: String) throws -> ModelIdentity? {
         try database.execute("SELECT model_id, model_revision, dimension FROM collections WHERE name = ?", [.text(collection)]).first.flatMap { row in
             guard let id = row[0].text, let revision = row[1].text, let dimension = row[2].integer else { return nil }
             return ModelIdentity(id: id, revision: revision, dimension: Int(dimension))
         }
     }
 
-    public func deleteCollection(_ name: String) throws {
-        guard try model(of: name) != nil else { throw StoreError.noSuchCollection(name) }
+    public func deleteCollection(_ name: String) async throws {
+        try await work.run { try self.deleteCollectionNow(name) }
+    }
+
+    private func deleteCollectionNow(_ name: String) throws {
         try database.transaction {
             try database.execute("DELETE FROM items_text WHERE rowid IN (SELECT key FROM items WHERE collection = ?)", [.text(name)])
             try database.execute("DELETE FROM collections WHERE name = ?", [.text(name)])
@@ -190,9 +190,11 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         removeIndexFiles(name, except: nil)
     }
 
-    public func upsert(_ items: [Item], into collection: String, removing: [String]) throws {
-        guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
-        try Self.validate(items, dimension: model.dimension)
+    public func upsert(_ items: [Item], into collection: String, model: ModelIdentity, removing: [String]) async throws {
+        try await work.run { try self.upsertNow(items, into: collection, model: model, removing: removing) }
+    }
+
+    private func upsertNow(_ items: [Item], into collection: String, model: ModelIdentity, removing: [String]) throws {
         // An HNSW graph is kept current while items arrive, so `flush` (at the end of an ingest) saves it
         // and the first search does not have to build it from every vector.
         if case .hnsw = indexKind { _ = try loadedIndex(collection, dimension: model.dimension) }
@@ -200,7 +202,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
             let before = try generation(collection)
             let removed = try removing.compactMap { try deleteRow($0, in: collection) }
             let keys = try items.map { item -> Int64 in
-                let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
+                let metadata = try MetadataJSON.encode(item.metadata)
                 let rows = try database.execute("""
                     INSERT INTO items (collection, id, source, content_hash, metadata, vector, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (collection, id) DO UPDATE SET source = excluded.source, content_hash = excluded.content_hash,
@@ -210,7 +212,7 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
                           .blob(Self.encode(item.vector)), item.thumbnail.map { .blob($0) } ?? .null])
                 guard let key = rows.first?.first?.integer else { throw StoreError.database("no key returned for \(item.id)") }
                 try database.execute("DELETE FROM items_text WHERE rowid = ?", [.integer(key)])
-                try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(Self.searchableText(item.metadata))])
+                try database.execute("INSERT INTO items_text (rowid, body) VALUES (?, ?)", [.integer(key), .text(HybridScore.searchableText(item.metadata))])
                 return key
             }
             return (removed, keys, (before, try bumpGeneration(collection)))
@@ -234,43 +236,47 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    public func item(_ id: String, in collection: String) throws -> Item? {
-        try database.execute("SELECT \(Self.itemColumns) FROM items WHERE collection = ? AND id = ?",
-                             [.text(collection), .text(id)]).first.map(Self.item)
-    }
-
-    public func thumbnail(_ id: String, in collection: String) throws -> Data? {
-        try database.execute("SELECT thumbnail FROM items WHERE collection = ? AND id = ?", [.text(collection), .text(id)]).first?.first?.blob
-    }
-
-    public func contentHashes(in collection: String) throws -> [String: String] {
-        var hashes = [String: String]()
-        for row in try database.execute("SELECT id, content_hash FROM items WHERE collection = ?", [.text(collection)]) {
-            if let id = row[0].text, let hash = row[1].text { hashes[id] = hash }
-        }
-        return hashes
-    }
-
-    public func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws {
-        guard try model(of: collection) != nil else { throw StoreError.noSuchCollection(collection) }
-        var after = ""
-        while true {
-            let rows = try database.execute("""
-                SELECT \(Self.itemColumns) FROM items WHERE collection = ? AND id > ? ORDER BY id LIMIT 1000
-                """, [.text(collection), .text(after)])
-            for row in rows { try body(Self.item(row)) }
-            guard let last = rows.last?[0].text else { return }
-            after = last
+    public func item(_ id: String, in collection: String) async throws -> Item? {
+        try await work.run {
+            try self.database.execute("SELECT \(Self.itemColumns) FROM items WHERE collection = ? AND id = ?",
+                                      [.text(collection), .text(id)]).first.map(Self.item)
         }
     }
 
-    public func deleteItem(_ id: String, in collection: String) throws {
-        let (key, change) = try database.transaction { () -> (Int64, (before: Int64, after: Int64)) in
-            let before = try generation(collection)
-            guard let key = try deleteRow(id, in: collection) else { throw StoreError.noSuchItem(collection: collection, id: id) }
-            return (key, (before, try bumpGeneration(collection)))
+    public func thumbnail(_ id: String, in collection: String) async throws -> Data? {
+        try await work.run {
+            try self.database.execute("SELECT thumbnail FROM items WHERE collection = ? AND id = ?", [.text(collection), .text(id)]).first?.first?.blob
         }
-        try updateCachedIndex(collection, change: change) { $0.remove(key: key) }
+    }
+
+    public func contentHashes(in collection: String) async throws -> [String: String] {
+        try await work.run {
+            var hashes = [String: String]()
+            for row in try self.database.execute("SELECT id, content_hash FROM items WHERE collection = ?", [.text(collection)]) {
+                if let id = row[0].text, let hash = row[1].text { hashes[id] = hash }
+            }
+            return hashes
+        }
+    }
+
+    public func items(in collection: String, after: String, limit: Int) async throws -> [Item] {
+        try await work.run {
+            try self.database.execute("SELECT \(Self.itemColumns) FROM items WHERE collection = ? AND id > ? ORDER BY id LIMIT ?",
+                                      [.text(collection), .text(after), .integer(Int64(limit))]).map(Self.item)
+        }
+    }
+
+    public func deleteItem(_ id: String, in collection: String) async throws -> Bool {
+        try await work.run {
+            let deleted = try self.database.transaction { () -> (key: Int64, change: (before: Int64, after: Int64))? in
+                let before = try self.generation(collection)
+                guard let key = try self.deleteRow(id, in: collection) else { return nil }
+                return (key, (before, try self.bumpGeneration(collection)))
+            }
+            guard let deleted else { return false }
+            try self.updateCachedIndex(collection, change: deleted.change) { $0.remove(key: deleted.key) }
+            return true
+        }
     }
 
     /// Deletes an item's row and its full-text row (inside the caller's transaction); its key, or nil
@@ -299,7 +305,11 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     /// Saves every loaded HNSW graph that changed since it was last saved, and removes older files.
-    public func flush() throws {
+    public func flush() async throws {
+        try await work.run { try self.flushNow() }
+    }
+
+    private func flushNow() throws {
         let loaded = lock.withLock { indexes }
         for (collection, cached) in loaded {
             // Saved under the generation the graph holds, which a newer stored one makes unused.
@@ -325,19 +335,24 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    public func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult] {
-        let hits = try vectorHits(collection, vector: vector, model: model, k: max(0, min(k, 1000)), filters: filters).hits
-        return try hits.compactMap { hit in try storedItem(key: hit.key).map { SearchResult(item: $0, similarity: hit.similarity) } }
+    public func search(_ query: VectorQuery) async throws -> [SearchResult] {
+        try await work.run {
+            let hits = try self.vectorHits(query, k: query.k).hits
+            return try hits.compactMap { hit in try self.storedItem(key: hit.key).map { SearchResult(item: $0, similarity: hit.similarity) } }
+        }
     }
 
-    public func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
-                             vectorWeight: Float) throws -> [SearchResult] {
-        let k = max(0, min(k, 1000))
-        let pool = max(5 * k, 50)
-        let (hits, allowed) = try vectorHits(collection, vector: vector, model: model, k: pool, filters: filters)
+    public func hybridSearch(_ query: VectorQuery, text: String, vectorWeight: Float) async throws -> [SearchResult] {
+        try await work.run { try self.hybridSearchNow(query, text: text, vectorWeight: vectorWeight) }
+    }
+
+    private func hybridSearchNow(_ query: VectorQuery, text: String, vectorWeight: Float) throws -> [SearchResult] {
+        let (collection, vector, k) = (query.collection, query.vector, query.k)
+        let pool = HybridScore.candidates(k)
+        let (hits, allowed) = try vectorHits(query, k: pool)
         // BM25 from SQLite is negative, more negative is better.
         var textScores = [Int64: Double]()
-        if let match = HybridScore.matchQuery(text) {
+        if let match = Self.matchQuery(text) {
             let rows = try database.execute("""
                 SELECT t.rowid, bm25(items_text) FROM items_text t JOIN items i ON i.key = t.rowid
                 WHERE items_text MATCH ? AND i.collection = ? ORDER BY bm25(items_text) LIMIT ?
@@ -362,17 +377,14 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
     }
 
     /// The best `k` vector matches among the items the filters allow (and the allowed set, if filtered).
-    private func vectorHits(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter])
-        throws -> (hits: [SearchHit], allowed: Set<Int64>?)
-    {
-        guard let stored = try self.model(of: collection) else { throw StoreError.noSuchCollection(collection) }
-        guard stored == model else { throw StoreError.modelMismatch(collection: collection, expected: stored, got: model) }
-        let index = try loadedIndex(collection, dimension: stored.dimension)
+    private func vectorHits(_ query: VectorQuery, k: Int) throws -> (hits: [SearchHit], allowed: Set<Int64>?) {
+        let (collection, vector, filters) = (query.collection, query.vector, query.filters)
+        let index = try loadedIndex(collection, dimension: query.model.dimension)
         var allowed: Set<Int64>?
         if !filters.isEmpty {
             allowed = []
             for row in try database.execute("SELECT key, metadata FROM items WHERE collection = ?", [.text(collection)]) {
-                guard let key = row[0].integer, let metadata = row[1].text.flatMap(Self.metadata) else { continue }
+                guard let key = row[0].integer, let metadata = row[1].text.flatMap(MetadataJSON.decode) else { continue }
                 if filters.allSatisfy({ $0.matches(metadata) }) { allowed!.insert(key) }
             }
         }
@@ -439,6 +451,13 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
         return index
     }
 
+    /// An FTS5 query that matches any of the words: each is quoted, so no text is read as query syntax.
+    static func matchQuery(_ text: String) -> String? {
+        let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
+        guard !words.isEmpty else { return nil }
+        return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " OR ")
+    }
+
     /// The columns `item(_:)` reads, in its order.
     static let itemColumns = "id, source, content_hash, metadata, vector"
 
@@ -450,6 +469,13 @@ public final class EmbeddedStore: CollectionStore, @unchecked Sendable {
 
     static func item(_ row: [SQLiteDatabase.Value]) -> Item {
         Item(id: row[0].text ?? "", source: row[1].text ?? "", contentHash: row[2].text ?? "",
-             metadata: row[3].text.flatMap(metadata) ?? [:], vector: row[4].blob.map(decode) ?? [])
+             metadata: row[3].text.flatMap(MetadataJSON.decode) ?? [:], vector: row[4].blob.map(decode) ?? [])
+    }
+}
+
+extension CollectionStore {
+    /// The embedded store in `folder`, behind the policy every store shares.
+    public static func embedded(folder: URL, index: IndexKind = .exact, vectors: VectorPrecision = .float32) throws -> CollectionStore {
+        CollectionStore(try EmbeddedStore(folder: folder, index: index, vectors: vectors))
     }
 }

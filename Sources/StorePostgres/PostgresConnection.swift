@@ -1,4 +1,5 @@
 import CLibPQ
+import ImageCollections
 import Foundation
 
 /// A thin, safe layer over libpq: statements with bound parameters only (no SQL is built from data),

@@ -1,4 +1,5 @@
 import Foundation
+import ImageCollections
 
 /// Collections in PostgreSQL with pgvector, for collections that outgrow one machine.
 ///
@@ -11,7 +12,7 @@ import Foundation
 /// index finds are rescored with the float32 vectors (pgvector's half-precision indexing). Full-text
 /// search uses a `tsvector` of the metadata values, folded to lower case without accents by Loupe (so no
 /// `unaccent` extension is needed) and indexed with GIN.
-public final class PostgresStore: CollectionStore, @unchecked Sendable {
+public final class PostgresStore: StoreBackend, @unchecked Sendable {
     public struct Parameters: Sendable, Equatable {
         /// HNSW links per node and build-time candidates (pgvector's `m`, `ef_construction`).
         public var m: Int
@@ -51,6 +52,7 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
 
     public let parameters: Parameters
     private let pool: PostgresPool
+    private let work = BlockingWork(label: "loupe.postgres-store")
 
     public init(url: String, parameters: Parameters = Parameters()) throws {
         self.parameters = parameters
@@ -111,36 +113,28 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
 
     // MARK: Collections
 
-    public func openCollection(_ name: String, model: ModelIdentity) throws -> CollectionInfo {
-        try Self.validate(name: name)
-        if let existing = try collection(name) {
-            guard existing.model == model else { throw StoreError.modelMismatch(collection: name, expected: existing.model, got: model) }
-            return existing
+    public func createCollection(_ name: String, model: ModelIdentity) async throws {
+        try await work.run {
+            try self.pool.transaction { connection in
+                let vectors = self.parameters.vectors
+                let inserted = try connection.execute("""
+                    INSERT INTO loupe_collections (name, model_id, model_revision, dimension, index_vectors) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (name) DO NOTHING RETURNING name
+                    """, [.text(name), .text(model.id), .text(model.revision), .text(String(model.dimension)), .text(vectors.rawValue)])
+                guard !inserted.isEmpty, model.dimension <= vectors.largestIndexedDimension else { return }
+                // DDL takes no parameters: CollectionStore allows names of letters, digits, - and _ only.
+                try connection.execute("""
+                    CREATE INDEX IF NOT EXISTS \(Self.indexName(name)) ON loupe_items
+                    USING hnsw ((embedding::\(vectors.type)(\(model.dimension))) \(vectors.type)_cosine_ops)
+                    WITH (m = \(self.parameters.m), ef_construction = \(self.parameters.efConstruction)) WHERE collection = '\(name)'
+                    """)
+            }
         }
-        try pool.transaction { connection in
-            let vectors = parameters.vectors
-            let inserted = try connection.execute("""
-                INSERT INTO loupe_collections (name, model_id, model_revision, dimension, index_vectors) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (name) DO NOTHING RETURNING name
-                """, [.text(name), .text(model.id), .text(model.revision), .text(String(model.dimension)), .text(vectors.rawValue)])
-            guard !inserted.isEmpty, model.dimension <= vectors.largestIndexedDimension else { return }
-            // DDL takes no parameters: the name is checked above to be letters, digits, - and _ only.
-            try connection.execute("""
-                CREATE INDEX IF NOT EXISTS \(Self.indexName(name)) ON loupe_items
-                USING hnsw ((embedding::\(vectors.type)(\(model.dimension))) \(vectors.type)_cosine_ops)
-                WITH (m = \(parameters.m), ef_construction = \(parameters.efConstruction)) WHERE collection = '\(name)'
-                """)
-        }
-        guard let created = try collection(name) else { throw StoreError.noSuchCollection(name) }
-        guard created.model == model else { throw StoreError.modelMismatch(collection: name, expected: created.model, got: model) }
-        return created
     }
 
-    public func collection(_ name: String) throws -> CollectionInfo? {
-        try collections(where: name).first
+    public func collections(named name: String?) async throws -> [CollectionInfo] {
+        try await work.run { try self.collections(where: name) }
     }
-
-    public func collections() throws -> [CollectionInfo] { try collections(where: nil) }
 
     private func collections(where name: String?) throws -> [CollectionInfo] {
         let rows = try pool.withConnection { connection in
@@ -160,8 +154,8 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    public func model(of collection: String) throws -> ModelIdentity? {
-        try recorded(collection)?.model
+    public func model(of collection: String) async throws -> ModelIdentity? {
+        try await work.run { try self.recorded(collection)?.model }
     }
 
     /// The collection's model and the vectors its index holds.
@@ -177,26 +171,29 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }
     }
 
-    public func deleteCollection(_ name: String) throws {
-        guard try model(of: name) != nil else { throw StoreError.noSuchCollection(name) }
-        try pool.transaction { connection in
-            try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
-            try connection.execute("DELETE FROM loupe_items WHERE collection = $1", [.text(name)])
-            try connection.execute("DELETE FROM loupe_collections WHERE name = $1", [.text(name)])
+    public func deleteCollection(_ name: String) async throws {
+        try await work.run {
+            try self.pool.transaction { connection in
+                try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
+                try connection.execute("DELETE FROM loupe_items WHERE collection = $1", [.text(name)])
+                try connection.execute("DELETE FROM loupe_collections WHERE name = $1", [.text(name)])
+            }
         }
     }
 
     // MARK: Items
 
-    public func upsert(_ items: [Item], into collection: String, removing: [String]) throws {
-        guard let model = try model(of: collection) else { throw StoreError.noSuchCollection(collection) }
-        try Self.validate(items, dimension: model.dimension)
+    public func upsert(_ items: [Item], into collection: String, model: ModelIdentity, removing: [String]) async throws {
+        try await work.run { try self.upsertNow(items, into: collection, removing: removing) }
+    }
+
+    private func upsertNow(_ items: [Item], into collection: String, removing: [String]) throws {
         try pool.transaction { connection in
             for id in removing {
                 try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2", [.text(collection), .text(id)])
             }
             for item in items {
-                let metadata = String(decoding: try JSONSerialization.data(withJSONObject: item.metadata, options: [.sortedKeys]), as: UTF8.self)
+                let metadata = try MetadataJSON.encode(item.metadata)
                 try connection.execute("""
                     INSERT INTO loupe_items (collection, id, source, content_hash, metadata, embedding, thumbnail, search_text)
                     VALUES ($1, $2, $3, $4, $5::jsonb, $6::vector, $7, $8)
@@ -205,60 +202,66 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
                         search_text = excluded.search_text
                     """, [.text(collection), .text(item.id), .text(item.source), .text(item.contentHash), .text(metadata),
                           .text(Self.vectorLiteral(item.vector)), item.thumbnail.map { .bytes($0) } ?? .null,
-                          .text(Self.foldedForSearch(Self.searchableText(item.metadata)))])
+                          .text(Self.foldedForSearch(HybridScore.searchableText(item.metadata)))])
             }
         }
     }
 
-    public func item(_ id: String, in collection: String) throws -> Item? {
-        try pool.withConnection { connection in
-            try connection.execute("SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id = $2",
-                                   [.text(collection), .text(id)]).first.map(Self.item)
+    public func item(_ id: String, in collection: String) async throws -> Item? {
+        try await work.run {
+            try self.pool.withConnection { connection in
+                try connection.execute("SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id = $2",
+                                       [.text(collection), .text(id)]).first.map(Self.item)
+            }
         }
     }
 
-    public func thumbnail(_ id: String, in collection: String) throws -> Data? {
-        try pool.withConnection { connection in
-            try connection.execute("SELECT thumbnail FROM loupe_items WHERE collection = $1 AND id = $2",
-                                   [.text(collection), .text(id)], binaryResults: true).first?.bytes(0)
+    public func thumbnail(_ id: String, in collection: String) async throws -> Data? {
+        try await work.run {
+            try self.pool.withConnection { connection in
+                try connection.execute("SELECT thumbnail FROM loupe_items WHERE collection = $1 AND id = $2",
+                                       [.text(collection), .text(id)], binaryResults: true).first?.bytes(0)
+            }
         }
     }
 
-    public func contentHashes(in collection: String) throws -> [String: String] {
-        var hashes = [String: String]()
-        for row in try pool.withConnection({ try $0.execute("SELECT id, content_hash FROM loupe_items WHERE collection = $1", [.text(collection)]) }) {
-            if let id = row.text(0), let hash = row.text(1) { hashes[id] = hash }
+    public func contentHashes(in collection: String) async throws -> [String: String] {
+        try await work.run {
+            var hashes = [String: String]()
+            for row in try self.pool.withConnection({ try $0.execute("SELECT id, content_hash FROM loupe_items WHERE collection = $1", [.text(collection)]) }) {
+                if let id = row.text(0), let hash = row.text(1) { hashes[id] = hash }
+            }
+            return hashes
         }
-        return hashes
     }
 
-    public func forEachItem(in collection: String, _ body: (Item) throws -> Void) throws {
-        guard try model(of: collection) != nil else { throw StoreError.noSuchCollection(collection) }
-        var after = ""
-        while true {
-            let rows = try pool.withConnection { connection in
+    public func items(in collection: String, after: String, limit: Int) async throws -> [Item] {
+        try await work.run {
+            try self.pool.withConnection { connection in
                 try connection.execute("""
-                    SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id > $2 ORDER BY id LIMIT 1000
-                    """, [.text(collection), .text(after)])
+                    SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3::integer
+                    """, [.text(collection), .text(after), .text(String(limit))]).map(Self.item)
             }
-            for row in rows { try body(Self.item(row)) }
-            guard let last = rows.last?.text(0) else { return }
-            after = last
         }
     }
 
-    public func deleteItem(_ id: String, in collection: String) throws {
-        let deleted = try pool.withConnection { connection in
-            try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2 RETURNING id", [.text(collection), .text(id)])
+    public func deleteItem(_ id: String, in collection: String) async throws -> Bool {
+        try await work.run {
+            try self.pool.withConnection { connection in
+                try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2 RETURNING id", [.text(collection), .text(id)])
+            }.isEmpty == false
         }
-        guard !deleted.isEmpty else { throw StoreError.noSuchItem(collection: collection, id: id) }
     }
 
     // MARK: Search
 
-    public func search(_ collection: String, vector: [Float], model: ModelIdentity, k: Int, filters: [MetadataFilter]) throws -> [SearchResult] {
-        let (dimension, vectors) = try checkedDimension(collection, vector: vector, model: model)
-        let k = max(0, min(k, 1000))
+    public func search(_ query: VectorQuery) async throws -> [SearchResult] {
+        try await work.run { try self.searchNow(query) }
+    }
+
+    private func searchNow(_ query: VectorQuery) throws -> [SearchResult] {
+        let (collection, vector, k, filters, dimension) = (query.collection, query.vector, query.k, query.filters, query.model.dimension)
+        let vectors = try indexVectors(collection)
         // A float16 index gives approximate distances: more candidates, rescored with the float32 vectors.
         let candidates = vectors == .float32 ? k : max(4 * k, k + 32)
         var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(k)),
@@ -275,11 +278,14 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }.map { row in SearchResult(item: Self.item(row), similarity: Float(row.double(5) ?? -1)) }
     }
 
-    public func hybridSearch(_ collection: String, vector: [Float], text: String, model: ModelIdentity, k: Int, filters: [MetadataFilter],
-                             vectorWeight: Float) throws -> [SearchResult] {
-        let (dimension, vectors) = try checkedDimension(collection, vector: vector, model: model)
-        let k = max(0, min(k, 1000))
-        let candidates = max(5 * k, 50)
+    public func hybridSearch(_ query: VectorQuery, text: String, vectorWeight: Float) async throws -> [SearchResult] {
+        try await work.run { try self.hybridSearchNow(query, text: text, vectorWeight: vectorWeight) }
+    }
+
+    private func hybridSearchNow(_ query: VectorQuery, text: String, vectorWeight: Float) throws -> [SearchResult] {
+        let (collection, vector, k, filters, dimension) = (query.collection, query.vector, query.k, query.filters, query.model.dimension)
+        let vectors = try indexVectors(collection)
+        let candidates = HybridScore.candidates(k)
         // Words only, joined by OR: nothing the user typed is read as tsquery syntax.
         let words = Self.foldedForSearch(text).split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
         let query = words.map(String.init).joined(separator: " | ")
@@ -310,14 +316,10 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
         }.sorted { $0.relevance > $1.relevance }.prefix(k).map { $0 }
     }
 
-    /// The collection's dimension and index vectors, once the query is checked against them.
-    private func checkedDimension(_ collection: String, vector: [Float], model: ModelIdentity) throws -> (Int, IndexVectors) {
-        guard let (stored, vectors) = try recorded(collection) else { throw StoreError.noSuchCollection(collection) }
-        guard stored == model else { throw StoreError.modelMismatch(collection: collection, expected: stored, got: model) }
-        guard vector.count == stored.dimension, vector.allSatisfy(\.isFinite) else {
-            throw StoreError.invalidVector("the query has \(vector.count) values for a \(stored.dimension)-d collection")
-        }
-        return (stored.dimension, vectors)
+    /// What the collection's index holds.
+    private func indexVectors(_ collection: String) throws -> IndexVectors {
+        guard let vectors = try recorded(collection)?.vectors else { throw StoreError.noSuchCollection(collection) }
+        return vectors
     }
 
     /// Search settings for this transaction only. An index scan returns at most ef_search rows, so it is
@@ -372,6 +374,17 @@ public final class PostgresStore: CollectionStore, @unchecked Sendable {
 
     static func item(_ row: PostgresConnection.Row) -> Item {
         Item(id: row.text(0) ?? "", source: row.text(1) ?? "", contentHash: row.text(2) ?? "",
-             metadata: row.text(3).flatMap(metadata) ?? [:], vector: row.text(4).map(parseVector) ?? [])
+             metadata: row.text(3).flatMap(MetadataJSON.decode) ?? [:], vector: row.text(4).map(parseVector) ?? [])
+    }
+}
+
+extension PostgresStore {
+    public func flush() async throws {}
+}
+
+extension CollectionStore {
+    /// PostgreSQL with pgvector at `url`, behind the policy every store shares.
+    public static func postgres(url: String, parameters: PostgresStore.Parameters = PostgresStore.Parameters()) throws -> CollectionStore {
+        CollectionStore(try PostgresStore(url: url, parameters: parameters))
     }
 }
