@@ -16,8 +16,10 @@ from pymilvus.grpc_gen import milvus_pb2
 # The MilvusService methods the Milvus store calls.
 METHODS = [
     "CreateCollection", "DropCollection", "DescribeCollection", "ShowCollections", "LoadCollection",
-    "CreateIndex", "Upsert", "Delete", "Query", "Search",
+    "CreateIndex", "Upsert", "Delete", "Query", "Search", "ListDatabases", "CreateDatabase",
 ]
+# Messages those calls carry serialized inside bytes fields.
+EMBEDDED_MESSAGES = [".milvus.proto.schema.CollectionSchema", ".milvus.proto.common.PlaceholderGroup"]
 
 
 def file_protos(root):
@@ -72,6 +74,7 @@ if missing:
 # Walk from the methods' requests and responses to every type they reach.
 keep = set()
 queue = [top_level(name, packages) for m in kept_methods for name in (m.input_type, m.output_type)]
+queue += [top_level(name, packages) for name in EMBEDDED_MESSAGES]
 while queue:
     file_name, name = queue.pop()
     if (file_name, name) in keep:

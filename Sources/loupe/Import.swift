@@ -46,7 +46,7 @@ extension Loupe {
             } catch let error as IngestSourceError {
                 throw CommandFailure(error.description)
             }
-            let store = try store.open()
+            let store = try await store.open()
             let display = IngestDisplay()
             do {
                 let summary = try await VectorImporter(store: store, identity: identity).run(rows, problems: problems, into: collection, batch: batch) {

@@ -101,8 +101,8 @@ extension Loupe {
                 versions.append(ModelVersion(name: name, source: source, embedder: embedder))
             }
             do {
-                let collections = try store.open()
-                logger.info("collections", metadata: ["store": "\(store.store == nil ? "embedded, \(store.dataFolder.path)" : "PostgreSQL")"])
+                let collections = try await store.open()
+                logger.info("collections", metadata: ["store": "\(store.description)"])
                 configuration.uploadsFolder = store.dataFolder.appendingPathComponent("uploads")
                 let app = try buildApplication(
                     configuration: configuration, versions: versions, store: collections, metrics: metrics, logger: logger)

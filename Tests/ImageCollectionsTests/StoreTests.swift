@@ -5,20 +5,25 @@ import Testing
 @testable import ImageCollections
 @testable import StoreEmbedded
 @testable import StorePostgres
+import StoreMilvus
 @testable import VectorIndex
 
-/// The stores the behaviour suite runs against: the embedded store with each index, and PostgreSQL.
+/// The stores the behaviour suite runs against: the embedded store with each index, PostgreSQL and Milvus.
 enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     case embedded(IndexKind)
     case postgres
+    case milvus
 
-    static let all: [StoreUnderTest] = [.embedded(.exact), .embedded(.hnsw(HNSWIndex.Parameters())), .postgres]
+    static let all: [StoreUnderTest] = [.embedded(.exact), .embedded(.hnsw(HNSWIndex.Parameters())), .postgres, .milvus]
+    /// The stores that rank text as well (Milvus does not).
+    static let withHybridSearch: [StoreUnderTest] = [.embedded(.exact), .embedded(.hnsw(HNSWIndex.Parameters())), .postgres]
 
     var testDescription: String {
         switch self {
         case .embedded(.exact): "embedded, exact"
         case .embedded(.hnsw): "embedded, HNSW"
         case .postgres: "PostgreSQL + pgvector"
+        case .milvus: "Milvus (Lite)"
         }
     }
 
@@ -27,17 +32,19 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         switch self {
         case .embedded: Self.newFolder().path
         case .postgres: try TestPostgres.freshURL()
+        case .milvus: try TestMilvus.freshURL()
         }
     }
 
-    func open(_ location: String) throws -> CollectionStore {
+    func open(_ location: String) async throws -> CollectionStore {
         switch self {
         case .embedded(let kind): try CollectionStore.embedded(folder: URL(fileURLWithPath: location), index: kind)
         case .postgres: try CollectionStore.postgres(url: location)
+        case .milvus: try await CollectionStore.milvus(url: location)
         }
     }
 
-    func make() throws -> CollectionStore { try open(newLocation()) }
+    func make() async throws -> CollectionStore { try await open(newLocation()) }
 
     /// Takes the write lock of the store at `location` from a connection of its own, until `release`.
     func holdWriteLock(_ location: String) throws -> HeldLock {
@@ -51,6 +58,8 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
             try connection.execute("BEGIN")
             try connection.execute("LOCK TABLE loupe_items IN EXCLUSIVE MODE")
             return HeldLock(after: .seconds(3)) { try connection.execute("COMMIT") }
+        case .milvus:
+            throw TestPostgres.Failure(description: "Milvus has no locks to hold")
         }
     }
 
@@ -70,7 +79,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: kinds)
     func itemsRoundTripAndSearchRanksByCosine(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("paintings", model: Self.model)
         try await store.upsert([
             Self.item("a", [1, 0, 0, 0], metadata: ["TITLE": "A"]), Self.item("b", [0.9, 0.1, 0, 0]), Self.item("c", [0, 1, 0, 0]),
@@ -87,7 +96,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// metadata search, and a failing write leaves the old frames in place.
     @Test(arguments: kinds)
     func upsertRemovingReplacesAGroupOfItemsAtOnce(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         try await store.upsert([Self.item("v@0", [1, 0, 0, 0], metadata: ["video": "v"]), Self.item("v@1", [0, 1, 0, 0], metadata: ["video": "v"]),
                           Self.item("v@2", [0, 0, 1, 0], metadata: ["video": "v"]), Self.item("photo", [0, 0, 0, 1])], into: "c")
@@ -108,7 +117,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: kinds)
     func upsertReplacesAndDeleteRemovesAlsoFromTheLoadedIndex(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         try await store.upsert([Self.item("a", [1, 0, 0, 0]), Self.item("b", [0, 1, 0, 0])], into: "c")
         _ = try await store.search("c", vector: [1, 0, 0, 0], model: Self.model, k: 1, filters: [])  // loads the index
@@ -122,7 +131,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: kinds)
     func aDifferentModelIsRefusedEverywhere(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         let other = ModelIdentity(id: "test/model", revision: "def", dimension: 4)
         await #expect(throws: StoreError.modelMismatch(collection: "c", expected: Self.model, got: other)) {
@@ -137,7 +146,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: kinds)
     func filtersOnEqualityAndNumericRanges(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         try await store.upsert([
             Self.item("early", [1, 0, 0, 0], metadata: ["DATE": "c. 1501-1510", "SCHOOL": "Italian"]),
@@ -164,7 +173,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// embedded store's exact comparison for selective filters or its filtered graph walk).
     @Test(arguments: kinds)
     func filteredSearchesReturnKMatchingItems(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 32)
         _ = try await store.openCollection("many", model: model)
         let vectors = ClusteredVectors.make(count: 5_000, dimension: 32, clusters: 50, seed: 7)
@@ -235,9 +244,9 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         }
     }
 
-    @Test(arguments: kinds)
+    @Test(arguments: StoreUnderTest.withHybridSearch)
     func hybridSearchLiftsMetadataMatches(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         try await store.upsert([
             Self.item("near", [1, 0, 0, 0], metadata: ["TITLE": "Harbour at dawn"]),
@@ -266,7 +275,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: kinds)
     func hostileNamesAndValuesAreData(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         for name in ["", "a b", "x'; DROP TABLE items; --", "../etc", String(repeating: "n", count: 65)] {
             await #expect(throws: StoreError.invalidName(name)) { try await store.openCollection(name, model: Self.model) }
         }
@@ -280,7 +289,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// A NUL can never cut an id short: `victim\0attacker` is refused, never stored as or found for `victim`.
     @Test(arguments: kinds)
     func textWithNULIsRefusedAndNeverAliasesAnotherItem(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         try await store.upsert([Self.item("victim", [1, 0, 0, 0], metadata: ["TITLE": "kept"])], into: "c")
         let isNULRefusal = { (error: any Error) -> Bool in
@@ -300,7 +309,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: kinds)
     func thumbnailsHashesAndPagedListingsRoundTrip(_ kind: StoreUnderTest) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.openCollection("c", model: Self.model)
         // Every byte value, including NUL, survives as a thumbnail.
         let thumbnail = Data((0..<1024).map { UInt8($0 % 256) })
@@ -335,13 +344,13 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         let vectors: [[Float]] = (0..<50).map { i in (0..<4).map { Float(sin(Double(i * 4 + $0))) } }
         var before: [String] = []
         do {
-            let store = try kind.open(location)
+            let store = try await kind.open(location)
             _ = try await store.openCollection("c", model: Self.model)
             try await store.upsert(vectors.enumerated().map { Self.item("i\($0.offset)", $0.element) }, into: "c")
             before = try await store.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id)
             try await store.flush()
         }
-        let reopened = try kind.open(location)
+        let reopened = try await kind.open(location)
         #expect(try await reopened.search("c", vector: [0.3, -0.2, 0.5, 0.1], model: Self.model, k: 10, filters: []).map(\.item.id) == before)
         #expect(try await reopened.contentHashes(in: "c").count == 50)
         try await reopened.deleteCollection("c")
@@ -358,7 +367,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     @Test(arguments: [StoreUnderTest.embedded(.exact), .postgres])
     func writesWaitingForALockLeaveThePoolFree(_ kind: StoreUnderTest) async throws {
         let location = try kind.newLocation()
-        let store = try kind.open(location)
+        let store = try await kind.open(location)
         _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
         let lock = try kind.holdWriteLock(location)
         let writers = 3 * ProcessInfo.processInfo.activeProcessorCount
@@ -626,5 +635,16 @@ final class OpenedStores: @unchecked Sendable {
         #expect(index.count == vectors.count)
         #expect(throws: VectorIndexError.dimensionMismatch(expected: 32, got: 3)) { try index.search([1, 2, 3], k: 1) }
         #expect(throws: VectorIndexError.notNormalized) { try index.add(key: 1, vector: [Float](repeating: 0, count: 32)) }
+    }
+}
+
+/// What only the Milvus store has.
+@Suite struct MilvusStoreTests {
+    @Test func hybridSearchIsRefusedClearly() async throws {
+        let store = try await StoreUnderTest.milvus.make()
+        _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+        await #expect(throws: StoreError.unsupported("Milvus ranks no text in Loupe's collections: hybrid search needs the embedded store or PostgreSQL")) {
+            try await store.hybridSearch("c", vector: [1, 0, 0, 0], text: "house", model: StoreBehaviourTests.model, k: 3, filters: [], vectorWeight: 0.5)
+        }
     }
 }

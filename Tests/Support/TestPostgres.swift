@@ -6,6 +6,10 @@ import Foundation
 public enum TestPostgres {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     // Starting the server from inside the test process (Foundation's Process waiting on a script whose
