@@ -146,7 +146,11 @@ enum OpenAPIDocument {
                     "416": ["description": "The range starts past the end; Content-Range: bytes */SIZE"],
                 ]) { a, _ in a }]) { _, b in b }],
             "/collections/{name}/search": ["post": operation("search", [collection, kQuery, groupByQuery], "Results, best first", 200,
-                                                             body: body(json: searchJSON, images: true))],
+                                                             body: body(json: searchJSON, images: true))
+                .merging(["responses": answers("Results, best first", 200).merging([
+                    "501": ["description": "Hybrid search in a store that ranks no text (Milvus)",
+                            "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
+                ]) { a, _ in a }]) { _, b in b }],
         ]
     }
 }

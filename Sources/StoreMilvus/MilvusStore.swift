@@ -12,7 +12,8 @@ import Synchronization
 /// Its fields: `id` (the primary key), `vector` (an HNSW index, COSINE), `source`, `content_hash`,
 /// `metadata` (JSON), `numbers` (JSON: each metadata field's first number, written with the item, so
 /// `DATE>=1800` is the expression `numbers["DATE"] >= 1800`) and `thumbnail` (base64 JPEG). The model
-/// identity is kept in the collection's properties. Reads are strongly consistent: a search sees every
+/// identity is kept in the collection's properties. A thumbnail is kept when its base64 fits a VARCHAR
+/// (65,535 bytes), and ids and sources may be as long. Reads are strongly consistent: a search sees every
 /// write before it.
 ///
 /// Milvus has no transactions. A write deletes the items it replaces first and then writes the new ones,
@@ -26,11 +27,14 @@ public final class MilvusStore: StoreBackend, Sendable {
         public var efConstruction: Int
         /// Candidates kept while searching (`ef`); at least the results asked for.
         public var efSearch: Int
+        /// The most bytes of items one write request carries (Milvus takes up to 64 MB by default).
+        public var requestBytes: Int
 
-        public init(m: Int = 16, efConstruction: Int = 128, efSearch: Int = 96) {
+        public init(m: Int = 16, efConstruction: Int = 128, efSearch: Int = 96, requestBytes: Int = 16 << 20) {
             self.m = m
             self.efConstruction = efConstruction
             self.efSearch = efSearch
+            self.requestBytes = requestBytes
         }
     }
 
@@ -257,9 +261,6 @@ public final class MilvusStore: StoreBackend, Sendable {
 
     // MARK: Items
 
-    /// The most bytes of items one request carries.
-    static let requestBytes = 16 << 20
-
     public func upsert(_ items: [Item], into collection: String, model: ModelIdentity, removing: [String]) async throws {
         try await delete(removing, in: collection)
         guard !items.isEmpty else { return }
@@ -267,7 +268,7 @@ public final class MilvusStore: StoreBackend, Sendable {
         for item in items {
             let size = 4 * item.vector.count + (item.thumbnail?.count ?? 0) * 4 / 3 + item.id.utf8.count + item.source.utf8.count + 512
                 + item.metadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
-            if !current.isEmpty, bytes + size > Self.requestBytes {
+            if !current.isEmpty, bytes + size > parameters.requestBytes {
                 requests.append(current)
                 current = []
                 bytes = 0
@@ -303,10 +304,17 @@ public final class MilvusStore: StoreBackend, Sendable {
             Self.strings("content_hash", items.map(\.contentHash)),
             Self.json("metadata", try items.map { Data(try MetadataJSON.encode($0.metadata).utf8) }),
             Self.json("numbers", try items.map { try JSONSerialization.data(withJSONObject: MilvusNames.numbers($0.metadata), options: [.sortedKeys]) }),
-            Self.strings("thumbnail", items.map { $0.thumbnail?.base64EncodedString() ?? "" }),
+            Self.strings("thumbnail", items.map { Self.thumbnailText($0.thumbnail) }),
         ]
         let reply = try await call("write to \(collection)") { try await service.upsert(request, metadata: headers, options: options()) }
         try check(reply.status, "write to \(collection)")
+    }
+
+    /// A thumbnail as its field holds it: base64, or nothing when that is longer than a VARCHAR's 65,535
+    /// bytes (a 320-pixel JPEG of more than 48 kB, which the page then shows from the image itself).
+    static func thumbnailText(_ thumbnail: Data?) -> String {
+        guard let text = thumbnail?.base64EncodedString(), text.utf8.count <= 65535 else { return "" }
+        return text
     }
 
     private static func strings(_ name: String, _ values: [String]) -> Milvus_Proto_Schema_FieldData {

@@ -5,7 +5,7 @@ import Testing
 @testable import ImageCollections
 @testable import StoreEmbedded
 @testable import StorePostgres
-import StoreMilvus
+@testable import StoreMilvus
 @testable import VectorIndex
 
 /// The stores the behaviour suite runs against: the embedded store with each index, PostgreSQL and Milvus.
@@ -640,6 +640,61 @@ final class OpenedStores: @unchecked Sendable {
 
 /// What only the Milvus store has.
 @Suite struct MilvusStoreTests {
+    static func store(requestBytes: Int) async throws -> CollectionStore {
+        CollectionStore(try await MilvusStore(url: try TestMilvus.freshURL(), parameters: .init(requestBytes: requestBytes)))
+    }
+
+    static func item(_ id: String, thumbnail bytes: Int) -> Item {
+        Item(id: id, source: "/images/\(id)", contentHash: "hash-\(id)", metadata: ["n": id], vector: [1, Float(id.count), 0, 0],
+             thumbnail: Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31) }))
+    }
+
+    /// A write larger than one request is sent in several and lands whole, thumbnails included.
+    @Test func writesLargerThanOneRequestLandWhole() async throws {
+        let store = try await Self.store(requestBytes: 4096)
+        _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+        let items = (0..<9).map { Self.item("item-\($0)", thumbnail: 1500) }
+        try await store.upsert(items, into: "c")
+        #expect(try await store.contentHashes(in: "c") == Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0.contentHash) }))
+        for item in items { #expect(try await store.thumbnail(item.id, in: "c") == item.thumbnail) }
+    }
+
+    /// A write that fails after its first request leaves its first item without a content hash, so an
+    /// ingest run again takes nothing of it for unchanged; the same write then lands whole.
+    @Test func aWriteFailingHalfWayLeavesItsFirstItemUnfinished() async throws {
+        let store = try await Self.store(requestBytes: 4096)
+        _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+        let items = (0..<4).map { Self.item("item-\($0)", thumbnail: 1500) }
+        // Milvus refuses an id longer than its VARCHAR (65,535 bytes): the last request fails.
+        let tooLong = Self.item(String(repeating: "x", count: 70_000), thumbnail: 10)
+        await #expect(throws: StoreError.self) { try await store.upsert(items + [tooLong], into: "c") }
+        let stored = try await store.contentHashes(in: "c")
+        #expect(stored["item-0"] == "")
+        try await store.upsert(items, into: "c")
+        #expect(try await store.contentHashes(in: "c") == Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0.contentHash) }))
+    }
+
+    /// A thumbnail whose base64 is longer than a VARCHAR is left out; the item is stored.
+    @Test func aThumbnailTooLargeForMilvusIsLeftOut() async throws {
+        let store = try await Self.store(requestBytes: 16 << 20)
+        _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+        try await store.upsert([Self.item("big", thumbnail: 60_000), Self.item("small", thumbnail: 49_000)], into: "c")
+        #expect(try await store.thumbnail("big", in: "c") == nil)
+        #expect(try await store.thumbnail("small", in: "c")?.count == 49_000)
+        #expect(try await store.item("big", in: "c")?.contentHash == "hash-big")
+    }
+
+    @Test func collectionNamesMapToMilvusNamesOneToOne() {
+        for name in ["paintings", "a-b", "a_b", "a_db", "a__d", "-", "_", "x-_-y"] {
+            let milvusName = MilvusNames.collection(name)
+            #expect(milvusName.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }, "\(milvusName)")
+            #expect(MilvusNames.loupeName(milvusName) == name)
+        }
+        #expect(MilvusNames.collection("a-b") != MilvusNames.collection("a_b"))
+        #expect(MilvusNames.loupeName("someone_elses") == nil && MilvusNames.loupeName("loupe_a_x") == nil)
+        #expect(MilvusNames.literal("say \"hi\"\\\n") == #""say \"hi\"\\\n""#)
+    }
+
     @Test func hybridSearchIsRefusedClearly() async throws {
         let store = try await StoreUnderTest.milvus.make()
         _ = try await store.openCollection("c", model: StoreBehaviourTests.model)

@@ -3,14 +3,16 @@ import Foundation
 import ImageCollections
 import ImageIO
 import LoupeTestSupport
-import VideoIO
+import StoreEmbedded
+import StoreMilvus
 import StorePostgres
+import VideoIO
 import Testing
 
 /// `loupe ingest` killed with SIGKILL at random moments, then run to the end: every item once, each
 /// with the vector the model gives its file.
 @Suite struct IngestCrashTests {
-    @Test(arguments: ["embedded", "postgres"])
+    @Test(arguments: ["embedded", "postgres", "milvus"])
     func killedRunsEndExact(_ storeKind: String) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-crash-\(UUID())")
         let images = root.appendingPathComponent("images")
@@ -25,9 +27,9 @@ import Testing
         }
         let data = root.appendingPathComponent("data").path
         let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-gelu").path
-        let postgresURL = storeKind == "postgres" ? try TestPostgres.freshURL() : nil
+        let target = try CLIStore(storeKind, data: data)
         let arguments = ["ingest", images.path, "--collection", "crash", "--model", model, "--data", data, "--batch", "3", "--jobs", "2"]
-            + (postgresURL.map { ["--store", $0] } ?? [])
+            + target.arguments
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<5 {
             try await LoupeBinary.runKilled(arguments, after: .milliseconds(Int.random(in: 150...900, using: &generator)))
@@ -35,7 +37,7 @@ import Testing
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let store: CollectionStore = try postgresURL.map { try CollectionStore.postgres(url: $0) } ?? CollectionStore.embedded(folder: URL(fileURLWithPath: data))
+        let store = try await target.open()
         let clip = try CLIPModel(folder: URL(fileURLWithPath: model))
         let stored = try await store.contentHashes(in: "crash")
         let expectedIDs = Set(try FileManager.default.contentsOfDirectory(atPath: images.path))
@@ -53,7 +55,7 @@ import Testing
 
     /// Videos: a run killed mid-video stores none of that video's frames, so the final run leaves every
     /// frame of every video exactly once, with the vector the model gives the frame.
-    @Test(arguments: ["embedded", "postgres"])
+    @Test(arguments: ["embedded", "postgres", "milvus"])
     func killedVideoRunsEndExact(_ storeKind: String) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-video-crash-\(UUID())")
         let media = root.appendingPathComponent("media")
@@ -63,9 +65,9 @@ import Testing
         }
         let data = root.appendingPathComponent("data").path
         let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-gelu").path
-        let postgresURL = storeKind == "postgres" ? try TestPostgres.freshURL() : nil
+        let target = try CLIStore(storeKind, data: data)
         let arguments = ["ingest", media.path, "--collection", "crash", "--model", model, "--data", data, "--batch", "8",
-                         "--frame-interval", "0.25"] + (postgresURL.map { ["--store", $0] } ?? [])
+                         "--frame-interval", "0.25"] + target.arguments
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<4 {
             try await LoupeBinary.runKilled(arguments, after: .milliseconds(Int.random(in: 200...1500, using: &generator)))
@@ -73,7 +75,7 @@ import Testing
         let final = try LoupeBinary.run(arguments)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let store: CollectionStore = try postgresURL.map { try CollectionStore.postgres(url: $0) } ?? CollectionStore.embedded(folder: URL(fileURLWithPath: data))
+        let store = try await target.open()
         let clip = try CLIPModel(folder: URL(fileURLWithPath: model))
         var expected = [String: VideoFrame]()
         for index in 0..<3 {
@@ -90,5 +92,33 @@ import Testing
             #expect(item.vector.count == vector.count && zip(item.vector, vector).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(id)")
         }
         try? FileManager.default.removeItem(at: root)
+    }
+}
+
+/// The store a command writes to, by kind: the embedded store in the data folder, or a fresh PostgreSQL
+/// schema or Milvus database, with the `--store` arguments that name it.
+struct CLIStore {
+    let kind: String
+    let data: String
+    let url: String?
+
+    init(_ kind: String, data: String) throws {
+        self.kind = kind
+        self.data = data
+        switch kind {
+        case "postgres": url = try TestPostgres.freshURL()
+        case "milvus": url = try TestMilvus.freshURL()
+        default: url = nil
+        }
+    }
+
+    var arguments: [String] { url.map { ["--store", $0] } ?? [] }
+
+    func open() async throws -> CollectionStore {
+        switch kind {
+        case "postgres": try CollectionStore.postgres(url: url ?? "")
+        case "milvus": try await CollectionStore.milvus(url: url ?? "")
+        default: try CollectionStore.embedded(folder: URL(fileURLWithPath: data))
+        }
     }
 }

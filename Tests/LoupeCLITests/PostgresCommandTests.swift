@@ -53,7 +53,7 @@ import Testing
         #expect(try LoupeBinary.run(["collections", "list"] + store).stdout.hasPrefix("no collections yet"))
 
         let refused = try LoupeBinary.run(["collections", "list", "--store", "mysql://somewhere"])
-        #expect(refused.status != 0 && refused.stderr.contains("--store takes a postgres:// URL"))
+        #expect(refused.status != 0 && refused.stderr.contains("--store takes a postgres:// or milvus:// URL"))
         let unreachable = try LoupeBinary.run(["collections", "list", "--store", "postgres://loupe:hidden@127.0.0.1:1/loupe"])
         #expect(unreachable.status == 1 && unreachable.stderr.contains("cannot connect to PostgreSQL") && !unreachable.stderr.contains("hidden"))
         try? FileManager.default.removeItem(at: root)
