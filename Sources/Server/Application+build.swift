@@ -9,7 +9,7 @@ import NIOCore
 /// Builds the HTTP application: Azure routes, health, readiness, metrics and the OpenAPI document,
 /// behind error mapping, request logging, authentication and rate limiting (outermost first).
 public func buildApplication(
-    configuration: ServerConfiguration, versions: [ModelVersion], store: (CollectionStore)? = nil, metrics: ServerMetrics = ServerMetrics(),
+    configuration: ServerConfiguration, versions: [ModelVersion], store: CollectionStore? = nil, metrics: ServerMetrics = ServerMetrics(),
     logger: Logger = Logger(label: "loupe.server"),
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
@@ -24,6 +24,22 @@ public func buildApplication(
         logger.warning("authentication is off (no keys configured); listening on loopback only")
     }
 
+    let router = try makeRouter(configuration: configuration, versions: versions, byName: byName, store: store, metrics: metrics)
+    let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1)))
+    return Application(
+        router: router,
+        server: HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)),
+                                requestTimeout: configuration.requestTimeout, minimumRate: configuration.minimumRequestRate, metrics: metrics)
+        },
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "loupe",
+                             availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
+        onServerRunning: onServerRunning, logger: logger)
+}
+
+/// Every route behind its middleware (the tests compare the routes with the OpenAPI document).
+func makeRouter(configuration: ServerConfiguration, versions: [ModelVersion], byName: [String: ModelVersion], store: CollectionStore?,
+                metrics: ServerMetrics) throws -> Router<BasicRequestContext> {
     let router = Router(options: .autoGenerateHeadEndpoints)
     let allowedMethods = AllowedMethods<BasicRequestContext>()
     router.add(middleware: AzureErrorsAndMetricsMiddleware(metrics: metrics, allowedMethods: allowedMethods))
@@ -53,17 +69,7 @@ public func buildApplication(
     routes.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.make(versions: versions.map(\.name))) }
 
     allowedMethods.install(routes)
-
-    let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1)))
-    return Application(
-        router: router,
-        server: HTTPServerBuilder { responder in
-            GuardedHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)),
-                                requestTimeout: configuration.requestTimeout, minimumRate: configuration.minimumRequestRate, metrics: metrics)
-        },
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "loupe",
-                             availableConnectionsDelegate: .maximum(configuration.maximumConnections, logger: logger)),
-        onServerRunning: onServerRunning, logger: logger)
+    return router
 }
 
 public struct ServerSetupError: Error, CustomStringConvertible {

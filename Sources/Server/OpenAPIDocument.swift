@@ -82,6 +82,7 @@ enum OpenAPIDocument {
                 ]],
                 "/health": ["get": ["operationId": "health", "responses": ["200": ["description": "The process is up"]]]],
                 "/ready": ["get": ["operationId": "ready", "responses": ["200": ["description": "Models are loaded"]]]],
+                "/openapi.json": ["get": ["operationId": "openapi", "responses": ["200": ["description": "This document"]]]],
                 "/metrics": ["get": ["operationId": "metrics", "responses": ["200": ["description": "Prometheus metrics",
                                                                                          "content": ["text/plain": ["schema": ["type": "string"]]]]]]],
             ] as [String: Any]) { a, _ in a },

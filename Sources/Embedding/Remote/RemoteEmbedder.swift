@@ -93,7 +93,7 @@ public final class RemoteEmbedder: Embedder {
             remote = .image(bytes)
         }
         let key = cacheKey(remote)
-        if let cached = cache?.vector(for: key, dimension: identity.dimension) {
+        if let cached = await cache?.vector(for: key, dimension: identity.dimension) {
             client.countCached(1)
             return .success(cached)
         }
@@ -104,7 +104,7 @@ public final class RemoteEmbedder: Embedder {
             return .failure(EmbeddingError(.badResponse, code: "InvalidVector",
                                            message: "the provider returned \(vector.count) numbers, not \(identity.dimension) finite ones"))
         }
-        try? cache?.store(vector, for: key)
+        try? await cache?.store(vector, for: key)
         return .success(vector)
     }
 
