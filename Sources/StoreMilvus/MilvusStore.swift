@@ -348,7 +348,11 @@ public final class MilvusStore: StoreBackend, Sendable {
     static let itemFields = ["id", "source", "content_hash", "metadata", "vector"]
 
     /// Runs a query; the reply's columns.
-    private func query(_ collection: String, expression: String, fields: [String], limit: Int? = nil) async throws -> [Milvus_Proto_Schema_FieldData] {
+    /// `inIDOrder` asks for the first `limit` rows in primary-key order, as pymilvus's QueryIterator does
+    /// (`iterator` and `reduce_stop_for_best`); other queries return rows in no set order.
+    private func query(_ collection: String, expression: String, fields: [String], limit: Int? = nil, inIDOrder: Bool = false)
+        async throws -> [Milvus_Proto_Schema_FieldData]
+    {
         let milvusName = MilvusNames.collection(collection)
         try await load(milvusName)
         var request = Milvus_Proto_Milvus_QueryRequest()
@@ -357,7 +361,10 @@ public final class MilvusStore: StoreBackend, Sendable {
         request.expr = expression
         request.outputFields = fields
         request.useDefaultConsistency = true
-        if let limit { request.queryParams = Self.pairs(["limit": String(limit)]) }
+        var parameters = [String: String]()
+        if let limit { parameters["limit"] = String(limit) }
+        if inIDOrder { parameters.merge(["iterator": "True", "reduce_stop_for_best": "True"]) { a, _ in a } }
+        request.queryParams = Self.pairs(parameters)
         let reply = try await call("read \(collection)") { try await service.query(request, metadata: headers, options: options()) }
         if Self.isMissingCollection(reply.status) { throw StoreError.noSuchCollection(collection) }
         try check(reply.status, "read \(collection)")
@@ -384,12 +391,10 @@ public final class MilvusStore: StoreBackend, Sendable {
     }
 
     public func items(in collection: String, after: String, limit: Int) async throws -> [Item] {
-        // Milvus returns rows in no set order: the ids after `after` are read and sorted, then the page fetched.
-        let ids = Self.column("id", in: try await query(collection, expression: "id > \(MilvusNames.literal(after))", fields: ["id"]))
-        let page = ids.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.prefix(limit)
-        guard !page.isEmpty else { return [] }
-        return Self.items(from: try await query(collection, expression: MilvusNames.ids(Array(page)), fields: Self.itemFields))
-            .sorted { Array($0.id.utf8).lexicographicallyPrecedes(Array($1.id.utf8)) }
+        let page = try await query(collection, expression: "id > \(MilvusNames.literal(after))", fields: Self.itemFields, limit: limit,
+                                   inIDOrder: true)
+        // Sorted again in byte order, the order every store pages in.
+        return Self.items(from: page).sorted { Array($0.id.utf8).lexicographicallyPrecedes(Array($1.id.utf8)) }
     }
 
     public func deleteItem(_ id: String, in collection: String) async throws -> Bool {

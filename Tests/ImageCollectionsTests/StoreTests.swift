@@ -317,8 +317,9 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
             Item(id: String(format: "item-%05d", i), source: "/images/\(i).jpg", contentHash: "h\(i)", metadata: ["N": "\(i)"],
                  vector: [Float(i), 1, -0.5, 1e-7], thumbnail: i == 7 ? thumbnail : nil)
         }
-        for start in stride(from: 0, to: items.count, by: 500) {
-            try await store.upsert(Array(items[start..<min(start + 500, items.count)]), into: "c")
+        // Written last to first, so no store can page in the order the rows arrived and pass.
+        for start in stride(from: 0, to: items.count, by: 500).reversed() {
+            try await store.upsert(Array(items[start..<min(start + 500, items.count)].reversed()), into: "c")
         }
         #expect(try await store.thumbnail("item-00007", in: "c") == thumbnail)
         #expect(try await store.thumbnail("item-00008", in: "c") == nil)
