@@ -72,7 +72,7 @@ public struct ItemWriter: Sendable {
         return (items, failed)
     }
 
-    /// Stores a batch in one transaction.
+    /// Stores a batch, in one transaction where the store has transactions (Milvus has none).
     public func upsert(_ items: [Item], into collection: String, removing: [String] = []) async throws {
         guard !items.isEmpty || !removing.isEmpty else { return }
         try await store.upsert(items, into: collection, removing: removing)
