@@ -14,7 +14,8 @@ public protocol StoreBackend: Sendable {
     func collections(named name: String?) async throws -> [CollectionInfo]
     /// Deletes a collection that exists, with its items.
     func deleteCollection(_ name: String) async throws
-    /// Adds or replaces items and deletes the items `removing` names (where they exist), all or none.
+    /// Adds or replaces items (their ids are unique) and deletes the items `removing` names (where they
+    /// exist), all or none.
     func upsert(_ items: [Item], into collection: String, model: ModelIdentity, removing: [String]) async throws
     /// The item without its thumbnail.
     func item(_ id: String, in collection: String) async throws -> Item?
@@ -96,7 +97,10 @@ public struct CollectionStore: Sendable {
         let model = try await existingModel(collection)
         try Self.validate(items, dimension: model.dimension)
         for id in removing { try StoredText.check(id, as: "item id") }
-        try await backend.upsert(items, into: collection, model: model, removing: removing)
+        // Of several items with one id, the last is stored, as if each had been written in turn.
+        var seen = Set<String>()
+        let unique = Array(items.reversed().filter { seen.insert($0.id).inserted }.reversed())
+        try await backend.upsert(unique, into: collection, model: model, removing: removing)
     }
 
     /// The item without its thumbnail (search results and listings do not need it).

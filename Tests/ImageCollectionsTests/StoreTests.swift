@@ -129,6 +129,17 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(try await store.collection("c")?.itemCount == 1)
     }
 
+    /// One write naming an id twice stores the last, as writing them in turn would.
+    @Test(arguments: kinds)
+    func theLastOfTwoItemsWithOneIdWins(_ kind: StoreUnderTest) async throws {
+        let store = try await kind.make()
+        _ = try await store.openCollection("c", model: Self.model)
+        try await store.upsert([Self.item("a", [1, 0, 0, 0], metadata: ["v": "first"]), Self.item("b", [0, 1, 0, 0]),
+                                Self.item("a", [0, 0, 1, 0], metadata: ["v": "second"])], into: "c")
+        #expect(try await store.item("a", in: "c") == Self.item("a", [0, 0, 1, 0], metadata: ["v": "second"]))
+        #expect(try await store.collection("c")?.itemCount == 2)
+    }
+
     @Test(arguments: kinds)
     func aDifferentModelIsRefusedEverywhere(_ kind: StoreUnderTest) async throws {
         let store = try await kind.make()
@@ -283,6 +294,19 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
         let hostile = ["TITLE": "'); DROP TABLE items; --", "NOTE": "<script>alert(1)</script>", "BIG": String(repeating: "é", count: 100_000)]
         try await store.upsert([Self.item("x'; DELETE FROM items; --", [1, 0, 0, 0], metadata: hostile)], into: "c")
         #expect(try await store.item("x'; DELETE FROM items; --", in: "c")?.metadata == hostile)
+        // What array literals, JSON and filter expressions give meaning to is plain text too.
+        let tricky = ["{\"a,b\"}\\ NULL", "NULL", " ", "a\\\"b\n\t}", "[1,2]"]
+        let items = tricky.map { text in
+            Item(id: text, source: text, contentHash: text, metadata: [text: text], vector: [1, 0, 0, 0], thumbnail: Data(text.utf8))
+        }
+        try await store.upsert(items, into: "c")
+        for item in items {
+            #expect(try await store.item(item.id, in: "c") == Item(id: item.id, source: item.source, contentHash: item.contentHash,
+                                                                     metadata: item.metadata, vector: item.vector))
+            #expect(try await store.thumbnail(item.id, in: "c") == item.thumbnail)
+        }
+        try await store.upsert([], into: "c", removing: Array(tricky.prefix(2)))
+        #expect(Set(try await store.contentHashes(in: "c").keys) == Set(["x'; DELETE FROM items; --"] + tricky.dropFirst(2)))
         #expect(try await store.collections().map(\.name) == ["c"])
     }
 
