@@ -188,30 +188,21 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     }
 
     private func upsertNow(_ items: [Item], into collection: String, removing: [String]) throws {
-        // Ids are unique here (CollectionStore keeps the last of several): one INSERT … ON CONFLICT
-        // cannot change a row twice.
         try pool.transaction { connection in
-            if !removing.isEmpty {
-                try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = ANY($2::text[])",
-                                       [.text(collection), .text(Self.arrayLiteral(removing))])
+            for id in removing {
+                try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2", [.text(collection), .text(id)])
             }
-            // Several rows per statement: one round trip and one parse per 500 items, not per item.
-            for start in stride(from: 0, to: items.count, by: 500) {
-                let rows = items[start..<min(start + 500, items.count)]
+            for item in items {
+                let metadata = try MetadataJSON.encode(item.metadata)
                 try connection.execute("""
                     INSERT INTO loupe_items (collection, id, source, content_hash, metadata, embedding, thumbnail, search_text)
-                    SELECT $1, u.id, u.source, u.content_hash, u.metadata::jsonb, u.embedding::vector, u.thumbnail, u.search_text
-                    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[])
-                        AS u(id, source, content_hash, metadata, embedding, thumbnail, search_text)
+                    VALUES ($1, $2, $3, $4, $5::jsonb, $6::vector, $7, $8)
                     ON CONFLICT (collection, id) DO UPDATE SET source = excluded.source, content_hash = excluded.content_hash,
                         metadata = excluded.metadata, embedding = excluded.embedding, thumbnail = excluded.thumbnail,
                         search_text = excluded.search_text
-                    """, [.text(collection), .text(Self.arrayLiteral(rows.map(\.id))), .text(Self.arrayLiteral(rows.map(\.source))),
-                          .text(Self.arrayLiteral(rows.map(\.contentHash))),
-                          .text(Self.arrayLiteral(try rows.map { try MetadataJSON.encode($0.metadata) })),
-                          .text(Self.arrayLiteral(rows.map { Self.vectorLiteral($0.vector) })),
-                          .text(Self.byteaArrayLiteral(rows.map(\.thumbnail))),
-                          .text(Self.arrayLiteral(rows.map { Self.foldedForSearch(HybridScore.searchableText($0.metadata)) }))])
+                    """, [.text(collection), .text(item.id), .text(item.source), .text(item.contentHash), .text(metadata),
+                          .text(Self.vectorLiteral(item.vector)), item.thumbnail.map { .bytes($0) } ?? .null,
+                          .text(Self.foldedForSearch(HybridScore.searchableText(item.metadata)))])
             }
         }
     }
@@ -370,31 +361,6 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     /// pgvector prints the same way, so vectors round-trip exactly.
     static func vectorLiteral(_ vector: [Float]) -> String {
         "[" + vector.map { "\($0)" }.joined(separator: ",") + "]"
-    }
-
-    /// A text array's literal: every element quoted, backslashes and double quotes escaped (NUL never reaches here:
-    /// `CollectionStore` refuses it), so any text is one element.
-    static func arrayLiteral(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-            .joined(separator: ",") + "}"
-    }
-
-    /// A bytea array's literal: each value in bytea's hex form (`\x…`, its backslash escaped), or NULL.
-    static func byteaArrayLiteral(_ values: [Data?]) -> String {
-        "{" + values.map { value in
-            value.map { "\"\\\\x" + hex($0) + "\"" } ?? "NULL"
-        }.joined(separator: ",") + "}"
-    }
-
-    private static func hex(_ data: Data) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(2 * data.count)
-        for byte in data {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func parseVector(_ text: String) -> [Float] {
