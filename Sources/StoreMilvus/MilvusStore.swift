@@ -91,22 +91,27 @@ public final class MilvusStore: StoreBackend, Sendable {
 
     /// The database the address names is made when missing, as the other stores make their tables.
     private func createDatabaseIfMissing() async throws {
-        let list = try await call("list databases") {
-            try await service.listDatabases(Milvus_Proto_Milvus_ListDatabasesRequest(), metadata: headers, options: options(waitForReady: false))
-        }
-        try check(list.status, "list databases")
-        guard let database = address.database, !list.dbNames.contains(database) else { return }
+        let existing = try await databaseNames(waitForReady: false)
+        guard let database = address.database, !existing.contains(database) else { return }
         var request = Milvus_Proto_Milvus_CreateDatabaseRequest()
         request.dbName = database
         let status = try await call("create database \(database)") { try await service.createDatabase(request, metadata: headers, options: options()) }
         // Another process may have made it meanwhile.
-        if status.code != 0 || status.errorCode != .success {
-            let again = try await call("list databases") { try await service.listDatabases(Milvus_Proto_Milvus_ListDatabasesRequest(), metadata: headers, options: options()) }
-            guard again.dbNames.contains(database) else { try check(status, "create database \(database)"); return }
+        if Self.failed(status), try await !databaseNames().contains(database) { try check(status, "create database \(database)") }
+    }
+
+    private func databaseNames(waitForReady: Bool = true) async throws -> [String] {
+        let reply = try await call("list databases") {
+            try await service.listDatabases(Milvus_Proto_Milvus_ListDatabasesRequest(), metadata: headers, options: options(waitForReady: waitForReady))
         }
+        try check(reply.status, "list databases")
+        return reply.dbNames
     }
 
     deinit { client.beginGracefulShutdown() }
+
+    /// The database every request names ("" is Milvus's `default`).
+    private var databaseName: String { address.database ?? "" }
 
     // MARK: Calls
 
@@ -132,8 +137,13 @@ public final class MilvusStore: StoreBackend, Sendable {
         }
     }
 
+    /// Milvus reports an error in `code` (2.3 on) or the older `error_code`.
+    private static func failed(_ status: Milvus_Proto_Common_Status) -> Bool {
+        status.code != 0 || status.errorCode != .success
+    }
+
     private func check(_ status: Milvus_Proto_Common_Status, _ what: String) throws {
-        guard status.code != 0 || status.errorCode != .success else { return }
+        guard Self.failed(status) else { return }
         throw StoreError.database("Milvus failed to \(what): \(status.reason)")
     }
 
@@ -158,7 +168,7 @@ public final class MilvusStore: StoreBackend, Sendable {
             Self.field("thumbnail", .varChar, ["max_length": "65535"]),
         ]
         var request = Milvus_Proto_Milvus_CreateCollectionRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = milvusName
         request.schema = try schema.serializedData()
         request.shardsNum = 1
@@ -168,12 +178,12 @@ public final class MilvusStore: StoreBackend, Sendable {
         ])
         let status = try await call("create \(name)") { try await service.createCollection(request, metadata: headers, options: options()) }
         // Two processes may create it at once: the loser's error is no error when the collection is there.
-        if status.code != 0 || status.errorCode != .success {
-            guard try await self.model(of: name) != nil else { try check(status, "create \(name)"); return }
+        if Self.failed(status) {
+            if try await self.model(of: name) == nil { try check(status, "create \(name)") }
             return
         }
         var index = Milvus_Proto_Milvus_CreateIndexRequest()
-        index.dbName = address.database ?? ""
+        index.dbName = databaseName
         index.collectionName = milvusName
         index.fieldName = "vector"
         index.indexName = "vector"
@@ -208,15 +218,17 @@ public final class MilvusStore: StoreBackend, Sendable {
     private func load(_ milvusName: String) async throws {
         guard !loaded.withLock({ $0.contains(milvusName) }) else { return }
         var request = Milvus_Proto_Milvus_LoadCollectionRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = milvusName
-        try check(try await call("load \(milvusName)") { try await service.loadCollection(request, metadata: headers, options: options()) }, "load \(milvusName)")
+        let status = try await call("load \(milvusName)") { try await service.loadCollection(request, metadata: headers, options: options()) }
+        if Self.isMissingCollection(status) { throw StoreError.noSuchCollection(MilvusNames.loupeName(milvusName) ?? milvusName) }
+        try check(status, "load \(milvusName)")
         _ = loaded.withLock { $0.insert(milvusName) }
     }
 
     public func model(of collection: String) async throws -> ModelIdentity? {
         var request = Milvus_Proto_Milvus_DescribeCollectionRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = MilvusNames.collection(collection)
         let reply = try await call("describe \(collection)") { try await service.describeCollection(request, metadata: headers, options: options()) }
         if Self.isMissingCollection(reply.status) { return nil }
@@ -232,7 +244,7 @@ public final class MilvusStore: StoreBackend, Sendable {
 
     private func collectionNames() async throws -> [String] {
         var request = Milvus_Proto_Milvus_ShowCollectionsRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         let reply = try await call("list collections") {
             try await service.showCollections(request, metadata: headers, options: options())
         }
@@ -253,7 +265,7 @@ public final class MilvusStore: StoreBackend, Sendable {
 
     public func deleteCollection(_ name: String) async throws {
         var request = Milvus_Proto_Milvus_DropCollectionRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = MilvusNames.collection(name)
         try check(try await call("drop \(name)") { try await service.dropCollection(request, metadata: headers, options: options()) }, "drop \(name)")
         _ = loaded.withLock { $0.remove(request.collectionName) }
@@ -291,7 +303,7 @@ public final class MilvusStore: StoreBackend, Sendable {
 
     private func write(_ items: [Item], into collection: String, dimension: Int) async throws {
         var request = Milvus_Proto_Milvus_UpsertRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = MilvusNames.collection(collection)
         request.numRows = UInt32(items.count)
         var vector = Milvus_Proto_Schema_FieldData()
@@ -336,7 +348,7 @@ public final class MilvusStore: StoreBackend, Sendable {
     private func delete(_ ids: [String], in collection: String) async throws {
         for start in stride(from: 0, to: ids.count, by: 1000) {
             var request = Milvus_Proto_Milvus_DeleteRequest()
-            request.dbName = address.database ?? ""
+            request.dbName = databaseName
             request.collectionName = MilvusNames.collection(collection)
             request.expr = MilvusNames.ids(Array(ids[start..<min(start + 1000, ids.count)]))
             let reply = try await call("delete from \(collection)") { try await service.delete(request, metadata: headers, options: options()) }
@@ -356,7 +368,7 @@ public final class MilvusStore: StoreBackend, Sendable {
         let milvusName = MilvusNames.collection(collection)
         try await load(milvusName)
         var request = Milvus_Proto_Milvus_QueryRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = milvusName
         request.expr = expression
         request.outputFields = fields
@@ -371,21 +383,32 @@ public final class MilvusStore: StoreBackend, Sendable {
         return reply.fieldsData
     }
 
+    /// The query's columns, or nil when there is no such collection (reads of a missing collection find
+    /// nothing, as in the other stores).
+    private func columnsIfCollectionExists(_ collection: String, expression: String, fields: [String]) async throws
+        -> [Milvus_Proto_Schema_FieldData]?
+    {
+        do {
+            return try await query(collection, expression: expression, fields: fields)
+        } catch StoreError.noSuchCollection {
+            return nil
+        }
+    }
+
     public func item(_ id: String, in collection: String) async throws -> Item? {
-        guard try await model(of: collection) != nil else { return nil }
-        return Self.items(from: try await query(collection, expression: MilvusNames.ids([id]), fields: Self.itemFields)).first
+        let columns = try await columnsIfCollectionExists(collection, expression: MilvusNames.ids([id]), fields: Self.itemFields)
+        return columns.flatMap { Self.items(from: $0).first }
     }
 
     public func thumbnail(_ id: String, in collection: String) async throws -> Data? {
-        guard try await model(of: collection) != nil else { return nil }
-        let columns = try await query(collection, expression: MilvusNames.ids([id]), fields: ["id", "thumbnail"])
-        guard let text = columns.first(where: { $0.fieldName == "thumbnail" })?.scalars.stringData.data.first, !text.isEmpty else { return nil }
+        guard let columns = try await columnsIfCollectionExists(collection, expression: MilvusNames.ids([id]), fields: ["id", "thumbnail"]),
+            let text = columns.first(where: { $0.fieldName == "thumbnail" })?.scalars.stringData.data.first, !text.isEmpty else { return nil }
         return Data(base64Encoded: text)
     }
 
     public func contentHashes(in collection: String) async throws -> [String: String] {
-        guard try await model(of: collection) != nil else { return [:] }
-        let columns = try await query(collection, expression: #"id >= """#, fields: ["id", "content_hash"])
+        let found = try await columnsIfCollectionExists(collection, expression: #"id >= """#, fields: ["id", "content_hash"])
+        guard let columns = found else { return [:] }
         let ids = Self.column("id", in: columns), hashes = Self.column("content_hash", in: columns)
         return Dictionary(zip(ids, hashes).map { ($0, $1) }, uniquingKeysWith: { a, _ in a })
     }
@@ -398,8 +421,9 @@ public final class MilvusStore: StoreBackend, Sendable {
     }
 
     public func deleteItem(_ id: String, in collection: String) async throws -> Bool {
-        guard try await model(of: collection) != nil else { return false }
-        guard !Self.column("id", in: try await query(collection, expression: MilvusNames.ids([id]), fields: ["id"])).isEmpty else { return false }
+        guard let columns = try await columnsIfCollectionExists(collection, expression: MilvusNames.ids([id]), fields: ["id"]),
+            !Self.column("id", in: columns).isEmpty
+        else { return false }
         try await delete([id], in: collection)
         return true
     }
@@ -435,7 +459,7 @@ public final class MilvusStore: StoreBackend, Sendable {
         var group = Milvus_Proto_Common_PlaceholderGroup()
         group.placeholders = [placeholder]
         var request = Milvus_Proto_Milvus_SearchRequest()
-        request.dbName = address.database ?? ""
+        request.dbName = databaseName
         request.collectionName = milvusName
         request.dsl = MilvusNames.expression(query.filters) ?? ""
         request.dslType = .boolExprV1

@@ -1,5 +1,6 @@
 import Foundation
 import ImageCollections
+import Synchronization
 
 /// Collections in PostgreSQL with pgvector, for collections that outgrow one machine.
 ///
@@ -53,6 +54,9 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     public let parameters: Parameters
     private let pool: PostgresPool
     private let work = BlockingWork(label: "loupe.postgres-store")
+    /// What each collection's index holds, as last read with its model. `CollectionStore` reads the model
+    /// just before every search, so a search takes this from that read instead of asking again.
+    private let lastIndexVectors = Mutex<[String: IndexVectors]>([:])
 
     public init(url: String, parameters: Parameters = Parameters()) throws {
         self.parameters = parameters
@@ -160,15 +164,17 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
 
     /// The collection's model and the vectors its index holds.
     private func recorded(_ collection: String) throws -> (model: ModelIdentity, vectors: IndexVectors)? {
-        try pool.withConnection { connection in
+        let found = try pool.withConnection { connection in
             try connection.execute("SELECT model_id, model_revision, dimension, index_vectors FROM loupe_collections WHERE name = $1",
                                    [.text(collection)])
-        }.first.flatMap { row in
+        }.first.flatMap { row -> (model: ModelIdentity, vectors: IndexVectors)? in
             guard let id = row.text(0), let revision = row.text(1), let dimension = row.integer(2),
                 let vectors = row.text(3).flatMap(IndexVectors.init(rawValue:))
             else { return nil }
             return (ModelIdentity(id: id, revision: revision, dimension: Int(dimension)), vectors)
         }
+        lastIndexVectors.withLock { $0[collection] = found?.vectors }
+        return found
     }
 
     public func deleteCollection(_ name: String) async throws {
@@ -316,8 +322,9 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
         }.sorted { $0.relevance > $1.relevance }.prefix(k).map { $0 }
     }
 
-    /// What the collection's index holds.
+    /// What the collection's index holds: from the read of its model just before, else read now.
     private func indexVectors(_ collection: String) throws -> IndexVectors {
+        if let vectors = lastIndexVectors.withLock({ $0[collection] }) { return vectors }
         guard let vectors = try recorded(collection)?.vectors else { throw StoreError.noSuchCollection(collection) }
         return vectors
     }
