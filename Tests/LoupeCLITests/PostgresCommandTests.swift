@@ -6,57 +6,24 @@ import Testing
 /// The collection commands with `--store postgres://…` against a real PostgreSQL with pgvector.
 @Suite struct PostgresCommandTests {
     @Test func ingestSearchListExportAndDeleteWorkAgainstPostgreSQL() throws {
-        let url = try TestPostgres.freshURL()
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-pg-cli-\(UUID())")
-        let data = root.appendingPathComponent("data").path
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let model = LoupeBinary.fixtures.appendingPathComponent("models/tiny-gelu").path
-        let images = LoupeBinary.fixtures.appendingPathComponent("images").path
-        let store = ["--store", url, "--data", data]
-
-        // pgvector indexes no int8 vectors: refused before anything is opened.
-        let int8 = try LoupeBinary.run(["ingest", images, "--collection", "paintings", "--model", model, "--vectors", "int8"] + store)
-        #expect(int8.status != 0 && int8.stderr.contains("float32 or float16 with PostgreSQL"), "\(int8.stderr)")
-
-        let ingest = try LoupeBinary.run(["ingest", images, "--collection", "paintings", "--model", model] + store)
-        #expect(ingest.status == 0, "\(ingest.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: data + "/loupe.sqlite"))  // nothing went to the embedded store
-        let again = try LoupeBinary.run(["ingest", images, "--collection", "paintings", "--model", model] + store)
-        #expect(again.status == 0 && again.stderr.contains("skipped 14"), "\(again.stderr)")
-
-        let list = try LoupeBinary.run(["collections", "list"] + store)
-        #expect(list.stdout.hasPrefix("paintings\t14 items\t"), "\(list.stdout)")
-
-        // Searching by an item's own image finds that item first, with cosine 1.
-        let byImage = try LoupeBinary.run(["search", "--collection", "paintings", "--image", images + "/landscape_rgb_512x384.png", "-k", "3"] + store)
-        #expect(byImage.status == 0, "\(byImage.stderr)")
-        #expect(byImage.lines.first?["id"] as? String == "landscape_rgb_512x384.png")
-        #expect(abs((byImage.lines.first?["cosine"] as? Double ?? 0) - 1) < 1e-5)
-        // An 8-bit query still finds the item first, close to, but not at, cosine 1.
-        if ProductKernel.int8.isSupported {
-            let int8 = try LoupeBinary.run(
-                ["search", "--collection", "paintings", "--image", images + "/landscape_rgb_512x384.png", "-k", "3", "--precision", "int8"] + store)
-            #expect(int8.lines.first?["id"] as? String == "landscape_rgb_512x384.png", "\(int8.stderr)")
-            let cosine = int8.lines.first?["cosine"] as? Double ?? 0
-            #expect(cosine >= 0.995 && cosine < 0.99999, "cosine \(cosine)")
+        // pgvector indexes no int8 vectors.
+        try StoreCommandRun.check(url: try TestPostgres.freshURL(), name: "pg", int8Refusal: "float32 or float16 with PostgreSQL") { store in
+            // An 8-bit query still finds the item first, close to, but not at, cosine 1.
+            if ProductKernel.int8.isSupported {
+                let image = LoupeBinary.fixtures.appendingPathComponent("images/landscape_rgb_512x384.png").path
+                let int8 = try LoupeBinary.run(["search", "--collection", "paintings", "--image", image, "-k", "3", "--precision", "int8"] + store)
+                #expect(int8.lines.first?["id"] as? String == "landscape_rgb_512x384.png", "\(int8.stderr)")
+                let cosine = int8.lines.first?["cosine"] as? Double ?? 0
+                #expect(cosine >= 0.995 && cosine < 0.99999, "cosine \(cosine)")
+            }
+            let text = try LoupeBinary.run(["search", "--collection", "paintings", "a blue house", "--hybrid", "-k", "5"] + store)
+            #expect(text.status == 0 && text.lines.count == 5, "\(text.stderr)")
         }
-        let like = try LoupeBinary.run(["search", "--collection", "paintings", "--like", "landscape_rgb_512x384.png", "-k", "14"] + store)
-        #expect(like.lines.count == 14 && like.lines.first?["id"] as? String == "landscape_rgb_512x384.png")
-        let text = try LoupeBinary.run(["search", "--collection", "paintings", "a blue house", "--hybrid", "-k", "5"] + store)
-        #expect(text.status == 0 && text.lines.count == 5, "\(text.stderr)")
-
-        let csv = root.appendingPathComponent("p.csv").path
-        #expect(try LoupeBinary.run(["export", "--collection", "paintings", "-o", csv] + store).status == 0)
-        #expect(try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").count == 15)
-
-        #expect(try LoupeBinary.run(["collections", "delete", "paintings"] + store).status == 0)
-        #expect(try LoupeBinary.run(["collections", "list"] + store).stdout.hasPrefix("no collections yet"))
 
         let refused = try LoupeBinary.run(["collections", "list", "--store", "mysql://somewhere"])
         #expect(refused.status != 0 && refused.stderr.contains("--store takes a postgres:// or milvus:// URL"))
         let unreachable = try LoupeBinary.run(["collections", "list", "--store", "postgres://loupe:hidden@127.0.0.1:1/loupe"])
         #expect(unreachable.status == 1 && unreachable.stderr.contains("cannot connect to PostgreSQL") && !unreachable.stderr.contains("hidden"))
-        try? FileManager.default.removeItem(at: root)
     }
 
     /// The README's move of a pgvector table filled by the seed workflow: psql's \copy writes pgvector's
