@@ -226,7 +226,7 @@ public enum MetadataJSON {
     }
 }
 
-/// Runs blocking work (SQLite's and libpq's calls) on threads of its own, so no thread of Swift's
+/// Runs blocking work (SQLite's calls) on threads of its own, so no thread of Swift's
 /// concurrency pool waits on a disk, a lock or a socket while requests queue behind it. (A Dispatch queue
 /// would not do: on Linux, Dispatch's worker threads are the pool's, as many as there are cores.)
 /// Threads start as work arrives, up to `maximumThreads`, and end after a few seconds without work.

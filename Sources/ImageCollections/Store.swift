@@ -147,8 +147,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Text is stored exactly as given or refused, never cut short: a NUL character, where C strings (SQLite's
-/// and libpq's parameters) would end and PostgreSQL text cannot hold one, is refused everywhere, so an id
-/// such as `victim\0x` can never stand for `victim`. Both databases' parameter binding checks every text.
+/// parameters) would end and PostgreSQL text cannot hold one, is refused everywhere, so an id such as
+/// `victim\0x` can never stand for `victim`. Both databases' parameter binding checks every text.
 public enum StoredText {
     public static func check(_ text: String, as what: String) throws {
         guard text.utf8.contains(0) else { return }
@@ -157,7 +157,7 @@ public enum StoredText {
 }
 
 /// Runs `body` between `begin` and `commit`; when anything fails, rolls back and rethrows the first error
-/// (the one worth reporting; a failed rollback would only hide it). Both databases' transactions use it.
+/// (the one worth reporting; a failed rollback would only hide it).
 public func runTransaction<T>(begin: () throws -> Void, commit: () throws -> Void, rollback: () throws -> Void, _ body: () throws -> T) throws -> T {
     try begin()
     do {

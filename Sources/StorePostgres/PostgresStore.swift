@@ -1,5 +1,8 @@
 import Foundation
 import ImageCollections
+import NIOCore
+import NIOFoundationCompat
+import PostgresNIO
 import Synchronization
 
 /// Collections in PostgreSQL with pgvector, for collections that outgrow one machine.
@@ -52,16 +55,20 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     }
 
     public let parameters: Parameters
-    private let pool: PostgresPool
-    private let work = BlockingWork(label: "loupe.postgres-store")
+    private let database: PostgresDatabase
     /// What each collection's index holds, as last read with its model. `CollectionStore` reads the model
     /// just before every search, so a search takes this from that read instead of asking again.
     private let lastIndexVectors = Mutex<[String: IndexVectors]>([:])
 
-    public init(url: String, parameters: Parameters = Parameters()) throws {
+    /// Connects, bringing the schema up to date first; a bad URL or an unreachable server fails here.
+    public static func connect(url: String, parameters: Parameters = Parameters()) async throws -> PostgresStore {
+        PostgresStore(database: try await PostgresDatabase.connect(url: url, connections: parameters.connections, prepare: migrate),
+                      parameters: parameters)
+    }
+
+    private init(database: PostgresDatabase, parameters: Parameters) {
+        self.database = database
         self.parameters = parameters
-        pool = try PostgresPool(url: url, size: parameters.connections)
-        try migrate()
     }
 
     // MARK: Schema
@@ -94,14 +101,14 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
         ],
     ]
 
-    private func migrate() throws {
-        try pool.transaction { connection in
-            try connection.execute("SELECT pg_advisory_xact_lock(7_400_211)")  // Loupe's schema lock
-            try connection.execute("CREATE TABLE IF NOT EXISTS loupe_schema (version integer NOT NULL)")
-            let version = try connection.execute("SELECT max(version) FROM loupe_schema").first?.integer(0) ?? 0
-            for (index, statements) in Self.migrations.enumerated() where index + 1 > version {
-                for statement in statements { try connection.execute(statement) }
-                try connection.execute("INSERT INTO loupe_schema (version) VALUES ($1)", [.text(String(index + 1))])
+    private static func migrate(_ connection: PostgresDatabase.Connection) async throws {
+        try await connection.transaction { connection in
+            try await connection.execute("SELECT pg_advisory_xact_lock(7_400_211)")  // Loupe's schema lock
+            try await connection.execute("CREATE TABLE IF NOT EXISTS loupe_schema (version integer NOT NULL)")
+            let version = try await connection.execute("SELECT max(version) FROM loupe_schema").first?.integer(0) ?? 0
+            for (index, statements) in migrations.enumerated() where index + 1 > version {
+                for statement in statements { try await connection.execute(statement) }
+                try await connection.execute("INSERT INTO loupe_schema (version) VALUES ($1)", [.integer(index + 1)])
             }
         }
     }
@@ -118,197 +125,156 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     // MARK: Collections
 
     public func createCollection(_ name: String, model: ModelIdentity) async throws {
-        try await work.run {
-            try self.pool.transaction { connection in
-                let vectors = self.parameters.vectors
-                let inserted = try connection.execute("""
-                    INSERT INTO loupe_collections (name, model_id, model_revision, dimension, index_vectors) VALUES ($1, $2, $3, $4, $5)
-                    ON CONFLICT (name) DO NOTHING RETURNING name
-                    """, [.text(name), .text(model.id), .text(model.revision), .text(String(model.dimension)), .text(vectors.rawValue)])
-                guard !inserted.isEmpty, model.dimension <= vectors.largestIndexedDimension else { return }
-                // DDL takes no parameters: CollectionStore allows names of letters, digits, - and _ only.
-                try connection.execute("""
-                    CREATE INDEX IF NOT EXISTS \(Self.indexName(name)) ON loupe_items
-                    USING hnsw ((embedding::\(vectors.type)(\(model.dimension))) \(vectors.type)_cosine_ops)
-                    WITH (m = \(self.parameters.m), ef_construction = \(self.parameters.efConstruction)) WHERE collection = '\(name)'
-                    """)
-            }
+        try await database.transaction { connection in
+            let vectors = parameters.vectors
+            let inserted = try await connection.execute("""
+                INSERT INTO loupe_collections (name, model_id, model_revision, dimension, index_vectors) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (name) DO NOTHING RETURNING name
+                """, [.text(name), .text(model.id), .text(model.revision), .integer(model.dimension), .text(vectors.rawValue)])
+            guard !inserted.isEmpty, model.dimension <= vectors.largestIndexedDimension else { return }
+            // DDL takes no parameters: CollectionStore allows names of letters, digits, - and _ only.
+            try await connection.execute("""
+                CREATE INDEX IF NOT EXISTS \(Self.indexName(name)) ON loupe_items
+                USING hnsw ((embedding::\(vectors.type)(\(model.dimension))) \(vectors.type)_cosine_ops)
+                WITH (m = \(parameters.m), ef_construction = \(parameters.efConstruction)) WHERE collection = '\(name)'
+                """)
         }
     }
 
     public func collections(named name: String?) async throws -> [CollectionInfo] {
-        try await work.run { try self.collections(where: name) }
-    }
-
-    private func collections(where name: String?) throws -> [CollectionInfo] {
-        let rows = try pool.withConnection { connection in
-            try connection.execute("""
-                SELECT c.name, c.model_id, c.model_revision, c.dimension, coalesce(n.items, 0)
-                FROM loupe_collections c LEFT JOIN (
-                    SELECT collection, count(*) AS items FROM loupe_items WHERE $1::text IS NULL OR collection = $1 GROUP BY collection
-                ) n ON n.collection = c.name
-                WHERE $1::text IS NULL OR c.name = $1 ORDER BY c.name
-                """, [name.map { .text($0) } ?? .null])
-        }
-        return rows.compactMap { row in
+        try await database.execute("""
+            SELECT c.name, c.model_id, c.model_revision, c.dimension, coalesce(n.items, 0)
+            FROM loupe_collections c LEFT JOIN (
+                SELECT collection, count(*) AS items FROM loupe_items WHERE $1::text IS NULL OR collection = $1 GROUP BY collection
+            ) n ON n.collection = c.name
+            WHERE $1::text IS NULL OR c.name = $1 ORDER BY c.name
+            """, [name.map { .text($0) } ?? .null]).compactMap { row in
             guard let name = row.text(0), let id = row.text(1), let revision = row.text(2), let dimension = row.integer(3),
                 let count = row.integer(4)
             else { return nil }
-            return CollectionInfo(name: name, model: ModelIdentity(id: id, revision: revision, dimension: Int(dimension)), itemCount: Int(count))
+            return CollectionInfo(name: name, model: ModelIdentity(id: id, revision: revision, dimension: dimension), itemCount: count)
         }
     }
 
     public func model(of collection: String) async throws -> ModelIdentity? {
-        try await work.run { try self.recorded(collection)?.model }
+        try await recorded(collection)?.model
     }
 
     /// The collection's model and the vectors its index holds.
-    private func recorded(_ collection: String) throws -> (model: ModelIdentity, vectors: IndexVectors)? {
-        let found = try pool.withConnection { connection in
-            try connection.execute("SELECT model_id, model_revision, dimension, index_vectors FROM loupe_collections WHERE name = $1",
-                                   [.text(collection)])
-        }.first.flatMap { row -> (model: ModelIdentity, vectors: IndexVectors)? in
+    private func recorded(_ collection: String) async throws -> (model: ModelIdentity, vectors: IndexVectors)? {
+        let found = try await database.execute(
+            "SELECT model_id, model_revision, dimension, index_vectors FROM loupe_collections WHERE name = $1", [.text(collection)]
+        ).first.flatMap { row -> (model: ModelIdentity, vectors: IndexVectors)? in
             guard let id = row.text(0), let revision = row.text(1), let dimension = row.integer(2),
                 let vectors = row.text(3).flatMap(IndexVectors.init(rawValue:))
             else { return nil }
-            return (ModelIdentity(id: id, revision: revision, dimension: Int(dimension)), vectors)
+            return (ModelIdentity(id: id, revision: revision, dimension: dimension), vectors)
         }
         lastIndexVectors.withLock { $0[collection] = found?.vectors }
         return found
     }
 
     public func deleteCollection(_ name: String) async throws {
-        try await work.run {
-            try self.pool.transaction { connection in
-                try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
-                try connection.execute("DELETE FROM loupe_items WHERE collection = $1", [.text(name)])
-                try connection.execute("DELETE FROM loupe_collections WHERE name = $1", [.text(name)])
-            }
+        try await database.transaction { connection in
+            try await connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
+            try await connection.execute("DELETE FROM loupe_items WHERE collection = $1", [.text(name)])
+            try await connection.execute("DELETE FROM loupe_collections WHERE name = $1", [.text(name)])
         }
     }
 
     // MARK: Items
 
     public func upsert(_ items: [Item], into collection: String, model: ModelIdentity, removing: [String]) async throws {
-        try await work.run { try self.upsertNow(items, into: collection, removing: removing) }
-    }
-
-    private func upsertNow(_ items: [Item], into collection: String, removing: [String]) throws {
-        try pool.transaction { connection in
+        try await database.transaction { connection in
             for id in removing {
-                try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2", [.text(collection), .text(id)])
+                try await connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2", [.text(collection), .text(id)])
             }
             for item in items {
                 let metadata = try MetadataJSON.encode(item.metadata)
-                try connection.execute("""
+                try await connection.execute("""
                     INSERT INTO loupe_items (collection, id, source, content_hash, metadata, embedding, thumbnail, search_text)
                     VALUES ($1, $2, $3, $4, $5::jsonb, $6::vector, $7, $8)
                     ON CONFLICT (collection, id) DO UPDATE SET source = excluded.source, content_hash = excluded.content_hash,
                         metadata = excluded.metadata, embedding = excluded.embedding, thumbnail = excluded.thumbnail,
                         search_text = excluded.search_text
                     """, [.text(collection), .text(item.id), .text(item.source), .text(item.contentHash), .text(metadata),
-                          .text(Self.vectorLiteral(item.vector)), item.thumbnail.map { .bytes($0) } ?? .null,
+                          .vector(item.vector), item.thumbnail.map { .bytes($0) } ?? .null,
                           .text(Self.foldedForSearch(HybridScore.searchableText(item.metadata)))])
             }
         }
     }
 
     public func item(_ id: String, in collection: String) async throws -> Item? {
-        try await work.run {
-            try self.pool.withConnection { connection in
-                try connection.execute("SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id = $2",
-                                       [.text(collection), .text(id)]).first.map(Self.item)
-            }
-        }
+        try await database.execute("SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id = $2",
+                                   [.text(collection), .text(id)]).first.map(Self.item)
     }
 
     public func thumbnail(_ id: String, in collection: String) async throws -> Data? {
-        try await work.run {
-            try self.pool.withConnection { connection in
-                try connection.execute("SELECT thumbnail FROM loupe_items WHERE collection = $1 AND id = $2",
-                                       [.text(collection), .text(id)], binaryResults: true).first?.bytes(0)
-            }
-        }
+        try await database.execute("SELECT thumbnail FROM loupe_items WHERE collection = $1 AND id = $2",
+                                   [.text(collection), .text(id)]).first?.bytes(0)
     }
 
     public func contentHashes(in collection: String) async throws -> [String: String] {
-        try await work.run {
-            var hashes = [String: String]()
-            for row in try self.pool.withConnection({ try $0.execute("SELECT id, content_hash FROM loupe_items WHERE collection = $1", [.text(collection)]) }) {
-                if let id = row.text(0), let hash = row.text(1) { hashes[id] = hash }
-            }
-            return hashes
+        var hashes = [String: String]()
+        for row in try await database.execute("SELECT id, content_hash FROM loupe_items WHERE collection = $1", [.text(collection)]) {
+            if let id = row.text(0), let hash = row.text(1) { hashes[id] = hash }
         }
+        return hashes
     }
 
     public func items(in collection: String, after: String, limit: Int) async throws -> [Item] {
-        try await work.run {
-            try self.pool.withConnection { connection in
-                try connection.execute("""
-                    SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3::integer
-                    """, [.text(collection), .text(after), .text(String(limit))]).map(Self.item)
-            }
-        }
+        try await database.execute("SELECT \(Self.itemColumns) FROM loupe_items WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3",
+                                   [.text(collection), .text(after), .integer(limit)]).map(Self.item)
     }
 
     public func deleteItem(_ id: String, in collection: String) async throws -> Bool {
-        try await work.run {
-            try self.pool.withConnection { connection in
-                try connection.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2 RETURNING id", [.text(collection), .text(id)])
-            }.isEmpty == false
-        }
+        try await database.execute("DELETE FROM loupe_items WHERE collection = $1 AND id = $2 RETURNING id",
+                                   [.text(collection), .text(id)]).isEmpty == false
     }
 
     // MARK: Search
 
     public func search(_ query: VectorQuery) async throws -> [SearchResult] {
-        try await work.run { try self.searchNow(query) }
-    }
-
-    private func searchNow(_ query: VectorQuery) throws -> [SearchResult] {
         let (collection, vector, k, filters, dimension) = (query.collection, query.vector, query.k, query.filters, query.model.dimension)
-        let vectors = try indexVectors(collection)
+        let vectors = try await indexVectors(collection)
         // A float16 index gives approximate distances: more candidates, rescored with the float32 vectors.
         let candidates = vectors == .float32 ? k : max(4 * k, k + 32)
-        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(k)),
-                                                          .text(String(candidates))]
+        var parameters: [PostgresDatabase.Value] = [.text(collection), .vector(vector), .integer(k), .integer(candidates)]
         let condition = Self.condition(filters, parameters: &parameters)
-        return try pool.transaction { connection in
-            try tuneSearch(connection, filtered: !filters.isEmpty, results: candidates)
-            return try connection.execute("""
+        let efSearch = searchBreadth(candidates)
+        return try await database.transaction { connection in
+            try await tuneSearch(connection, filtered: !filters.isEmpty, efSearch: efSearch)
+            return try await connection.execute("""
                 SELECT \(Self.itemColumns), 1 - (embedding::vector(\(dimension)) <=> $2::vector(\(dimension))) AS similarity
                 FROM (SELECT * FROM loupe_items WHERE collection = $1 AND \(condition)
-                      ORDER BY \(vectors.distance(dimension)) LIMIT $4::integer) AS candidates
-                ORDER BY similarity DESC LIMIT $3::integer
+                      ORDER BY \(vectors.distance(dimension)) LIMIT $4) AS candidates
+                ORDER BY similarity DESC LIMIT $3
                 """, parameters)
         }.map { row in SearchResult(item: Self.item(row), similarity: Float(row.double(5) ?? -1)) }
     }
 
     public func hybridSearch(_ query: VectorQuery, text: String, vectorWeight: Float) async throws -> [SearchResult] {
-        try await work.run { try self.hybridSearchNow(query, text: text, vectorWeight: vectorWeight) }
-    }
-
-    private func hybridSearchNow(_ query: VectorQuery, text: String, vectorWeight: Float) throws -> [SearchResult] {
         let (collection, vector, k, filters, dimension) = (query.collection, query.vector, query.k, query.filters, query.model.dimension)
-        let vectors = try indexVectors(collection)
+        let vectors = try await indexVectors(collection)
         let candidates = HybridScore.candidates(k)
         // Words only, joined by OR: nothing the user typed is read as tsquery syntax.
         let words = Self.foldedForSearch(text).split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(32)
         let query = words.map(String.init).joined(separator: " | ")
-        var parameters: [PostgresConnection.Parameter] = [.text(collection), .text(Self.vectorLiteral(vector)), .text(String(candidates)), .text(query)]
+        var parameters: [PostgresDatabase.Value] = [.text(collection), .vector(vector), .integer(candidates), .text(query)]
         let condition = Self.condition(filters, parameters: &parameters)
-        let rows = try pool.transaction { connection in
-            try tuneSearch(connection, filtered: !filters.isEmpty, results: candidates)
-            return try connection.execute("""
+        let efSearch = searchBreadth(candidates)
+        let rows = try await database.transaction { connection in
+            try await tuneSearch(connection, filtered: !filters.isEmpty, efSearch: efSearch)
+            return try await connection.execute("""
                 WITH query AS (SELECT to_tsquery('simple', $4) AS words),
                 vector_hits AS (
                     SELECT id FROM loupe_items WHERE collection = $1 AND \(condition)
-                    ORDER BY \(vectors.distance(dimension)) LIMIT $3::integer),
+                    ORDER BY \(vectors.distance(dimension)) LIMIT $3),
                 text_hits AS (
                     SELECT id FROM loupe_items, query WHERE $4 <> '' AND collection = $1 AND search @@ words AND \(condition)
-                    ORDER BY ts_rank(search, words) DESC LIMIT $3::integer)
+                    ORDER BY ts_rank(search, words) DESC LIMIT $3)
                 SELECT \(Self.itemColumns), 1 - (embedding::vector(\(dimension)) <=> $2::vector(\(dimension))),
-                    CASE WHEN $4 <> '' AND search @@ words THEN ts_rank(search, words) ELSE 0 END
+                    CASE WHEN $4 <> '' AND search @@ words THEN ts_rank(search, words)::float8 ELSE 0 END
                 FROM loupe_items, query
                 WHERE collection = $1 AND id IN (SELECT id FROM vector_hits UNION SELECT id FROM text_hits)
                 """, parameters)
@@ -323,37 +289,39 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     }
 
     /// What the collection's index holds: from the read of its model just before, else read now.
-    private func indexVectors(_ collection: String) throws -> IndexVectors {
+    private func indexVectors(_ collection: String) async throws -> IndexVectors {
         if let vectors = lastIndexVectors.withLock({ $0[collection] }) { return vectors }
-        guard let vectors = try recorded(collection)?.vectors else { throw StoreError.noSuchCollection(collection) }
+        guard let vectors = try await recorded(collection)?.vectors else { throw StoreError.noSuchCollection(collection) }
         return vectors
     }
 
-    /// Search settings for this transaction only. An index scan returns at most ef_search rows, so it is
-    /// at least the rows asked for (up to pgvector's 1,000). With filters, pgvector 0.8 keeps scanning the
-    /// graph until enough rows pass them (`iterative_scan`), instead of filtering only the first ef_search.
-    private func tuneSearch(_ connection: PostgresConnection, filtered: Bool, results: Int) throws {
-        let efSearch = min(max(parameters.efSearch, results), 1000)
-        try connection.execute("SELECT set_config('hnsw.ef_search', $1, true)", [.text(String(efSearch))])
-        if filtered { try connection.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)") }
+    /// An index scan returns at most ef_search rows, so it is at least the rows asked for (up to
+    /// pgvector's 1,000).
+    private func searchBreadth(_ results: Int) -> Int { min(max(parameters.efSearch, results), 1000) }
+
+    /// Search settings for this transaction only. With filters, pgvector 0.8 keeps scanning the graph
+    /// until enough rows pass them (`iterative_scan`), instead of filtering only the first ef_search.
+    private func tuneSearch(_ connection: PostgresDatabase.Connection, filtered: Bool, efSearch: Int) async throws {
+        try await connection.execute("SELECT set_config('hnsw.ef_search', $1, true)", [.text(String(efSearch))])
+        if filtered { try await connection.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)") }
     }
 
     /// The filters as SQL over bound parameters appended to `parameters`. A numeric range reads the
     /// field's first number, as `MetadataFilter.number` does.
-    static func condition(_ filters: [MetadataFilter], parameters: inout [PostgresConnection.Parameter]) -> String {
+    static func condition(_ filters: [MetadataFilter], parameters: inout [PostgresDatabase.Value]) -> String {
         var clauses = ["true"]
-        func bind(_ value: String) -> String {
-            parameters.append(.text(value))
+        func bind(_ value: PostgresDatabase.Value) -> String {
+            parameters.append(value)
             return "$\(parameters.count)"
         }
         func firstNumber(_ field: String) -> String {
-            "substring(metadata ->> \(bind(field)) from '[0-9]+(?:\\.[0-9]+)?')::float8"
+            "substring(metadata ->> \(bind(.text(field))) from '[0-9]+(?:\\.[0-9]+)?')::float8"
         }
         for filter in filters {
             switch filter {
-            case .equals(let field, let value): clauses.append("metadata ->> \(bind(field)) = \(bind(value))")
-            case .atLeast(let field, let value): clauses.append("\(firstNumber(field)) >= \(bind(String(value)))::float8")
-            case .atMost(let field, let value): clauses.append("\(firstNumber(field)) <= \(bind(String(value)))::float8")
+            case .equals(let field, let value): clauses.append("metadata ->> \(bind(.text(field))) = \(bind(.text(value)))")
+            case .atLeast(let field, let value): clauses.append("\(firstNumber(field)) >= \(bind(.number(value)))")
+            case .atMost(let field, let value): clauses.append("\(firstNumber(field)) <= \(bind(.number(value)))")
             }
         }
         return clauses.joined(separator: " AND ")
@@ -362,26 +330,16 @@ public final class PostgresStore: StoreBackend, @unchecked Sendable {
     // MARK: Values
 
     /// The columns `item(_:)` reads, in its order.
-    static let itemColumns = "id, source, content_hash, metadata::text, embedding::text"
-
-    /// pgvector's text form. Swift prints the shortest decimal that reads back as the same Float, and
-    /// pgvector prints the same way, so vectors round-trip exactly.
-    static func vectorLiteral(_ vector: [Float]) -> String {
-        "[" + vector.map { "\($0)" }.joined(separator: ",") + "]"
-    }
-
-    static func parseVector(_ text: String) -> [Float] {
-        text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",").compactMap { Float($0) }
-    }
+    static let itemColumns = "id, source, content_hash, metadata::text, embedding"
 
     /// Lower case without accents, so "RÉNOIR" finds "Renoir" as the embedded store's tokenizer does.
     static func foldedForSearch(_ text: String) -> String {
         text.folding(options: [.diacriticInsensitive, .caseInsensitive, .widthInsensitive], locale: nil)
     }
 
-    static func item(_ row: PostgresConnection.Row) -> Item {
+    static func item(_ row: PostgresRandomAccessRow) -> Item {
         Item(id: row.text(0) ?? "", source: row.text(1) ?? "", contentHash: row.text(2) ?? "",
-             metadata: row.text(3).flatMap(MetadataJSON.decode) ?? [:], vector: row.text(4).map(parseVector) ?? [])
+             metadata: row.text(3).flatMap(MetadataJSON.decode) ?? [:], vector: row.vector(4) ?? [])
     }
 }
 
@@ -391,7 +349,16 @@ extension PostgresStore {
 
 extension CollectionStore {
     /// PostgreSQL with pgvector at `url`, behind the policy every store shares.
-    public static func postgres(url: String, parameters: PostgresStore.Parameters = PostgresStore.Parameters()) throws -> CollectionStore {
-        CollectionStore(try PostgresStore(url: url, parameters: parameters))
+    public static func postgres(url: String, parameters: PostgresStore.Parameters = PostgresStore.Parameters()) async throws -> CollectionStore {
+        CollectionStore(try await PostgresStore.connect(url: url, parameters: parameters))
     }
+}
+
+/// Typed reads of a row's cells; a NULL or a value of another type reads as nil.
+extension PostgresRandomAccessRow {
+    func text(_ column: Int) -> String? { (try? self[column].decode(String?.self)) ?? nil }
+    func integer(_ column: Int) -> Int? { (try? self[column].decode(Int?.self)) ?? nil }
+    func double(_ column: Int) -> Double? { (try? self[column].decode(Double?.self)) ?? nil }
+    func bytes(_ column: Int) -> Data? { ((try? self[column].decode(ByteBuffer?.self)) ?? nil).map { Data(buffer: $0) } }
+    func vector(_ column: Int) -> [Float]? { ((try? self[column].decode(PGVector?.self)) ?? nil)?.values }
 }

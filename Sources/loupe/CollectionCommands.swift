@@ -65,8 +65,8 @@ struct StoreOptions: ParsableArguments {
             }
             if let store {
                 // PostgreSQL always has pgvector's HNSW index; --index only chooses for the embedded store.
-                return CollectionStore(try PostgresStore(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch,
-                                                                                       vectors: PostgresStore.IndexVectors(rawValue: vectors) ?? .float32)))
+                return try await CollectionStore.postgres(url: store, parameters: .init(m: hnswM, efConstruction: efConstruction, efSearch: efSearch,
+                                                                                       vectors: PostgresStore.IndexVectors(rawValue: vectors) ?? .float32))
             }
             let kind: IndexKind = index == "hnsw"
                 ? .hnsw(HNSWIndex.Parameters(m: hnswM, efConstruction: efConstruction, efSearch: efSearch)) : .exact

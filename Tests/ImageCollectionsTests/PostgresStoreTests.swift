@@ -11,35 +11,104 @@ import VectorIndex
     static let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 4)
 
     @Test func anUnreachableServerOrAWrongPasswordIsAClearErrorWithoutThePassword() async throws {
-        #expect {
-            try CollectionStore.postgres(url: "postgres://loupe:secret-word@127.0.0.1:1/loupe")
+        await #expect {
+            try await CollectionStore.postgres(url: "postgres://loupe:secret-word@127.0.0.1:1/loupe")
         } throws: { error in
             "\(error)".contains("cannot connect to PostgreSQL") && !"\(error)".contains("secret-word")
         }
         let url = try TestPostgres.freshURL()
         let wrong = url.replacingOccurrences(of: #"loupe:[^@]*@"#, with: "loupe:secret-word@", options: .regularExpression)
-        #expect {
-            try CollectionStore.postgres(url: wrong)
+        await #expect {
+            try await CollectionStore.postgres(url: wrong)
         } throws: { error in
             "\(error)".contains("password authentication failed") && !"\(error)".contains("secret-word")
         }
-        #expect(throws: StoreError.self) { try CollectionStore.postgres(url: "not a url at all") }
+        await #expect(throws: StoreError.self) { try await CollectionStore.postgres(url: "not a url at all") }
+    }
+
+    @Test func theURLIsReadAsLibpqReadsIt() throws {
+        let none = [String: String]()
+        let full = try PostgresURL("postgres://ann:p%40ss:w@db.example:6543/photos?sslmode=require&options=-csearch_path%3Dx%2Cpublic&application_name=a",
+                                   environment: none)
+        #expect(full.host == .tcp("db.example") && full.port == 6543 && full.user == "ann" && full.password == "p@ss:w")
+        #expect(full.database == "photos" && full.sslMode == .require && full.options == "-csearch_path=x,public" && full.applicationName == "a")
+        // What the URL leaves out comes from libpq's variables, then libpq's defaults.
+        let environment = ["PGHOST": "pg.internal", "PGPORT": "7000", "PGUSER": "bob", "PGSSLMODE": "verify-full", "USER": "me"]
+        let defaults = try PostgresURL("postgresql://", environment: environment)
+        #expect(defaults.host == .tcp("pg.internal") && defaults.port == 7000 && defaults.user == "bob" && defaults.database == "bob")
+        #expect(defaults.sslMode == .verifyFull && defaults.password == nil && defaults.connectTimeout == 10)
+        let socket = try PostgresURL("postgresql:///photos?host=/tmp/pg&port=5433", environment: ["USER": "me"])
+        #expect(socket.host == .socket("/tmp/pg/.s.PGSQL.5433") && socket.user == "me" && socket.database == "photos" && socket.sslMode == .prefer)
+        #expect(try PostgresURL("postgres://me@%2Fvar%2Frun%2Fpostgresql/db", environment: none).host == .socket("/var/run/postgresql/.s.PGSQL.5432"))
+        #expect(try PostgresURL("postgres://me@[::1]:5433/db", environment: none).host == .tcp("::1"))
+        #expect(try PostgresURL("postgres://me@localhost/db?password=from-query", environment: ["PGPASSWORD": "env"]).password == "from-query")
+        #expect(try PostgresURL("postgres://me@localhost/db", environment: ["PGPASSWORD": "env"]).password == "env")
+        for (bad, reason) in [("mysql://x/db", "postgres:// or postgresql://"), ("postgres://x/db?sslmod=require", "does not know: sslmod"),
+                              ("postgres://x:99999/db", "port"), ("postgres://x:port/db", "port"), ("postgres://x/db?sslmode=always", "sslmode is one of"),
+                              ("postgres://a,b/db", "one PostgreSQL host"), ("postgres://x/d%zzb", "percent"), ("postgres://[::1/db", "unclosed"),
+                              ("postgres://x/db?connect_timeout=-1", "connect_timeout")] {
+            #expect { try PostgresURL(bad, environment: none) } throws: { "\($0)".contains(reason) }
+        }
+    }
+
+    @Test func thePasswordFileMatchesAsLibpqsDoesAndIsIgnoredWhenOthersMayReadIt() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pgpass-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+            # comment
+            other:5432:*:ann:not-this
+            db.example:6543:photos:ann:first\\:colon
+            *:*:*:ann:fallback
+            localhost:5432:*:*:socket
+            """.write(to: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        let environment = ["PGPASSFILE": file.path, "USER": "me"]
+        #expect(try PostgresURL("postgres://ann@db.example:6543/photos", environment: environment).password == "first:colon")
+        #expect(try PostgresURL("postgres://ann@db.example:6543/other", environment: environment).password == "fallback")
+        #expect(try PostgresURL("postgres:///x?host=/run/pg", environment: environment).password == "socket")
+        #expect(try PostgresURL("postgres://ann:given@db.example:6543/photos", environment: environment).password == "given")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        #expect(try PostgresURL("postgres://ann@db.example:6543/photos", environment: environment).password == nil)
+    }
+
+    @Test func sslmodeIsHonoured() async throws {
+        let url = try TestPostgres.freshURL()
+        // The test server has no TLS: required TLS is a clear error, preferred falls back, disabled never asks.
+        await #expect {
+            try await CollectionStore.postgres(url: url + "&sslmode=require")
+        } throws: { "\($0)".contains("does not support TLS") }
+        _ = try await CollectionStore.postgres(url: url + "&sslmode=prefer")
+        _ = try await CollectionStore.postgres(url: url + "&sslmode=disable").collections()
+    }
+
+    @Test func aStoreReconnectsAfterTheServerEndsItsConnections() async throws {
+        let url = try TestPostgres.freshURL()
+        let store = try await CollectionStore.postgres(url: url + "&application_name=reconnect-\(UUID())")
+        _ = try await store.openCollection("c", model: Self.model)
+        let ended = try TestPostgres.query(url, """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'reconnect-%' AND pid <> pg_backend_pid()
+            """)
+        #expect(Int(ended) ?? 0 >= 1)
+        // The pool sees the closed sockets and opens new connections for the next calls.
+        try await Task.sleep(for: .milliseconds(100))
+        try await store.upsert([Item(id: "a", source: "", contentHash: "", metadata: [:], vector: [1, 0, 0, 0])], into: "c")
+        #expect(try await store.collection("c")?.itemCount == 1)
     }
 
     @Test func theSchemaIsMadeOnceWhenStoresStartTogetherAndMigratesNothingTwice() async throws {
         let url = try TestPostgres.freshURL()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<4 { group.addTask { _ = try CollectionStore.postgres(url: url, parameters: .init(connections: 1)) } }
+            for _ in 0..<4 { group.addTask { _ = try await CollectionStore.postgres(url: url, parameters: .init(connections: 1)) } }
             try await group.waitForAll()
         }
         #expect(try TestPostgres.query(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM loupe_schema") == "1,2")
-        _ = try CollectionStore.postgres(url: url)
+        _ = try await CollectionStore.postgres(url: url)
         #expect(try TestPostgres.query(url, "SELECT count(*) FROM loupe_schema") == "2")
     }
 
     @Test func eachCollectionHasAnHNSWIndexWithItsParametersThatSearchUses() async throws {
         let url = try TestPostgres.freshURL()
-        let store = try CollectionStore.postgres(url: url, parameters: .init(m: 8, efConstruction: 40, efSearch: 20))
+        let store = try await CollectionStore.postgres(url: url, parameters: .init(m: 8, efConstruction: 40, efSearch: 20))
         _ = try await store.openCollection("paintings", model: Self.model)
         let name = PostgresStore.indexName("paintings")
         let definition = try TestPostgres.query(url, "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = '\(name)'")
@@ -65,7 +134,7 @@ import VectorIndex
     @Test func aFloat16CollectionIndexesHalfvecsAndRescoresTheCandidatesWithFloat32() async throws {
         let url = try TestPostgres.freshURL()
         let model = ModelIdentity(id: "test/model", revision: "abc", dimension: 64)
-        let half = try CollectionStore.postgres(url: url, parameters: .init(m: 8, efConstruction: 40, efSearch: 20, vectors: .float16))
+        let half = try await CollectionStore.postgres(url: url, parameters: .init(m: 8, efConstruction: 40, efSearch: 20, vectors: .float16))
         _ = try await half.openCollection("half", model: model)
         let name = PostgresStore.indexName("half")
         let definition = try TestPostgres.query(url, "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = '\(name)'")
@@ -75,7 +144,7 @@ import VectorIndex
         let items = vectors.enumerated().map { i, v in Item(id: "i\(i)", source: "", contentHash: "", metadata: ["n": "\(i % 4)"], vector: v) }
         try await half.upsert(items, into: "half")
         // A store opened later with other settings keeps the collection's index.
-        let later = try CollectionStore.postgres(url: url, parameters: .init(efSearch: 20, vectors: .float32))
+        let later = try await CollectionStore.postgres(url: url, parameters: .init(efSearch: 20, vectors: .float32))
         var exact = FlatIndex(dimension: 64)
         for (i, v) in vectors.enumerated() { try exact.add(key: Int64(i), vector: v) }
         let plan = try TestPostgres.query(url, """
@@ -108,7 +177,7 @@ import VectorIndex
     }
 
     @Test func moreResultsThanEfSearchAreStillAllReturned() async throws {
-        let store = try CollectionStore.postgres(url: try TestPostgres.freshURL(), parameters: .init(efSearch: 10))
+        let store = try await CollectionStore.postgres(url: try TestPostgres.freshURL(), parameters: .init(efSearch: 10))
         _ = try await store.openCollection("c", model: Self.model)
         try await store.upsert((0..<200).map { i in
             Item(id: "i\(i)", source: "", contentHash: "", metadata: [:], vector: [Float(i % 7) + 1, Float(i % 5), 1, Float(i % 3)])
@@ -128,7 +197,7 @@ import VectorIndex
     }
 
     @Test func textPostgreSQLCannotHoldIsRefusedAndNothingIsWritten() async throws {
-        let store = try CollectionStore.postgres(url: try TestPostgres.freshURL())
+        let store = try await CollectionStore.postgres(url: try TestPostgres.freshURL())
         _ = try await store.openCollection("c", model: Self.model)
         let fine = Item(id: "fine", source: "", contentHash: "", metadata: [:], vector: [1, 0, 0, 0])
         for hostile in [Item(id: "a\0b", source: "", contentHash: "", metadata: [:], vector: [1, 0, 0, 0]),

@@ -39,7 +39,7 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
     func open(_ location: String) async throws -> CollectionStore {
         switch self {
         case .embedded(let kind): try CollectionStore.embedded(folder: URL(fileURLWithPath: location), index: kind)
-        case .postgres: try CollectionStore.postgres(url: location)
+        case .postgres: try await CollectionStore.postgres(url: location)
         case .milvus: try await CollectionStore.milvus(url: location)
         }
     }
@@ -54,10 +54,25 @@ enum StoreUnderTest: Sendable, CustomTestStringConvertible {
             try database.execute("BEGIN IMMEDIATE")
             return HeldLock(after: .seconds(3)) { try database.execute("COMMIT") }
         case .postgres:
-            let connection = try PostgresConnection(url: location)
-            try connection.execute("BEGIN")
-            try connection.execute("LOCK TABLE loupe_items IN EXCLUSIVE MODE")
-            return HeldLock(after: .seconds(3)) { try connection.execute("COMMIT") }
+            // psql holds the lock in a session of its own, reading statements from a pipe until it is told to commit.
+            let psql = Process(), input = Pipe()
+            psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            psql.arguments = ["psql", "--no-psqlrc", "--quiet", location]
+            psql.standardInput = input
+            psql.standardOutput = FileHandle.nullDevice
+            psql.standardError = FileHandle.nullDevice
+            try psql.run()
+            input.fileHandleForWriting.write(Data("BEGIN; LOCK TABLE loupe_items IN EXCLUSIVE MODE;\n".utf8))
+            let granted = "SELECT count(*) FROM pg_locks WHERE relation = 'loupe_items'::regclass AND mode = 'ExclusiveLock' AND granted"
+            while try TestPostgres.query(location, granted) != "1" {
+                guard psql.isRunning else { throw TestPostgres.Failure(description: "psql could not take the lock") }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            return HeldLock(after: .seconds(3)) {
+                input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+                try input.fileHandleForWriting.close()
+                psql.waitUntilExit()
+            }
         case .milvus:
             throw TestPostgres.Failure(description: "Milvus has no locks to hold")
         }

@@ -116,7 +116,7 @@ struct CLIStore {
 
     func open() async throws -> CollectionStore {
         switch kind {
-        case "postgres": try CollectionStore.postgres(url: url ?? "")
+        case "postgres": try await CollectionStore.postgres(url: url ?? "")
         case "milvus": try await CollectionStore.milvus(url: url ?? "")
         default: try CollectionStore.embedded(folder: URL(fileURLWithPath: data))
         }

@@ -15,7 +15,7 @@ import Testing
 
     static func store(_ kind: String = "embedded") async throws -> CollectionStore {
         switch kind {
-        case "postgres": try CollectionStore.postgres(url: try TestPostgres.freshURL())
+        case "postgres": try await CollectionStore.postgres(url: try TestPostgres.freshURL())
         case "milvus": try await CollectionStore.milvus(url: try TestMilvus.freshURL())
         default: try CollectionStore.embedded(folder: FileManager.default.temporaryDirectory.appendingPathComponent("loupe-routes-\(UUID())"))
         }
