@@ -95,26 +95,49 @@ extension GroupedHit {
     /// The hit as the CLI prints it and the search route answers: `id`, `kind` (image, video or frame),
     /// `relevance`, `cosine`, `metadata`; a video adds its best moment's `start`, `end`, `best` and
     /// `frame` (the best frame's item id, for its thumbnail), and all its `moments`.
-    public func jsonObject(source: Bool = false) -> [String: Any] {
+    public func body(source: Bool = false) -> HitBody {
         let result = best
-        var object: [String: Any] = ["relevance": Double(result.relevance), "cosine": Double(result.similarity)]
-        if source { object["source"] = result.item.source }
+        var body = HitBody(id: result.item.id, kind: "image", relevance: Double(result.relevance), cosine: Double(result.similarity),
+                           metadata: result.item.metadata, source: source ? result.item.source : nil)
         switch self {
         case .item(let result):
-            object["id"] = result.item.id
-            object["kind"] = result.item.metadata[FrameMetadata.video] == nil ? "image" : "frame"
-            object["metadata"] = result.item.metadata
+            body.kind = result.item.metadata[FrameMetadata.video] == nil ? "image" : "frame"
         case .video(let id, let moments):
-            object["id"] = id
-            object["kind"] = "video"
-            object["metadata"] = result.item.metadata.filter { $0.key != FrameMetadata.time && $0.key != FrameMetadata.interval }
-            let momentObjects = moments.map { moment -> [String: Any] in
-                ["start": moment.start, "end": moment.end, "best": moment.best, "relevance": Double(moment.bestFrame.relevance),
-                 "cosine": Double(moment.bestFrame.similarity), "frame": moment.bestFrame.item.id]
+            body.id = id
+            body.kind = "video"
+            body.metadata = result.item.metadata.filter { $0.key != FrameMetadata.time && $0.key != FrameMetadata.interval }
+            let bodies = moments.map { moment in
+                HitBody.Moment(start: moment.start, end: moment.end, best: moment.best, relevance: Double(moment.bestFrame.relevance),
+                               cosine: Double(moment.bestFrame.similarity), frame: moment.bestFrame.item.id)
             }
-            object.merge(momentObjects[0].filter { ["start", "end", "best", "frame"].contains($0.key) }) { $1 }
-            object["moments"] = momentObjects
+            (body.start, body.end, body.best, body.frame) = (bodies[0].start, bodies[0].end, bodies[0].best, bodies[0].frame)
+            body.moments = bodies
         }
-        return object
+        return body
     }
+
+    /// `body(source:)` as a JSON object.
+    public func jsonObject(source: Bool = false) -> [String: Any] {
+        let encoder = JSONEncoder()
+        guard let data = try? encoder.encode(body(source: source)) else { return [:] }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+}
+
+/// One search hit as JSON: what `GroupedHit.body(source:)` makes.
+public struct HitBody: Codable, Sendable, Equatable {
+    public struct Moment: Codable, Sendable, Equatable {
+        public var start, end, best, relevance, cosine: Double
+        public var frame: String
+    }
+
+    public var id: String
+    public var kind: String
+    public var relevance: Double
+    public var cosine: Double
+    public var metadata: [String: String]
+    public var source: String?
+    public var start, end, best: Double?
+    public var frame: String?
+    public var moments: [Moment]?
 }

@@ -39,9 +39,9 @@ public func buildApplication(
 
 /// Every route behind its middleware (the tests compare the routes with the OpenAPI document).
 func makeRouter(configuration: ServerConfiguration, versions: [ModelVersion], byName: [String: ModelVersion], store: CollectionStore?,
-                metrics: ServerMetrics) throws -> Router<BasicRequestContext> {
-    let router = Router(options: .autoGenerateHeadEndpoints)
-    let allowedMethods = AllowedMethods<BasicRequestContext>()
+                metrics: ServerMetrics) throws -> Router<ServerRequestContext> {
+    let router = Router(context: ServerRequestContext.self, options: .autoGenerateHeadEndpoints)
+    let allowedMethods = AllowedMethods<ServerRequestContext>()
     router.add(middleware: AzureErrorsAndMetricsMiddleware(metrics: metrics, allowedMethods: allowedMethods))
     router.add(middleware: SubscriptionKeyMiddleware(keys: configuration.keys))
     if let rate = configuration.rateLimit {

@@ -20,14 +20,15 @@ struct CollectionsController<Context: RequestContext> {
 
     func add(to router: some RouterMethods<Context>) {
         router.get("/collections") { _, _ in try await list() }
-        router.post("/collections") { request, _ in try await create(request) }
+        router.post("/collections") { request, context in try await create(request, context) }
         router.delete("/collections/:name") { _, context in
             try await run { try await store.deleteCollection(try name(context)) }
             return Response(status: .noContent)
         }
-        router.post("/collections/:name/items") { request, context in try await addItem(request, collection: try name(context)) }
+        router.post("/collections/:name/items") { request, context in try await addItem(request, context) }
         router.get("/collections/:name/items/:id") { _, context in
-            try jsonResponse(itemJSON(try await item(context)))
+            let item = try await item(context)
+            return try bodyResponse(ItemDetails(id: item.id, metadata: item.metadata, contentHash: item.contentHash))
         }
         router.get("/collections/:name/items/:id/image") { _, context in try image(try await item(context)) }
         router.get("/collections/:name/items/:id/thumbnail") { request, context in try await thumbnail(request, context) }
@@ -36,41 +37,40 @@ struct CollectionsController<Context: RequestContext> {
             try await run { try await store.deleteItem(try parameter("id", context), in: try name(context)) }
             return Response(status: .noContent)
         }
-        router.post("/collections/:name/search") { request, context in try await search(request, collection: try name(context)) }
+        router.post("/collections/:name/search") { request, context in try await search(request, context) }
     }
 
     // MARK: - Collections
 
     private func list() async throws -> Response {
         let collections = try await run { try await store.collections() }
-        return jsonResponse(["collections": collections.map { info -> [String: Any] in
-            ["name": info.name, "items": info.itemCount, "model": info.model.id, "dimension": info.model.dimension,
-             "modelVersion": version(for: info.model)?.name as Any]
-        }])
+        return try bodyResponse(CollectionList(collections: collections.map { info in
+            CollectionSummary(name: info.name, items: info.itemCount, model: info.model.id, dimension: info.model.dimension,
+                              modelVersion: version(for: info.model)?.name)
+        }))
     }
 
-    private func create(_ request: Request) async throws -> Response {
-        let body = try await inputs.jsonObject(request)
-        let name = try inputs.string("name", in: body)
-        let version = try ModelVersion.named(try inputs.field { try JSONBody.optionalString("modelVersion", in: body) }, in: versions, default: defaultVersion)
-        let info = try await run { try await store.openCollection(name, model: version.identity) }
-        return jsonResponse(["name": info.name, "items": info.itemCount, "modelVersion": version.name], status: .created)
+    private func create(_ request: Request, _ context: Context) async throws -> Response {
+        let body = try await request.decode(as: CreateCollectionRequest.self, context: context)
+        let version = try ModelVersion.named(body.modelVersion, in: versions, default: defaultVersion)
+        let info = try await run { try await store.openCollection(body.name, model: version.identity) }
+        return try bodyResponse(CreatedCollection(name: info.name, items: info.itemCount, modelVersion: version.name), status: .created)
     }
 
     // MARK: - Items
 
-    private func addItem(_ request: Request, collection: String) async throws -> Response {
+    private func addItem(_ request: Request, _ context: Context) async throws -> Response {
+        let collection = try name(context)
         let version = try await servedVersion(for: collection)
         // The id is ?id= when given, else the JSON body's id, else the URL (JSON) or the image's SHA-256 (image body).
         let queryID = request.uri.queryParameters["id"].map(String.init)
         if queryID == "" { throw bad("InvalidRequestBody", "?id= is empty; item ids have 1 to 512 characters.") }
         let id: String, bytes: [UInt8], metadata: [String: String]
         if inputs.mediaType(request) == "application/json" {
-            let body = try await inputs.jsonObject(request)
-            let url = try inputs.string("url", in: body)
-            id = try queryID ?? inputs.field { try JSONBody.optionalString("id", in: body) } ?? url
-            metadata = try inputs.field { try JSONBody.stringMap("metadata", in: body) } ?? [:]
-            bytes = try await inputs.fetch(url)
+            let body = try await request.decode(as: AddItemRequest.self, context: context)
+            id = queryID ?? body.id ?? body.url
+            metadata = body.metadata ?? [:]
+            bytes = try await inputs.fetch(body.url)
         } else if inputs.isImageBody(request) {
             bytes = try await inputs.imageBody(request)
             id = queryID ?? ItemWriter.contentHash(bytes)
@@ -104,7 +104,7 @@ struct CollectionsController<Context: RequestContext> {
         } catch let error as StoreError {
             throw httpError(error)
         }
-        return jsonResponse(["id": id, "collection": collection], status: .created)
+        return try bodyResponse(AddedItem(id: id, collection: collection), status: .created)
     }
 
     private func item(_ context: Context) async throws -> Item {
@@ -113,10 +113,6 @@ struct CollectionsController<Context: RequestContext> {
             throw AzureError(.notFound, code: "ItemNotFound", message: StoreError.noSuchItem(collection: collection, id: id).description)
         }
         return item
-    }
-
-    private func itemJSON(_ item: Item) -> [String: Any] {
-        ["id": item.id, "metadata": item.metadata, "contentHash": item.contentHash]
     }
 
     /// Only the file the store recorded for the item is served: request paths never name files.
@@ -185,7 +181,8 @@ struct CollectionsController<Context: RequestContext> {
 
     static var kRange: ClosedRange<Int> { 1...1000 }
 
-    private func search(_ request: Request, collection: String) async throws -> Response {
+    private func search(_ request: Request, _ context: Context) async throws -> Response {
+        let collection = try name(context)
         let version = try await servedVersion(for: collection)
         var k = 10
         if let text = request.uri.queryParameters["k"] {
@@ -202,19 +199,23 @@ struct CollectionsController<Context: RequestContext> {
         var vectorWeight = HybridScore.defaultVectorWeight
         let query: [Float]
         if inputs.mediaType(request) == "application/json" {
-            let body = try await inputs.jsonObject(request)
-            k = try inputs.integer("k", in: body, range: Self.kRange) ?? k
-            groupBy = try inputs.field({ try JSONBody.optionalString("groupBy", in: body) }).map(grouping) ?? groupBy
+            let body = try await request.decode(as: SearchRequest.self, context: context)
+            if let asked = body.k {
+                guard Self.kRange.contains(asked) else { throw bad("InvalidRequestBody", "k must be an integer from 1 to 1000.") }
+                k = asked
+            }
+            groupBy = try body.groupBy.map(grouping) ?? groupBy
             do {
-                filters = try (try inputs.field { try JSONBody.strings("filters", in: body) } ?? []).map(MetadataFilter.init(parsing:))
+                filters = try (body.filters ?? []).map(MetadataFilter.init(parsing:))
             } catch let error as StoreError {
                 throw bad("InvalidFilter", error.description)
             }
-            if let weight = try inputs.field({ try JSONBody.number("vectorWeight", in: body, range: 0...1) }) { vectorWeight = Float(weight) }
-            let hybrid = try inputs.field { try JSONBody.boolean("hybrid", in: body) } ?? false
-            let text = try inputs.field { try JSONBody.optionalString("text", in: body) }
-            let like = try inputs.field { try JSONBody.optionalString("like", in: body) }
-            let url = try inputs.field { try JSONBody.optionalString("url", in: body) }
+            if let weight = body.vectorWeight {
+                guard (0...1).contains(weight) else { throw bad("InvalidRequestBody", "vectorWeight must be a number from 0 to 1.") }
+                vectorWeight = Float(weight)
+            }
+            let hybrid = body.hybrid ?? false
+            let (text, like, url) = (body.text, body.like, body.url)
             guard [text, like, url].compactMap({ $0 }).count == 1 else {
                 throw bad("InvalidRequestBody", "Search with exactly one of {\"text\"}, {\"like\": id} or {\"url\"}, or send an image body.")
             }
@@ -245,7 +246,7 @@ struct CollectionsController<Context: RequestContext> {
                 return try await store.search(collection, vector: query, model: version.identity, k: k, filters: filters)
             }
         }
-        return jsonResponse(["results": hits.map { $0.jsonObject() }])
+        return try bodyResponse(SearchResults(results: hits.map { $0.body() }))
     }
 
     // MARK: - Helpers

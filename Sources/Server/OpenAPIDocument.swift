@@ -105,20 +105,13 @@ enum OpenAPIDocument {
         let idQuery: [String: Any] = ["name": "id", "in": "query", "required": false, "schema": ["type": "string", "minLength": 1, "maxLength": 512],
                                       "description": "The item's id; without it, the JSON body's id, else its url, or an image body's SHA-256"]
         let kQuery: [String: Any] = ["name": "k", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 1000]]
-        let addJSON: [String: Any] = ["type": "object", "required": ["url", "id"], "properties": [
-            "url": ["type": "string", "format": "uri"], "id": ["type": "string", "minLength": 1, "maxLength": 512],
-            "metadata": ["type": "object", "additionalProperties": ["type": "string"]]]]
-        let searchJSON: [String: Any] = ["type": "object", "oneOf": [["required": ["text"]], ["required": ["like"]], ["required": ["url"]]], "properties": [
-            "text": ["type": "string", "minLength": 1, "maxLength": 10000, "pattern": Self.textPattern], "like": ["type": "string", "minLength": 1, "maxLength": 512],
-            "url": ["type": "string", "format": "uri"], "k": ["type": "integer", "minimum": 1, "maximum": 1000],
-            "filters": ["type": "array", "items": ["type": "string", "pattern": MetadataFilter.pattern]], "hybrid": ["type": "boolean"],
-            "vectorWeight": ["type": "number", "minimum": 0, "maximum": 1], "groupBy": ["type": "string", "enum": ["video", "frame"]]]]
         let groupByQuery: [String: Any] = ["name": "groupBy", "in": "query", "required": false, "schema": ["type": "string", "enum": ["video", "frame"]],
                                            "description": "video (default): one result per video with its moments; frame: each frame alone"]
         let rangeHeader: [String: Any] = ["name": "Range", "in": "header", "required": false, "schema": ["type": "string"],
                                           "description": "One byte range (bytes=FIRST-LAST, bytes=FIRST-, bytes=-SUFFIX); others get the whole file"]
-        let createJSON: [String: Any] = ["type": "object", "required": ["name"], "properties": [
-            "name": ["type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"], "modelVersion": ["type": "string", "enum": versions.sorted()]]]
+        var createJSON = CreateCollectionRequest.schema
+        createJSON["properties"] = ["name": (createJSON["properties"] as? [String: Any])?["name"] as Any,
+                                    "modelVersion": ["type": "string", "enum": versions.sorted()]]
         func body(json: [String: Any], images: Bool) -> [String: Any] {
             var content: [String: Any] = ["application/json": ["schema": json]]
             if images {
@@ -127,17 +120,31 @@ enum OpenAPIDocument {
             }
             return ["required": true, "content": content]
         }
-        func operation(_ id: String, _ parameters: [[String: Any]], _ description: String, _ status: Int, body: [String: Any]? = nil) -> [String: Any] {
-            var operation: [String: Any] = ["operationId": id, "parameters": [key] + parameters, "responses": answers(description, status)]
+        /// `returns` is the answer's body type, whose schema the success status gets.
+        func operation(_ id: String, _ parameters: [[String: Any]], _ description: String, _ status: Int, body: [String: Any]? = nil,
+                       returns: DocumentedBody.Type? = nil) -> [String: Any] {
+            var responses = answers(description, status)
+            if let returns {
+                responses[String(status)] = ["description": description, "content": ["application/json": ["schema": returns.schema]]]
+            }
+            var operation: [String: Any] = ["operationId": id, "parameters": [key] + parameters, "responses": responses]
             if let body { operation["requestBody"] = body }
             return operation
         }
+        var searchOperation = operation("search", [collection, kQuery, groupByQuery], "Results, best first", 200,
+                                        body: body(json: SearchRequest.schema, images: true), returns: SearchResults.self)
+        var searchResponses = searchOperation["responses"] as? [String: Any] ?? [:]
+        searchResponses["501"] = ["description": "Hybrid search in a store that ranks no text (Milvus)",
+                                  "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+        searchOperation["responses"] = searchResponses
         return [
-            "/collections": ["get": operation("listCollections", [], "The collections", 200),
-                             "post": operation("createCollection", [], "Created", 201, body: body(json: createJSON, images: false))],
+            "/collections": ["get": operation("listCollections", [], "The collections", 200, returns: CollectionList.self),
+                             "post": operation("createCollection", [], "Created", 201, body: body(json: createJSON, images: false),
+                                               returns: CreatedCollection.self)],
             "/collections/{name}": ["delete": operation("deleteCollection", [collection], "Deleted", 204)],
-            "/collections/{name}/items": ["post": operation("addItem", [collection, idQuery], "Added", 201, body: body(json: addJSON, images: true))],
-            "/collections/{name}/items/{id}": ["get": operation("getItem", [collection, item], "The item", 200),
+            "/collections/{name}/items": ["post": operation("addItem", [collection, idQuery], "Added", 201, body: body(json: AddItemRequest.schema, images: true),
+                                                            returns: AddedItem.self)],
+            "/collections/{name}/items/{id}": ["get": operation("getItem", [collection, item], "The item", 200, returns: ItemDetails.self),
                                                "delete": operation("deleteItem", [collection, item], "Deleted", 204)],
             "/collections/{name}/items/{id}/image": ["get": operation("getItemImage", [collection, item], "The stored image", 200)],
             "/collections/{name}/items/{id}/thumbnail": ["get": operation("getItemThumbnail", [collection, item], "A 320-pixel JPEG", 200)],
@@ -146,12 +153,7 @@ enum OpenAPIDocument {
                     "206": ["description": "The byte range asked for, with Content-Range"],
                     "416": ["description": "The range starts past the end; Content-Range: bytes */SIZE"],
                 ]) { a, _ in a }]) { _, b in b }],
-            "/collections/{name}/search": ["post": operation("search", [collection, kQuery, groupByQuery], "Results, best first", 200,
-                                                             body: body(json: searchJSON, images: true))
-                .merging(["responses": answers("Results, best first", 200).merging([
-                    "501": ["description": "Hybrid search in a store that ranks no text (Milvus)",
-                            "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
-                ]) { a, _ in a }]) { _, b in b }],
+            "/collections/{name}/search": ["post": searchOperation],
         ]
     }
 }

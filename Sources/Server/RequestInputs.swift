@@ -31,6 +31,10 @@ struct RequestInputs: Sendable {
     /// The body, up to `limit` bytes; a larger one is refused with `tooLarge` as the error code (an image's
     /// size error for images, a body error for JSON).
     func body(_ request: Request, limit: Int, tooLarge: String = "InvalidImageSize") async throws -> [UInt8] {
+        try await Self.body(request, limit: limit, tooLarge: tooLarge)
+    }
+
+    static func body(_ request: Request, limit: Int, tooLarge: String) async throws -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw AzureError.invalidRequest(tooLarge, "The request body is \(length) bytes; the limit is \(limit).")
         }

@@ -23,7 +23,7 @@ import Testing
                                     metrics: ServerMetrics())
         // HEAD is generated for every GET; the page's files are not API.
         let routed = Set(router.routes.filter { $0.method != .head }.map { "\($0.method.rawValue) \($0.path)" })
-            .subtracting(WebPage<BasicRequestContext>.files.keys.map { "GET \($0)" })
+            .subtracting(WebPage<ServerRequestContext>.files.keys.map { "GET \($0)" })
         let document = OpenAPIDocument.make(versions: ["tiny-gelu"])
         let paths = try #require(document["paths"] as? [String: [String: Any]])
         let documented = Set(paths.flatMap { path, operations in
