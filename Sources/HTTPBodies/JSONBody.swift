@@ -20,33 +20,6 @@ public enum JSONBody {
         return object
     }
 
-    /// An optional integer field that must be a JSON integer in `range` when present: not a boolean, a
-    /// string, a fraction, null or anything else JSON would let through. A number with a zero fraction
-    /// (`10.0`) is an integer, as JSON Schema counts it.
-    public static func integer(_ name: String, in object: [String: Any], range: ClosedRange<Int>) throws(Problem) -> Int? {
-        guard let value = object[name] else { return nil }
-        guard let number = value as? NSNumber, !isBoolean(number), number.doubleValue.rounded(.towardZero) == number.doubleValue,
-            (Double(range.lowerBound)...Double(range.upperBound)).contains(number.doubleValue)
-        else { throw Problem(description: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound).") }
-        return Int(number.doubleValue)
-    }
-
-    /// An optional number field (integer or fraction, not a boolean) in `range`.
-    public static func number(_ name: String, in object: [String: Any], range: ClosedRange<Double>) throws(Problem) -> Double? {
-        guard let value = object[name] else { return nil }
-        guard let number = value as? NSNumber, !isBoolean(number), range.contains(number.doubleValue) else {
-            throw Problem(description: "\(name) must be a number from \(range.lowerBound) to \(range.upperBound).")
-        }
-        return number.doubleValue
-    }
-
-    /// An optional boolean field: `true` or `false`, not 0, 1 or a string.
-    public static func boolean(_ name: String, in object: [String: Any]) throws(Problem) -> Bool? {
-        guard let value = object[name] else { return nil }
-        guard let number = value as? NSNumber, isBoolean(number) else { throw Problem(description: "\(name) must be true or false.") }
-        return number.boolValue
-    }
-
     /// A string field the body must have.
     public static func string(_ name: String, in object: [String: Any]) throws(Problem) -> String {
         guard let value = try optionalString(name, in: object) else { throw Problem(description: "The JSON body needs a string field \"\(name)\".") }
@@ -68,19 +41,4 @@ public enum JSONBody {
         }
         return strings
     }
-
-    /// An optional object whose values are all strings.
-    public static func stringMap(_ name: String, in object: [String: Any]) throws(Problem) -> [String: String]? {
-        guard let value = object[name] else { return nil }
-        guard let map = value as? [String: Any] else { throw Problem(description: "\(name) must be an object.") }
-        var strings = [String: String]()
-        for (key, value) in map {
-            guard let string = value as? String else { throw Problem(description: "\(name) values must be strings; \(key) is not.") }
-            strings[key] = string
-        }
-        return strings
-    }
-
-    // JSONSerialization gives numbers and booleans as NSNumbers, booleans with the type code "c".
-    private static func isBoolean(_ number: NSNumber) -> Bool { String(cString: number.objCType) == "c" }
 }

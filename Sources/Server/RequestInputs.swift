@@ -52,10 +52,6 @@ struct RequestInputs: Sendable {
         return try field { try JSONBody.object(bytes) }
     }
 
-    func integer(_ name: String, in object: [String: Any], range: ClosedRange<Int>) throws -> Int? {
-        try field { try JSONBody.integer(name, in: object, range: range) }
-    }
-
     func string(_ name: String, in object: [String: Any]) throws -> String {
         try field { try JSONBody.string(name, in: object) }
     }
