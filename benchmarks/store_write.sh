@@ -6,6 +6,9 @@
 #
 #   benchmarks/store_write.sh [N]      (default 20000)
 #
+# BASELINE=path/to/another/loupe adds a row "postgres-baseline": the same PostgreSQL writes by that
+# binary (another version of Loupe), into a collection of its own, in the same run.
+#
 # PostgreSQL and Milvus are the local ones scripts/postgres.sh and scripts/milvus.sh run, on ports of
 # their own and fresh data folders, stopped at the end.
 set -euo pipefail
@@ -41,13 +44,19 @@ timed() {
   echo "$(date +%s.%N) - $start" | bc
 }
 results=""
-for store in "embedded:--data $work/data" "postgres:--store $postgres --data $work/data" "milvus:--store $milvus --data $work/data"; do
+# The baseline writes first, so the binary under test never meets a table the other left emptier.
+stores=("embedded:--data $work/data")
+[ -z "${BASELINE:-}" ] || stores+=("postgres-baseline:--store $postgres --data $work/data")
+stores+=("postgres:--store $postgres --data $work/data" "milvus:--store $milvus --data $work/data")
+for store in "${stores[@]}"; do
   name=${store%%:*}
   read -ra flags <<<"${store#*:}"
-  import=(import "$work/vectors.npy" --collection bench --model azure:https://example.cognitiveservices.azure.com --dimension 512 "${flags[@]}")
-  first=$(timed "$loupe" "${import[@]}")
-  again=$(timed "$loupe" "${import[@]}")
-  export=$(timed "$loupe" export --collection bench -o "$work/$name.csv" "${flags[@]}")
+  binary=$loupe collection=bench
+  [ "$name" != postgres-baseline ] || binary=$BASELINE collection=bench_baseline
+  import=(import "$work/vectors.npy" --collection $collection --model azure:https://example.cognitiveservices.azure.com --dimension 512 "${flags[@]}")
+  first=$(timed "$binary" "${import[@]}")
+  again=$(timed "$binary" "${import[@]}")
+  export=$(timed "$binary" export --collection $collection -o "$work/$name.csv" "${flags[@]}")
   results+="$name $first $again $export;"
 done
 python3 - "$count" "$results" <<'PY'

@@ -11,6 +11,17 @@ sudo=""
 for tool in chromium chromedriver ffmpeg; do
   command -v "$tool" >/dev/null || { $sudo apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver ffmpeg; break; }
 done
+# nginx and stunnel, the TLS endpoints in front of Milvus Lite and PostgreSQL in the TLS tests. Their
+# packages would start system services; policy-rc.d (while it is installed) tells them not to.
+if [ ! -x /usr/sbin/nginx ] || [ ! -x /usr/bin/stunnel4 ] || ! command -v openssl >/dev/null; then
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null && $sudo chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light stunnel4 openssl
+  [ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
 for module in requests selenium; do
   python3 -c "import $module" 2>/dev/null && continue
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "python3-$module" >/dev/null 2>&1 || true

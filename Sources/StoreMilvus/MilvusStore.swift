@@ -38,16 +38,21 @@ public final class MilvusStore: StoreBackend, Sendable {
         }
     }
 
-    /// `milvus://HOST:PORT[/DATABASE]`.
+    /// `milvus://HOST:PORT[/DATABASE]`, or `milvus+https://…` for a cluster behind TLS (Zilliz Cloud's
+    /// public endpoints, a TLS-terminating proxy).
     public struct Address: Sendable, Equatable {
         public let host: String
         public let port: Int
         public let database: String?
+        public let tls: Bool
 
         public init(url: String) throws {
-            guard let components = URLComponents(string: url), components.scheme == "milvus", let host = components.host, !host.isEmpty else {
-                throw StoreError.database("\(url) is not a Milvus address: use milvus://HOST:PORT or milvus://HOST:PORT/DATABASE")
+            guard let components = URLComponents(string: url), let scheme = components.scheme, ["milvus", "milvus+https"].contains(scheme),
+                let host = components.host, !host.isEmpty
+            else {
+                throw StoreError.database("\(url) is not a Milvus address: use milvus://HOST:PORT[/DATABASE], or milvus+https://… for TLS")
             }
+            tls = scheme == "milvus+https"
             guard components.user == nil, components.password == nil, components.query == nil else {
                 throw StoreError.database("a Milvus address holds no user, password or options: the token goes in MILVUS_TOKEN")
             }
@@ -56,6 +61,17 @@ public final class MilvusStore: StoreBackend, Sendable {
             self.host = host
             port = components.port ?? 19530
             database = path.isEmpty ? nil : path
+        }
+
+        /// Where gRPC connects. An address given as an IP literal is one (a name to resolve would also be
+        /// sent as TLS's server name, which may not be an IP address); TLS then checks the certificate
+        /// against the address itself.
+        var target: any ResolvableTarget {
+            let literal = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            var ipv4 = in_addr(), ipv6 = in6_addr()
+            if inet_pton(AF_INET, literal, &ipv4) == 1 { return .ipv4(host: literal, port: port) }
+            if inet_pton(AF_INET6, literal, &ipv6) == 1 { return .ipv6(host: literal, port: port) }
+            return .dns(host: host, port: port)
         }
     }
 
@@ -69,7 +85,10 @@ public final class MilvusStore: StoreBackend, Sendable {
 
     /// Connects to Milvus at `url` and checks that it answers. `token` (`MILVUS_TOKEN` unless given) is
     /// sent as Milvus's clients send it: `user:password`, or an API key.
-    public init(url: String, token: String? = ProcessInfo.processInfo.environment["MILVUS_TOKEN"], parameters: Parameters = Parameters()) async throws {
+    /// Over TLS the server's certificate is checked against the system's authorities, or against those in
+    /// the PEM file `certificateAuthorities` names (`MILVUS_CA_FILE` unless given).
+    public init(url: String, token: String? = ProcessInfo.processInfo.environment["MILVUS_TOKEN"],
+                certificateAuthorities: String? = ProcessInfo.processInfo.environment["MILVUS_CA_FILE"], parameters: Parameters = Parameters()) async throws {
         address = try Address(url: url)
         self.parameters = parameters
         var headers = Metadata()
@@ -77,7 +96,12 @@ public final class MilvusStore: StoreBackend, Sendable {
         if let database = address.database { headers.addString(database, forKey: "dbname") }
         self.headers = headers
         do {
-            let transport = try HTTP2ClientTransport.Posix(target: .dns(host: address.host, port: address.port), transportSecurity: .plaintext)
+            let security: HTTP2ClientTransport.Posix.TransportSecurity = !address.tls ? .plaintext : .tls { tls in
+                if let certificateAuthorities, !certificateAuthorities.isEmpty {
+                    tls.trustRoots = .certificates([.file(path: certificateAuthorities, format: .pem)])
+                }
+            }
+            let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: security)
             client = GRPCClient(transport: transport)
         } catch {
             throw StoreError.database("cannot reach Milvus at \(address.host):\(address.port): \(error)")
@@ -486,9 +510,10 @@ public final class MilvusStore: StoreBackend, Sendable {
 }
 
 extension CollectionStore {
-    /// Milvus at `url` (`milvus://HOST:PORT[/DATABASE]`), behind the policy every store shares.
+    /// Milvus at `url` (`milvus://HOST:PORT[/DATABASE]`, `milvus+https://…`), behind the policy every store shares.
     public static func milvus(url: String, token: String? = ProcessInfo.processInfo.environment["MILVUS_TOKEN"],
+                              certificateAuthorities: String? = ProcessInfo.processInfo.environment["MILVUS_CA_FILE"],
                               parameters: MilvusStore.Parameters = MilvusStore.Parameters()) async throws -> CollectionStore {
-        CollectionStore(try await MilvusStore(url: url, token: token, parameters: parameters))
+        CollectionStore(try await MilvusStore(url: url, token: token, certificateAuthorities: certificateAuthorities, parameters: parameters))
     }
 }

@@ -16,7 +16,7 @@ import Synchronization
 /// index finds are rescored with the float32 vectors (pgvector's half-precision indexing). Full-text
 /// search uses a `tsvector` of the metadata values, folded to lower case without accents by Loupe (so no
 /// `unaccent` extension is needed) and indexed with GIN.
-public final class PostgresStore: StoreBackend, @unchecked Sendable {
+public final class PostgresStore: StoreBackend, Sendable {
     public struct Parameters: Sendable, Equatable {
         /// HNSW links per node and build-time candidates (pgvector's `m`, `ef_construction`).
         public var m: Int

@@ -15,7 +15,7 @@ import VectorIndex
 struct StoreOptions: ParsableArguments {
     @Option(help: "The data folder: the embedded store, error reports and uploads.") var data = "./loupe-data"
     @Option(help: ArgumentHelp(
-        "Keep collections in PostgreSQL with pgvector (postgres://user@host:5432/db) or Milvus (milvus://host:19530[/database]) instead.",
+        "Keep collections in PostgreSQL with pgvector (postgres://user@host:5432/db) or Milvus (milvus://host:19530[/database], milvus+https://… for TLS) instead.",
         discussion: """
             A PostgreSQL password is best left to PGPASSWORD or ~/.pgpass, and a Milvus token (user:password or an API key) to \
             MILVUS_TOKEN, where other users cannot see them.
@@ -39,7 +39,7 @@ struct StoreOptions: ParsableArguments {
         guard VectorPrecision(rawValue: vectors) != nil else { throw ValidationError("--vectors is float32, float16 or int8") }
         guard hnswM >= 2, efConstruction >= 1, efSearch >= 1 else { throw ValidationError("HNSW parameters must be positive (M at least 2)") }
         if let store {
-            guard isPostgres || store.hasPrefix("milvus://") else { throw ValidationError("--store takes a postgres:// or milvus:// URL") }
+            guard isPostgres || store.hasPrefix("milvus://") || store.hasPrefix("milvus+https://") else { throw ValidationError("--store takes a postgres:// or milvus:// URL") }
             if isPostgres, PostgresStore.IndexVectors(rawValue: vectors) == nil {
                 throw ValidationError("--vectors is float32 or float16 with PostgreSQL (pgvector indexes no int8 vectors)")
             }

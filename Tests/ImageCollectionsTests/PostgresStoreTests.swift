@@ -71,14 +71,40 @@ import VectorIndex
         #expect(try PostgresURL("postgres://ann@db.example:6543/photos", environment: environment).password == nil)
     }
 
-    @Test func sslmodeIsHonoured() async throws {
+    /// sslmode against a server that takes TLS the PostgreSQL way (stunnel in front of the test server,
+    /// whose own build has no TLS) and against one that has no TLS (the test server itself).
+    @Test func sslmodeIsHonouredAndTheCertificateCheckedWhereAsked() async throws {
         let url = try TestPostgres.freshURL()
+        let direct = try #require(url.firstMatch(of: /@([^\/]+)\//)?.1)
+        let proxy = try TLSProxy.postgres(upstream: String(direct))
+        defer { proxy.stop() }
+        let secure = url.replacingOccurrences(of: "@\(direct)/", with: "@127.0.0.1:\(proxy.port)/")
+        for mode in ["prefer", "require", "verify-ca&sslrootcert=\(proxy.certificate)", "verify-full&sslrootcert=\(proxy.certificate)"] {
+            let store = try await CollectionStore.postgres(url: secure + "&sslmode=" + mode)
+            _ = try await store.openCollection("c-\(mode.prefix(9))", model: Self.model)
+        }
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM loupe_collections") == "4")
+        // Unchecked TLS is refused nowhere; checked TLS refuses a certificate no trusted authority signed.
+        await #expect {
+            try await CollectionStore.postgres(url: secure + "&sslmode=verify-full")
+        } throws: { "\($0)".contains("cannot connect to PostgreSQL") }
+        // stunnel only speaks TLS: a client that never asks for it gets nowhere there.
+        await #expect(throws: StoreError.self) { try await CollectionStore.postgres(url: secure + "&sslmode=disable") }
         // The test server has no TLS: required TLS is a clear error, preferred falls back, disabled never asks.
         await #expect {
             try await CollectionStore.postgres(url: url + "&sslmode=require")
         } throws: { "\($0)".contains("does not support TLS") }
-        _ = try await CollectionStore.postgres(url: url + "&sslmode=prefer")
+        _ = try await CollectionStore.postgres(url: url + "&sslmode=prefer").collections()
         _ = try await CollectionStore.postgres(url: url + "&sslmode=disable").collections()
+    }
+
+    @Test func aUnixSocketIsAHostFolder() async throws {
+        let url = try TestPostgres.freshURL()
+        let match = try #require(url.firstMatch(of: /postgres:\/\/([^:]+):([^@]+)@[^:]+:([0-9]+)\/([^?]+)\?(.*)/))
+        let socket = "postgres:///\(match.4)?host=\(try TestPostgres.dataFolder())&port=\(match.3)&user=\(match.1)&password=\(match.2)&\(match.5)"
+        let store = try await CollectionStore.postgres(url: socket)
+        _ = try await store.openCollection("c", model: Self.model)
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM loupe_collections") == "1")
     }
 
     @Test func aStoreReconnectsAfterTheServerEndsItsConnections() async throws {

@@ -735,6 +735,27 @@ final class OpenedStores: @unchecked Sendable {
         #expect(MilvusNames.literal("say \"hi\"\\\n") == #""say \"hi\"\\\n""#)
     }
 
+    /// `milvus+https://` reaches a cluster behind TLS (here nginx in front of Milvus Lite) when its
+    /// certificate is trusted, and refuses one that is not, or a plain-text address to a TLS port.
+    @Test func aClusterBehindTLSIsReachedOverMilvusHTTPS() async throws {
+        let plain = try TestMilvus.freshURL()
+        let upstream = try #require(plain.firstMatch(of: /milvus:\/\/([^\/]+)\//)?.1)
+        let proxy = try TLSProxy.grpc(upstream: String(upstream))
+        defer { proxy.stop() }
+        let database = plain.split(separator: "/").last.map(String.init) ?? ""
+        let secure = "milvus+https://127.0.0.1:\(proxy.port)/\(database)"
+        let store = try await CollectionStore.milvus(url: secure, certificateAuthorities: proxy.certificate)
+        _ = try await store.openCollection("c", model: StoreBehaviourTests.model)
+        try await store.upsert([StoreBehaviourTests.item("a", [1, 0, 0, 0]), StoreBehaviourTests.item("b", [0, 1, 0, 0])], into: "c")
+        #expect(try await store.search("c", vector: [0, 1, 0, 0], model: StoreBehaviourTests.model, k: 1, filters: []).first?.item.id == "b")
+        // The same database read without TLS: the proxy changed nothing.
+        #expect(try await CollectionStore.milvus(url: plain).collection("c")?.itemCount == 2)
+        await #expect(throws: StoreError.self) { _ = try await CollectionStore.milvus(url: secure, certificateAuthorities: nil) }
+        await #expect(throws: StoreError.self) { _ = try await CollectionStore.milvus(url: "milvus://127.0.0.1:\(proxy.port)/\(database)") }
+        #expect(try MilvusStore.Address(url: "milvus+https://example.com:443/db") .tls)
+        #expect(try !MilvusStore.Address(url: "milvus://example.com:19530").tls)
+    }
+
     @Test func hybridSearchIsRefusedClearly() async throws {
         let store = try await StoreUnderTest.milvus.make()
         _ = try await store.openCollection("c", model: StoreBehaviourTests.model)

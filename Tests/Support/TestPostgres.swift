@@ -25,6 +25,15 @@ public enum TestPostgres {
         return Result { _ = try query(url, "CREATE EXTENSION IF NOT EXISTS vector SCHEMA public"); return url }
     }()
 
+    /// The test server's data folder (`LOUPE_POSTGRES_DATA`, which `scripts/test.sh` exports), where its
+    /// Unix socket is.
+    public static func dataFolder() throws -> String {
+        guard let folder = ProcessInfo.processInfo.environment["LOUPE_POSTGRES_DATA"], !folder.isEmpty else {
+            throw Failure(description: "LOUPE_POSTGRES_DATA is not set: scripts/test.sh exports the test server's data folder")
+        }
+        return folder
+    }
+
     /// A URL whose `search_path` puts a new, empty schema first (pgvector's types stay in `public`).
     public static func freshURL() throws -> String {
         let url = try server.get()
