@@ -58,6 +58,8 @@ public struct URLFetcher: Sendable {
             var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
             configuration.dnsOverride = [host: first]
             configuration.timeout = .init(connect: .seconds(5), read: .seconds(10))
+            // A refused connection is the answer at once (AsyncHTTPClient would reconnect for the 5 s connect timeout).
+            configuration.connectionPool.retryConnectionEstablishment = false
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             let hop: Hop
             do {

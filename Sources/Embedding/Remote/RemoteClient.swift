@@ -52,7 +52,13 @@ final class RemoteClient: @unchecked Sendable {
 
     init(concurrency: Int, policy: RetryPolicy) {
         self.policy = policy
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        // A refused or unreachable address is one failed try, which `send` backs off from and retries.
+        // AsyncHTTPClient's own retry would keep reconnecting until the request's deadline (a minute),
+        // so one try against a provider that is down took the whole timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         slots = AsyncSlots(max(1, concurrency))
     }
 
