@@ -115,13 +115,6 @@ extension GroupedHit {
         }
         return body
     }
-
-    /// `body(source:)` as a JSON object.
-    public func jsonObject(source: Bool = false) -> [String: Any] {
-        let encoder = JSONEncoder()
-        guard let data = try? encoder.encode(body(source: source)) else { return [:] }
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-    }
 }
 
 /// One search hit as JSON: what `GroupedHit.body(source:)` makes.

@@ -109,9 +109,11 @@ enum OpenAPIDocument {
                                            "description": "video (default): one result per video with its moments; frame: each frame alone"]
         let rangeHeader: [String: Any] = ["name": "Range", "in": "header", "required": false, "schema": ["type": "string"],
                                           "description": "One byte range (bytes=FIRST-LAST, bytes=FIRST-, bytes=-SUFFIX); others get the whole file"]
+        // The type's schema, with the model versions this server runs.
         var createJSON = CreateCollectionRequest.schema
-        createJSON["properties"] = ["name": (createJSON["properties"] as? [String: Any])?["name"] as Any,
-                                    "modelVersion": ["type": "string", "enum": versions.sorted()]]
+        var createProperties = createJSON["properties"] as? [String: Any] ?? [:]
+        createProperties["modelVersion"] = ["type": "string", "enum": versions.sorted()]
+        createJSON["properties"] = createProperties
         func body(json: [String: Any], images: Bool) -> [String: Any] {
             var content: [String: Any] = ["application/json": ["schema": json]]
             if images {

@@ -253,9 +253,10 @@ extension Loupe {
                                                  vectorWeight: vectorWeight)
                         : try await store.search(collection, vector: query, model: identity, k: k, filters: parsedFilters)
                 }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 for hit in hits {
-                    let object = hit.jsonObject(source: true)
-                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                    let data = try encoder.encode(hit.body(source: true))
                     StandardStreams.writeOut(String(decoding: data, as: UTF8.self) + "\n")
                 }
                 try await store.flush()  // a graph built for this search is kept for the next one

@@ -75,10 +75,10 @@ import VectorIndex
     /// whose own build has no TLS) and against one that has no TLS (the test server itself).
     @Test func sslmodeIsHonouredAndTheCertificateCheckedWhereAsked() async throws {
         let url = try TestPostgres.freshURL()
-        let direct = try #require(url.firstMatch(of: /@([^\/]+)\//)?.1)
-        let proxy = try TLSProxy.postgres(upstream: String(direct))
+        let parts = try TestPostgres.parts(url)
+        let proxy = try TLSProxy.postgres(upstream: "\(parts.host):\(parts.port)")
         defer { proxy.stop() }
-        let secure = url.replacingOccurrences(of: "@\(direct)/", with: "@127.0.0.1:\(proxy.port)/")
+        let secure = "postgres://\(parts.user):\(parts.password)@127.0.0.1:\(proxy.port)/\(parts.database)?\(parts.query)"
         for mode in ["prefer", "require", "verify-ca&sslrootcert=\(proxy.certificate)", "verify-full&sslrootcert=\(proxy.certificate)"] {
             let store = try await CollectionStore.postgres(url: secure + "&sslmode=" + mode)
             _ = try await store.openCollection("c-\(mode.prefix(9))", model: Self.model)
@@ -100,8 +100,9 @@ import VectorIndex
 
     @Test func aUnixSocketIsAHostFolder() async throws {
         let url = try TestPostgres.freshURL()
-        let match = try #require(url.firstMatch(of: /postgres:\/\/([^:]+):([^@]+)@[^:]+:([0-9]+)\/([^?]+)\?(.*)/))
-        let socket = "postgres:///\(match.4)?host=\(try TestPostgres.dataFolder())&port=\(match.3)&user=\(match.1)&password=\(match.2)&\(match.5)"
+        let parts = try TestPostgres.parts(url)
+        let socket = "postgres:///\(parts.database)?host=\(try TestPostgres.dataFolder())&port=\(parts.port)&user=\(parts.user)"
+            + "&password=\(parts.password)&\(parts.query)"
         let store = try await CollectionStore.postgres(url: socket)
         _ = try await store.openCollection("c", model: Self.model)
         #expect(try TestPostgres.query(url, "SELECT count(*) FROM loupe_collections") == "1")

@@ -29,20 +29,16 @@ import Testing
     /// The README's advice: leave the password out of the URL, to PGPASSWORD or the password file.
     @Test func thePasswordComesFromPGPASSWORDOrThePasswordFile() throws {
         let url = try TestPostgres.freshURL()
-        guard let match = url.firstMatch(of: /postgres:\/\/([^:]+):([^@]+)@([^:]+):([0-9]+)\/([^?]+)/) else {
-            Issue.record("unexpected test URL shape")
-            return
-        }
-        let (user, password, host, port, database) = (String(match.1), String(match.2), String(match.3), String(match.4), String(match.5))
-        let bare = url.replacingOccurrences(of: ":\(password)@", with: "@")
+        let parts = try TestPostgres.parts(url)
+        let bare = url.replacingOccurrences(of: ":\(parts.password)@", with: "@")
         let passwordFile = FileManager.default.temporaryDirectory.appendingPathComponent("pgpass-\(UUID())")
         defer { try? FileManager.default.removeItem(at: passwordFile) }
-        try "\(host):\(port):\(database):\(user):\(password)\n".write(to: passwordFile, atomically: true, encoding: .utf8)
+        try "\(parts.host):\(parts.port):\(parts.database):\(parts.user):\(parts.password)\n".write(to: passwordFile, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: passwordFile.path)
         let list = ["collections", "list", "--store", bare]
         let fromFile = try LoupeBinary.run(list, environment: ["PGPASSFILE": passwordFile.path])
         #expect(fromFile.status == 0, "\(fromFile.stderr)")
-        let fromVariable = try LoupeBinary.run(list, environment: ["PGPASSWORD": password, "PGPASSFILE": "/nonexistent"])
+        let fromVariable = try LoupeBinary.run(list, environment: ["PGPASSWORD": parts.password, "PGPASSFILE": "/nonexistent"])
         #expect(fromVariable.status == 0, "\(fromVariable.stderr)")
         let without = try LoupeBinary.run(list, environment: ["PGPASSFILE": "/nonexistent"])
         #expect(without.status == 1 && without.stderr.contains("asks for a password and none was given"), "\(without.stderr)")

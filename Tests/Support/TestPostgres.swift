@@ -34,6 +34,24 @@ public enum TestPostgres {
         return folder
     }
 
+    /// A test URL's parts, for tests that rebuild it another way (without its password, over the socket,
+    /// through a proxy). The passwords scripts/postgres.sh makes need no percent-encoding.
+    public struct URLParts {
+        public let user, password, host: String
+        public let port: Int
+        public let database: String
+        /// The query without its `?` (a fresh URL's `options=…`).
+        public let query: String
+    }
+
+    public static func parts(_ url: String) throws -> URLParts {
+        guard let components = URLComponents(string: url), let user = components.user, let password = components.password,
+            let host = components.host, let port = components.port
+        else { throw Failure(description: "not a test PostgreSQL URL: user, password, host and port expected") }
+        return URLParts(user: user, password: password, host: host, port: port, database: String(components.path.dropFirst()),
+                        query: components.percentEncodedQuery ?? "")
+    }
+
     /// A URL whose `search_path` puts a new, empty schema first (pgvector's types stay in `public`).
     public static func freshURL() throws -> String {
         let url = try server.get()
