@@ -124,6 +124,10 @@ import Testing
                 ("POST", "/collections", Self.json, Data(#"{"name": "a b"}"#.utf8), 400, "InvalidRequest"),
                 ("POST", "/collections", Self.json, Data(#"{"name": "x", "modelVersion": "9999"}"#.utf8), 400, "InvalidModel"),
                 ("POST", "/collections", Self.json, Data("[1]".utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections", Self.json, Data(), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(#"{"text": "x""#.utf8), 400, "InvalidRequestBody"),
+                ("POST", "/collections/c/search", Self.json, Data(("{\"text\":\"" + String(repeating: "x", count: 300_000) + "\"}").utf8), 400,
+                 "InvalidRequestBody"),
                 ("POST", "/collections/c/items?id=", ["Content-Type": "image/png"], try ServerHarness.image("tiny_rgb_50x40.png"), 400, "InvalidRequestBody"),
                 // Fields of the wrong type are refused, never read as absent or turned into text.
                 ("POST", "/collections", Self.json, Data(#"{"name": "y", "modelVersion": {}}"#.utf8), 400, "InvalidRequestBody"),
