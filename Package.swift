@@ -37,7 +37,7 @@ let package = Package(
             name: "CImageCodecs",
             linkerSettings: [
                 .linkedLibrary("turbojpeg"), .linkedLibrary("png16"), .linkedLibrary("webp"),
-                .linkedLibrary("gif"), .linkedLibrary("tiff"),
+                .linkedLibrary("gif"), .linkedLibrary("tiff"), .linkedLibrary("heif"),
             ]
         ),
         // The matrix-product kernels: one source compiled for AVX-512 and, through a symbolic link, for
@@ -153,7 +153,7 @@ let package = Package(
         ),
         .executableTarget(name: "fixture-hub", dependencies: ["HubFixture"], path: "Tests/FixtureHubServer"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "StoreEmbedded", "StorePostgres", "StoreMilvus", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport"]),
+        .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "StoreEmbedded", "StorePostgres", "StoreMilvus", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor", "LoupeTestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "ImageIO", "LoupeTestSupport"]),

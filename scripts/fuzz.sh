@@ -36,7 +36,7 @@ binary=.build/fuzz/build/debug/loupe-fuzz
 
 seeds() {
   case "$1" in
-    image) echo Tests/Fixtures/images ;;
+    image) echo Tests/Fixtures/images; echo Tests/Fixtures/formats ;;
     *) echo "Tests/Fuzz/seeds/$1" ;;
   esac
   [ -d "Tests/Fuzz/regressions/$1" ] && echo "Tests/Fuzz/regressions/$1"

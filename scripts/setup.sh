@@ -2,7 +2,7 @@
 # Installs what Loupe needs on Debian 12 that is not there yet. Safe to run again.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev libturbojpeg0-dev libpng-dev libwebp-dev libgif-dev libtiff-dev libsqlite3-dev
+packages=(pkg-config libopenblas-dev libturbojpeg0-dev libpng-dev libwebp-dev libgif-dev libtiff-dev libheif-dev libsqlite3-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)
 missing=()
 for package in "${packages[@]}"; do

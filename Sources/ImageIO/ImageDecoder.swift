@@ -1,8 +1,8 @@
 import CImageCodecs
 import Foundation
 
-/// Decodes JPEG, PNG, WebP, GIF (first frame), BMP and TIFF into 8-bit pixels, upright (EXIF
-/// orientation applied). Sizes are checked from the header before any pixel is decoded.
+/// Decodes JPEG, PNG, WebP, GIF (first frame), BMP, TIFF, HEIC/HEIF and AVIF (primary image) and ICO
+/// (largest icon) into 8-bit pixels, upright (EXIF orientation applied; HEIF's own rotation and mirror). Sizes are checked from the header before any pixel is decoded.
 public struct ImageDecoder: Sendable {
     public let limits: ImageLimits
     /// With a value, a JPEG is decoded reduced by libjpeg-turbo's DCT scaling (1/2, 1/4 or 1/8: the
@@ -41,14 +41,14 @@ public struct ImageDecoder: Sendable {
             return (header.width, header.height)
         }
         // Every format's decoder checks its size first; a file that decodes without one is empty.
-        throw ImageError.corrupt(format: ImageFormat(signature: Array(bytes.prefix(16))) ?? .png, reason: "no image size in the header")
+        throw ImageError.corrupt(format: ImageFormat(signature: bytes) ?? .png, reason: "no image size in the header")
     }
 
     /// The size a decode will produce (the header's, reduced by the JPEG scale this decoder picks): what
     /// the decoded pixels will take is budgeted from it.
     public func decodedDimensions(of bytes: [UInt8]) throws -> (width: Int, height: Int) {
         let size = try dimensions(of: bytes)
-        guard ImageFormat(signature: Array(bytes.prefix(16))) == .jpeg else { return size }
+        guard ImageFormat(signature: bytes) == .jpeg else { return size }
         let scale = jpegScale(width: size.width, height: size.height)
         return ((size.width + scale - 1) / scale, (size.height + scale - 1) / scale)
     }
@@ -57,20 +57,42 @@ public struct ImageDecoder: Sendable {
     public func decode(fileAt path: String) throws -> RasterImage { try decode(readFile(at: path)) }
 
     /// A file's bytes, when it is a regular file within the byte limit (checked before it is read).
-    public func readFile(at path: String) throws -> [UInt8] {
+    /// `chunk` sees each piece as it arrives, while it is still in the cache: a caller hashes the file
+    /// in the same pass.
+    public func readFile(at path: String, chunk: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw errno == ENOENT ? ImageError.fileNotFound(path) : ImageError.unreadable("\(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
         var status = stat()
-        guard stat(path, &status) == 0 else { throw ImageError.fileNotFound(path) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw ImageError.unreadable("\(path) is not a regular file") }
-        try checkByteCount(Int(status.st_size))
-        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError.unreadable(path) }
-        return Array(data)
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw ImageError.unreadable("\(path) is not a regular file")
+        }
+        let size = Int(status.st_size)
+        try checkByteCount(size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        let count = try bytes.withUnsafeMutableBytes { buffer -> Int in
+            var filled = 0
+            while filled < size {
+                let piece = read(descriptor, buffer.baseAddress! + filled, min(1 << 20, size - filled))
+                if piece < 0 && errno == EINTR { continue }
+                guard piece >= 0 else { throw ImageError.unreadable("\(path): \(String(cString: strerror(errno)))") }
+                if piece == 0 { break }  // the file shrank while it was read
+                chunk(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[filled..<(filled + piece)]))
+                filled += piece
+            }
+            return filled
+        }
+        guard count == size else { throw ImageError.unreadable("\(path) changed while it was read") }
+        return bytes
     }
 
     public func decode(_ data: Data) throws -> RasterImage { try decode(Array(data)) }
 
     public func decode(_ bytes: [UInt8]) throws -> RasterImage {
         try checkByteCount(bytes.count)
-        guard let format = ImageFormat(signature: Array(bytes.prefix(16))) else { throw ImageError.unknownFormat }
+        guard let format = ImageFormat(signature: bytes) else { throw ImageError.unknownFormat }
         switch format {
         case .jpeg: return Orientation.apply(Orientation.fromJPEG(bytes), to: try decodeJPEG(bytes))
         case .png: return Orientation.apply(Orientation.fromPNG(bytes), to: try decodePNG(bytes))
@@ -78,6 +100,8 @@ public struct ImageDecoder: Sendable {
         case .gif: return try decodeGIF(bytes)
         case .bmp: return try BMPDecoder(bytes: bytes, check: checkDimensions).decode()
         case .tiff: return try decodeTIFF(bytes)
+        case .heif, .avif: return try decodeHEIF(bytes, format: format)
+        case .ico: return try ICODecoder(bytes: bytes, decoder: self).decode()
         }
     }
 
@@ -162,7 +186,7 @@ public struct ImageDecoder: Sendable {
 
     // MARK: - PNG (libpng, through the C decoder)
 
-    private func decodePNG(_ bytes: [UInt8]) throws -> RasterImage {
+    func decodePNG(_ bytes: [UInt8]) throws -> RasterImage {
         // IHDR is always first: width and height are bytes 16..<24.
         guard bytes.count >= 24 else { throw ImageError.corrupt(format: .png, reason: "file ends inside the header") }
         let width = bytes[16..<20].reduce(0) { $0 << 8 | Int($1) }

@@ -182,8 +182,7 @@ public struct IngestPipeline: Sendable {
     /// The file prepared for embedding, or nil when its stored hash shows it unchanged.
     private func load(_ item: SourceItem, storedHash: String?, writer: ItemWriter) async -> Result<ItemWriter.Prepared?, SourceProblem> {
         do {
-            let data = try ImageDecoder().readFile(at: item.path)
-            let hash = ItemWriter.contentHash(data)
+            let (data, hash) = try ItemWriter.readAndHash(fileAt: item.path)
             if hash == storedHash { return .success(nil) }
             return .success(try await writer.prepare(id: item.id, source: item.path, metadata: item.metadata, bytes: data, contentHash: hash))
         } catch let error as ImageError {

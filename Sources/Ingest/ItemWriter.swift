@@ -28,10 +28,17 @@ public struct ItemWriter: Sendable {
         public let image: PreparedImage
     }
 
-    public static func contentHash<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+    public static func contentHash(_ bytes: [UInt8]) -> String {
         var hasher = SHA256()
-        hasher.update(data: Data(bytes))
+        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         return hex(hasher.finalize())
+    }
+
+    /// A file's bytes and their hash, hashed piece by piece as the file is read (one pass, not two).
+    public static func readAndHash(fileAt path: String) throws -> (bytes: [UInt8], contentHash: String) {
+        var hasher = SHA256()
+        let bytes = try ImageDecoder().readFile(at: path) { hasher.update(bufferPointer: $0) }
+        return (bytes, hex(hasher.finalize()))
     }
 
     /// The same hash read from a file a few megabytes at a time (videos can be larger than memory).

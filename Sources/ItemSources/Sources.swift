@@ -47,7 +47,7 @@ public enum IngestSourceError: Error, Equatable, CustomStringConvertible {
 }
 
 public enum MediaFiles {
-    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif", "ico"]
     public static let videoExtensions: Set<String> = ["mp4", "m4v", "mov", "mkv", "webm", "avi"]
     static let extensions = imageExtensions.union(videoExtensions)
 }

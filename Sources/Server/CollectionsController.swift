@@ -65,15 +65,17 @@ struct CollectionsController<Context: RequestContext> {
         // The id is ?id= when given, else the JSON body's id, else the URL (JSON) or the image's SHA-256 (image body).
         let queryID = request.uri.queryParameters["id"].map(String.init)
         if queryID == "" { throw bad("InvalidRequestBody", "?id= is empty; item ids have 1 to 512 characters.") }
-        let id: String, bytes: [UInt8], metadata: [String: String]
+        let id: String, bytes: [UInt8], hash: String, metadata: [String: String]
         if inputs.mediaType(request) == "application/json" {
             let body = try await request.decode(as: AddItemRequest.self, context: context)
             id = queryID ?? body.id ?? body.url
             metadata = body.metadata ?? [:]
             bytes = try await inputs.fetch(body.url)
+            hash = ItemWriter.contentHash(bytes)
         } else if inputs.isImageBody(request) {
             bytes = try await inputs.imageBody(request)
-            id = queryID ?? ItemWriter.contentHash(bytes)
+            hash = ItemWriter.contentHash(bytes)
+            id = queryID ?? hash
             metadata = [:]
         } else {
             throw bad("UnsupportedMediaType", "Send application/octet-stream, image/*, or application/json with a url.")
@@ -83,7 +85,6 @@ struct CollectionsController<Context: RequestContext> {
         // The same path as `loupe ingest`: prepare (with thumbnail), embed, upsert; the upload is kept
         // under its hash before the item that names it is stored.
         let writer = ItemWriter(embedder: version.embedder, store: store, decodes: inputs.decodes)
-        let hash = ItemWriter.contentHash(bytes)
         let file = uploads.appendingPathComponent(hash)
         let prepared: ItemWriter.Prepared
         do {
@@ -117,12 +118,11 @@ struct CollectionsController<Context: RequestContext> {
 
     /// Only the file the store recorded for the item is served: request paths never name files.
     private func image(_ item: Item) throws -> Response {
-        guard let data = FileManager.default.contents(atPath: item.source), let format = ImageFormat(signature: Array(data.prefix(16))) else {
+        guard let data = FileManager.default.contents(atPath: item.source), let format = ImageFormat(signature: data) else {
             throw AzureError(.notFound, code: "ImageNotFound", message: "The image of item \(item.id) is no longer available.")
         }
-        let types: [ImageFormat: String] = [.jpeg: "image/jpeg", .png: "image/png", .webp: "image/webp", .gif: "image/gif", .bmp: "image/bmp", .tiff: "image/tiff"]
         return Response(status: .ok, headers: [
-            .contentType: types[format]!, .cacheControl: "private, max-age=86400", .eTag: "\"\(item.contentHash)\"",
+            .contentType: format.mediaType, .cacheControl: "private, max-age=86400", .eTag: "\"\(item.contentHash)\"",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
         ], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -1,4 +1,5 @@
 import CLIP
+import Crypto
 import Embedding
 import Foundation
 import ImageCollections
@@ -161,6 +162,26 @@ struct ManifestFolder {
         let changed = model.embed(image: try ImageDecoder().decode(fileAt: folder.images.appendingPathComponent("gray_l_257x199.png").path).rgb())
         #expect(try await store.item("gray_l_257x199.png", in: "c")?.vector == changed)
         #expect(try await store.collection("c")?.itemCount == 5)
+    }
+
+    /// The hash taken while a file is read, a megabyte at a time, is the hash of its bytes; the stored
+    /// item carries it. A file that is not a regular one is refused before it is read.
+    @Test func theContentHashIsTakenWhileTheFileIsRead() async throws {
+        let folder = try ManifestFolder(copying: ["photo_progressive_800x600.jpg"])
+        let large = folder.root.appendingPathComponent("large.bin")
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<(2_500_000)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        try Data(bytes).write(to: large)
+        let (read, hash) = try ItemWriter.readAndHash(fileAt: large.path)
+        #expect(read == bytes && hash == ItemWriter.contentHash(bytes))
+        #expect(hash == SHA256.hash(data: Data(bytes)).map { String(format: "%02x", $0) }.joined())
+        #expect(throws: ImageError.unreadable("\(folder.root.path) is not a regular file")) { try ItemWriter.readAndHash(fileAt: folder.root.path) }
+        #expect(throws: ImageError.fileNotFound(large.path + ".gone")) { try ItemWriter.readAndHash(fileAt: large.path + ".gone") }
+
+        let store = try CollectionStore.embedded(folder: folder.root.appendingPathComponent("data"))
+        _ = try await Self.pipeline(store).run(try FolderSource(root: folder.images).items(), into: "c")
+        let photo = try Data(contentsOf: folder.images.appendingPathComponent("photo_progressive_800x600.jpg"))
+        #expect(try await store.item("photo_progressive_800x600.jpg", in: "c")?.contentHash == ItemWriter.contentHash(Array(photo)))
     }
 
     @Test func anotherModelCannotAddToTheCollection() async throws {

@@ -93,6 +93,34 @@ import Testing
         }
     }
 
+    /// Phone and icon formats through the routes: uploaded, served back with their own media type (the
+    /// page falls back to the JPEG thumbnail where a browser shows no HEIC), and found by themselves.
+    @Test func heicAvifAndIconItemsAreStoredServedAndFound() async throws {
+        let store = try await Self.store("embedded")
+        let uploads = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-uploads-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: uploads) }
+        let formats = ServerHarness.fixtures.appendingPathComponent("formats")
+        let files = [("photo.heic", "image/heic"), ("alpha.avif", "image/avif"), ("bitmap-32.ico", "image/x-icon")]
+        try await ServerHarness.withServer(configure: { $0.uploadsFolder = uploads }, store: store) { base, send in
+            #expect(try await send.send(base + "/collections", headers: Self.json, body: Data(#"{"name": "phone"}"#.utf8)).status == 201)
+            for (file, _) in files {
+                let reply = try await send.send(base + "/collections/phone/items?id=\(file)", headers: ["Content-Type": "application/octet-stream"],
+                                                body: try Data(contentsOf: formats.appendingPathComponent(file)))
+                #expect(reply.status == 201, "\(file): \(String(decoding: reply.body, as: UTF8.self))")
+            }
+            for (file, type) in files {
+                let image = try await send.send(.GET, base + "/collections/phone/items/\(file)/image")
+                #expect(image.status == 200 && image.headers["content-type"] == type, "\(file)")
+                #expect(image.body == (try Data(contentsOf: formats.appendingPathComponent(file))))
+                let thumbnail = try await send.send(.GET, base + "/collections/phone/items/\(file)/thumbnail")
+                #expect(thumbnail.headers["content-type"] == "image/jpeg" && ImageFormat(signature: thumbnail.body) == .jpeg)
+                let found = try await send.send(base + "/collections/phone/search?k=1", headers: ["Content-Type": "application/octet-stream"],
+                                                body: try Data(contentsOf: formats.appendingPathComponent(file)))
+                #expect(((found.json["results"] as? [[String: Any]]) ?? []).first?["id"] as? String == file)
+            }
+        }
+    }
+
     /// An id with a NUL is refused with a 400 and never lands on, or finds, the item whose id is its prefix.
     @Test(arguments: ["embedded", "postgres", "milvus"])
     func aNULInAnItemIdNeverAliasesAnotherItem(_ kind: String) async throws {

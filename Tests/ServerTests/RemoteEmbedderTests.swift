@@ -243,6 +243,41 @@ import Testing
         #expect(provider.received.count == 2)
     }
 
+    /// A format the service does not take goes as a JPEG of the decoded picture (HEIC to Azure, WebP to
+    /// Vertex AI); one it takes goes as its own bytes (ICO to Azure).
+    @Test func formatsTheProviderRefusesAreSentAsJPEG() async throws {
+        let formats = ServerHarness.fixtures.appendingPathComponent("formats")
+        let heic = Array(try Data(contentsOf: formats.appendingPathComponent("photo.heic")))
+        let icon = Array(try Data(contentsOf: formats.appendingPathComponent("png-entries.ico")))
+        let webp = Array(try ServerHarness.image("wide_lossless_800x200.webp"))
+        let azure = FakeProvider { _, _ in .init(body: Self.vectorJSON(Self.unit)) }
+        try await azure.run { base in
+            let embedder = Self.azure(base)
+            for bytes in [heic, icon] {
+                let image = try await embedder.prepare(image: bytes, decodes: DecodeGate(slots: 1, budgetBytes: 1 << 26), thumbnail: true)
+                #expect(image.thumbnail != nil)
+                #expect(try await embedder.embed(image: image) == Self.unit)
+            }
+        }
+        let sent = azure.received.map(\.body)
+        #expect(sent.count == 2 && ImageFormat(signature: sent[0]) == .jpeg && sent[1] == icon)
+        let picture = try ImageDecoder().decode(sent[0])
+        #expect(picture.width == 480 && picture.height == 320)
+        let vertex = FakeProvider { _, _ in .init(body: "{\"predictions\":[{\"imageEmbedding\":[1,0,0,0]}],\"deployedModelId\":\"1\"}") }
+        try await vertex.run { base in
+            let embedder = RemoteEmbedder.vertex(project: "p", location: "europe-west4", token: "t", dimension: 4, endpoint: URL(string: base)!,
+                                                 policy: Self.fast)
+            let image = try await embedder.prepare(image: webp, decodes: DecodeGate(slots: 1, budgetBytes: 1 << 26), thumbnail: false)
+            #expect(try await embedder.embed(image: image) == [1, 0, 0, 0])
+        }
+        let request = try #require(vertex.received.first)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+        let encoded = try #require(((body["instances"] as? [[String: Any]])?.first?["image"] as? [String: String])?["bytesBase64Encoded"])
+        let jpeg = Array(try #require(Data(base64Encoded: encoded)))
+        #expect(ImageFormat(signature: jpeg) == .jpeg)
+        #expect(try ImageDecoder().decode(jpeg).width == 800)
+    }
+
     /// Ingest through a provider that refuses one image and answers another with a wrong-length vector:
     /// both are reported, neither is stored, the good ones are.
     @Test func ingestReportsRefusedInputsAndStoresNoWrongVector() async throws {

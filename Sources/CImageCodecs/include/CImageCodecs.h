@@ -7,6 +7,7 @@
 #include <webp/decode.h>
 #include <gif_lib.h>
 #include <tiffio.h>
+#include <libheif/heif.h>
 
 /// Result of the libpng decoder below: 8-bit samples, `channels` per pixel (1 gray, 2 gray+alpha,
 /// 3 RGB, 4 RGBA). `pixels` is malloc'd; free it with `loupe_free`.

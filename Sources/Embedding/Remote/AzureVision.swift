@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import ImageCollections
 import StoreEmbedded
 
@@ -11,6 +12,8 @@ struct AzureVision: RemoteProvider {
     let modelVersion: String
     let key: String
     let identity: ModelIdentity
+    /// Azure AI Vision takes JPEG, PNG, GIF, BMP, WebP, ICO and TIFF (and MPO, a JPEG).
+    var acceptedFormats: Set<ImageFormat> { [.jpeg, .png, .gif, .bmp, .webp, .ico, .tiff] }
 
     static let apiVersion = "2024-02-01"
     /// RFC 3986's unreserved characters: a query value made of them needs no escaping.

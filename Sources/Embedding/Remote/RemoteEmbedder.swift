@@ -8,6 +8,8 @@ import ImageIO
 /// A provider's HTTP API, as a remote embedder calls it: one request per input, and what its answer means.
 protocol RemoteProvider: Sendable {
     var identity: ModelIdentity { get }
+    /// The image formats the service takes as they are; others are sent as JPEG.
+    var acceptedFormats: Set<ImageFormat> { get }
     func request(for input: RemoteInput) -> (url: String, headers: [(String, String)], body: [UInt8])
     /// The vector in a final answer (2xx), or the input's error (4xx).
     func vector(from reply: RemoteClient.Reply) -> Result<[Float], EmbeddingError>
@@ -42,8 +44,15 @@ public final class RemoteEmbedder: Embedder {
         // The provider's own limits (Azure's: 20 MB, sides of 10 to 16,000) are checked before anything is sent.
         let decoder = ImageDecoder(limits: .azure, minimumDecodedSide: 2 * Thumbnail.defaultMaximumSide)
         do {
+            try decoder.checkByteCount(bytes.count)
+            if let format = ImageFormat(signature: bytes), !provider.acceptedFormats.contains(format) {
+                // HEIC, say, which the services refuse: decoded here and sent as a JPEG.
+                let (sent, preview) = try await decodes.decode(bytes, with: ImageDecoder(limits: .azure)) { image in
+                    (try Thumbnail.jpeg(from: image, maximumSide: Self.transcodedSide, quality: 90), thumbnail ? try Thumbnail.jpeg(from: image) : nil)
+                }
+                return PreparedImage(.encoded([UInt8](sent)), thumbnail: preview)
+            }
             guard thumbnail else {
-                try decoder.checkByteCount(bytes.count)
                 _ = try decoder.dimensions(of: bytes)
                 return PreparedImage(.encoded(bytes))
             }
@@ -55,6 +64,10 @@ public final class RemoteEmbedder: Embedder {
             throw EmbeddingError(.invalidInput, code: "InvalidImageFormat", message: "\(error)")
         }
     }
+
+    /// The longest side of an image sent as JPEG because the provider does not take its format: well
+    /// above what the providers' models look at, and small to send.
+    static let transcodedSide = 1024
 
     /// Frames go to the provider as JPEG; 512 pixels keep them small to send and well above what the
     /// providers' models look at.

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import ImageCollections
 import StoreEmbedded
 
@@ -9,6 +10,8 @@ struct VertexAI: RemoteProvider {
     let url: String
     let token: String
     let identity: ModelIdentity
+    /// Vertex AI's multimodal embeddings take BMP, GIF, JPEG and PNG.
+    var acceptedFormats: Set<ImageFormat> { [.bmp, .gif, .jpeg, .png] }
 
     static let model = "multimodalembedding@001"
     static let dimensions = [128, 256, 512, 1408]

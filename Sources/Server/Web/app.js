@@ -246,7 +246,8 @@ function navigate(state) {
 
 function searchByImage(file) {
   if (!file) return;
-  if (!file.type.startsWith("image/")) return status("That is not an image.");
+  // Browsers name no type for some formats the server reads (HEIC on most systems): the name tells.
+  if (!file.type.startsWith("image/") && !/\.(heic|heif|avif|ico)$/i.test(file.name)) return status("That is not an image.");
   if (file.size > MAX_UPLOAD) return status("Images can be at most 20 MB.");
   imageQuery = file;
   navigate({ collection: $("collection").value, image: "upload" });
