@@ -154,7 +154,7 @@ let package = Package(
         .executableTarget(name: "fixture-hub", dependencies: ["HubFixture"], path: "Tests/FixtureHubServer"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ImageCollectionsTests", dependencies: ["ImageCollections", "StoreEmbedded", "StorePostgres", "StoreMilvus", "VectorIndex", "Ingest", "Embedding", "CLIP", "ImageIO", "LoupeTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "Tensor", "LoupeTestSupport"]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ImageIO", "CImageCodecs", "Tensor", "LoupeTestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "ImageIO", "LoupeTestSupport"]),
         .testTarget(

@@ -54,7 +54,7 @@ for target in "${targets[@]}"; do
   # Swift's own crash reporter is off: under the address sanitizer it crashes itself, and libFuzzer
   # reports the crash and saves the input anyway.
   mapfile -t seed_folders < <(seeds "$target")
-  SWIFT_BACKTRACE=enable=no timeout -s KILL $((seconds + 120)) "$binary" "$target" -max_total_time="$seconds" -seed="$seed" \
+  SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=Tests/Fuzz/leak-suppressions.txt timeout -s KILL $((seconds + 120)) "$binary" "$target" -max_total_time="$seconds" -seed="$seed" \
     -timeout=20 -rss_limit_mb=4096 -artifact_prefix=.build/fuzz/findings/"$target"- -print_final_stats=1 \
     "$corpus" "${seed_folders[@]}" >"$log" 2>&1 || status=$?
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|invariant broken|SUMMARY|Test unit written)" "$log" || true

@@ -5,9 +5,10 @@ import Foundation
 /// (largest icon) into 8-bit pixels, upright (EXIF orientation applied; HEIF's own rotation and mirror). Sizes are checked from the header before any pixel is decoded.
 public struct ImageDecoder: Sendable {
     public let limits: ImageLimits
-    /// With a value, a JPEG is decoded reduced by libjpeg-turbo's DCT scaling (1/2, 1/4 or 1/8: the
-    /// smallest that keeps its short side at least this long), which is several times faster on photos
-    /// and holds a fraction of the memory. nil decodes every pixel: the reference's pixels, bit for bit.
+    /// With a value, a JPEG is decoded reduced by libjpeg-turbo's DCT scaling and a WebP by libwebp's
+    /// scaled decoding (1/2, 1/4 or 1/8: the smallest that keeps the short side at least this long),
+    /// several times faster on photos and in a fraction of the memory. nil decodes every pixel: the
+    /// reference's pixels, bit for bit.
     public let minimumDecodedSide: Int?
     /// Set by `dimensions(of:)`: every decoder checks the size it read from the header before it
     /// allocates a pixel, and this makes that check end the decode with the size.
@@ -18,8 +19,8 @@ public struct ImageDecoder: Sendable {
         self.minimumDecodedSide = minimumDecodedSide
     }
 
-    /// The DCT scale denominator (1, 2, 4 or 8) for a JPEG of this size.
-    func jpegScale(width: Int, height: Int) -> Int {
+    /// The reduction (1, 2, 4 or 8) for a JPEG or WebP of this size.
+    func reduction(width: Int, height: Int) -> Int {
         guard let minimum = minimumDecodedSide else { return 1 }
         let short = min(width, height)
         return [8, 4, 2].first { (short + $0 - 1) / $0 >= minimum } ?? 1
@@ -44,12 +45,12 @@ public struct ImageDecoder: Sendable {
         throw ImageError.corrupt(format: ImageFormat(signature: bytes) ?? .png, reason: "no image size in the header")
     }
 
-    /// The size a decode will produce (the header's, reduced by the JPEG scale this decoder picks): what
-    /// the decoded pixels will take is budgeted from it.
+    /// The size a decode will produce (the header's, reduced as this decoder reduces JPEG and WebP):
+    /// what the decoded pixels will take is budgeted from it.
     public func decodedDimensions(of bytes: [UInt8]) throws -> (width: Int, height: Int) {
         let size = try dimensions(of: bytes)
-        guard ImageFormat(signature: bytes) == .jpeg else { return size }
-        let scale = jpegScale(width: size.width, height: size.height)
+        guard [.jpeg, .webp].contains(ImageFormat(signature: bytes)) else { return size }
+        let scale = reduction(width: size.width, height: size.height)
         return ((size.width + scale - 1) / scale, (size.height + scale - 1) / scale)
     }
 
@@ -136,7 +137,7 @@ public struct ImageDecoder: Sendable {
         let gray = colorspace == Int32(TJCS_GRAY.rawValue)
         let (pixelFormat, channels) = cmyk ? (TJPF_CMYK, 4) : gray ? (TJPF_GRAY, 1) : (TJPF_RGB, 3)
         // libjpeg-turbo picks the scale whose output fits the size asked for (its TJSCALED rounding).
-        let scale = jpegScale(width: Int(width), height: Int(height))
+        let scale = reduction(width: Int(width), height: Int(height))
         width = (width + Int32(scale) - 1) / Int32(scale)
         height = (height + Int32(scale) - 1) / Int32(scale)
         var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
@@ -207,24 +208,36 @@ public struct ImageDecoder: Sendable {
     // MARK: - WebP (libwebp)
 
     private func decodeWebP(_ bytes: [UInt8]) throws -> RasterImage {
-        var features = WebPBitstreamFeatures()
+        var config = WebPDecoderConfig()
+        guard WebPInitDecoderConfigInternal(&config, WEBP_DECODER_ABI_VERSION) != 0 else {
+            throw ImageError.unsupported(format: .webp, reason: "libwebp's decoder does not match its header")
+        }
         let status = bytes.withUnsafeBufferPointer {
-            WebPGetFeaturesInternal($0.baseAddress, bytes.count, &features, WEBP_DECODER_ABI_VERSION)
+            WebPGetFeaturesInternal($0.baseAddress, bytes.count, &config.input, WEBP_DECODER_ABI_VERSION)
         }
         guard status == VP8_STATUS_OK else { throw ImageError.corrupt(format: .webp, reason: "unreadable header (status \(status.rawValue))") }
-        guard features.has_animation == 0 else { throw ImageError.unsupported(format: .webp, reason: "animated WebP") }
-        let width = Int(features.width), height = Int(features.height)
-        try checkDimensions(width: width, height: height)
-        let channels = features.has_alpha != 0 ? 4 : 3
+        guard config.input.has_animation == 0 else { throw ImageError.unsupported(format: .webp, reason: "animated WebP") }
+        try checkDimensions(width: Int(config.input.width), height: Int(config.input.height))
+        // The same reduction as a JPEG's, by libwebp's own scaler while it decodes.
+        let scale = reduction(width: Int(config.input.width), height: Int(config.input.height))
+        let width = (Int(config.input.width) + scale - 1) / scale, height = (Int(config.input.height) + scale - 1) / scale
+        if scale > 1 {
+            config.options.use_scaling = 1
+            config.options.scaled_width = Int32(width)
+            config.options.scaled_height = Int32(height)
+        }
+        let channels = config.input.has_alpha != 0 ? 4 : 3
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
         let decoded = bytes.withUnsafeBufferPointer { source in
             pixels.withUnsafeMutableBufferPointer { target in
-                channels == 4
-                    ? WebPDecodeRGBAInto(source.baseAddress, bytes.count, target.baseAddress, target.count, Int32(width * 4))
-                    : WebPDecodeRGBInto(source.baseAddress, bytes.count, target.baseAddress, target.count, Int32(width * 3))
+                config.output.colorspace = channels == 4 ? MODE_RGBA : MODE_RGB
+                config.output.is_external_memory = 1
+                config.output.u.RGBA = WebPRGBABuffer(rgba: target.baseAddress, stride: Int32(width * channels), size: target.count)
+                return WebPDecode(source.baseAddress, bytes.count, &config)
             }
         }
-        guard decoded != nil else { throw ImageError.corrupt(format: .webp, reason: "the image data does not decode") }
+        WebPFreeDecBuffer(&config.output)
+        guard decoded == VP8_STATUS_OK else { throw ImageError.corrupt(format: .webp, reason: "the image data does not decode (status \(decoded.rawValue))") }
         return RasterImage(width: width, height: height, channels: channels, pixels: pixels)
     }
 

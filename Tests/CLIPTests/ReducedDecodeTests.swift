@@ -1,11 +1,12 @@
+import CImageCodecs
 import CLIP
 import Foundation
 import ImageIO
 import LoupeTestSupport
 import Testing
 
-/// Large JPEGs decoded reduced by DCT scaling (the default) against every pixel decoded (the reference's
-/// path): the sizes libjpeg-turbo gives, and vectors that stay within cosine 0.999.
+/// Large JPEGs and WebPs decoded reduced (DCT scaling, libwebp's scaler; the default) against every pixel
+/// decoded (the reference's path): the sizes the libraries give, and vectors that stay within cosine 0.999.
 @Suite struct ReducedDecodeTests {
     /// A photo-like picture: smooth light, a few edges, fine texture and noise, so that reducing it loses
     /// real detail, as it would on a camera's picture.
@@ -33,6 +34,30 @@ import Testing
         Array(try Thumbnail.jpeg(from: photo(width: width, height: height, seed: seed), maximumSide: max(width, height), quality: 92))
     }
 
+    /// A lossy WebP (quality 90) through libwebp's encoder.
+    static func webp(width: Int, height: Int, seed: UInt64) throws -> [UInt8] {
+        let image = photo(width: width, height: height, seed: seed)
+        var output: UnsafeMutablePointer<UInt8>?
+        let size = image.pixels.withUnsafeBufferPointer { WebPEncodeRGB($0.baseAddress, Int32(width), Int32(height), Int32(width * 3), 90, &output) }
+        defer { WebPFree(output) }
+        guard size > 0, let output else { throw ImageError.unsupported(format: .webp, reason: "the encoder failed") }
+        return Array(UnsafeBufferPointer(start: output, count: size))
+    }
+
+    @Test func webpIsReducedByTheSameRule() throws {
+        let bytes = try Self.webp(width: 2000, height: 1500, seed: 2)
+        func size(_ minimum: Int?) throws -> [Int] {
+            let image = try ImageDecoder(minimumDecodedSide: minimum).decode(bytes)
+            return [image.width, image.height]
+        }
+        #expect(try ImageDecoder(minimumDecodedSide: 300).decodedDimensions(of: bytes) == (500, 375))
+        #expect(try size(nil) == [2000, 1500])
+        #expect(try size(448) == [1000, 750])
+        #expect(try size(300) == [500, 375])
+        #expect(try size(100) == [250, 188])
+        #expect(try size(1500) == [2000, 1500])
+    }
+
     @Test func theScaleKeepsTheShortSideAtLeastTheMinimum() throws {
         let bytes = try Self.jpeg(width: 2000, height: 1500, seed: 1)
         func size(_ minimum: Int?) throws -> [Int] {
@@ -58,16 +83,17 @@ import Testing
         }
     }
 
-    @Test(arguments: [(4032, 3024), (3000, 4000), (1920, 1080)])
-    func reducedDecodingKeepsTheVector(_ size: (Int, Int)) throws {
+    @Test(arguments: [(4032, 3024, "jpeg"), (3000, 4000, "jpeg"), (1920, 1080, "jpeg"), (4032, 3024, "webp"), (1920, 1080, "webp")])
+    func reducedDecodingKeepsTheVector(_ size: (Int, Int, String)) throws {
         let model = try CLIPModel(folder: Fixtures.model("tiny-quickgelu"))
-        let bytes = try Self.jpeg(width: size.0, height: size.1, seed: UInt64(size.0))
+        let bytes = try size.2 == "webp" ? Self.webp(width: size.0, height: size.1, seed: UInt64(size.0))
+            : Self.jpeg(width: size.0, height: size.1, seed: UInt64(size.0))
         let reduced = try model.imageDecoder().decode(bytes)
         #expect(min(reduced.width, reduced.height) < min(size.0, size.1))
         let fast = model.embed(image: reduced.rgb())
         let exact = model.embed(image: try model.imageDecoder(exact: true).decode(bytes).rgb())
         func norm(_ v: [Float]) -> Float { v.map { $0 * $0 }.reduce(0, +).squareRoot() }
         let cosine = zip(fast, exact).map { $0 * $1 }.reduce(0, +) / (norm(fast) * norm(exact))
-        #expect(cosine >= 0.999, "cosine \(cosine) at \(size.0)×\(size.1), decoded at \(reduced.width)×\(reduced.height)")
+        #expect(cosine >= 0.999, "\(size.2) cosine \(cosine) at \(size.0)×\(size.1), decoded at \(reduced.width)×\(reduced.height)")
     }
 }

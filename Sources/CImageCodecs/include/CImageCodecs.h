@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <turbojpeg.h>
 #include <webp/decode.h>
+#include <webp/encode.h>
 #include <gif_lib.h>
 #include <tiffio.h>
 #include <libheif/heif.h>
