@@ -83,27 +83,40 @@ enum Resampler {
         return result
     }
 
+    // Both passes read through unsafe pointers (the indices are the coefficients' own, in range by
+    // construction) and sum in Int32 as Pillow does, so any order of the sums gives its bits.
     private static func horizontal(_ image: RGBImage, width: Int, filter: Filter) -> RGBImage {
         let c = coefficients(inputSize: image.width, outputSize: width, filter: filter)
         var out = [UInt8](repeating: 0, count: width * image.height * 3)
         let rounding = Int32(1) << Int32(precisionBits - 1)
         image.pixels.withUnsafeBufferPointer { source in
-            for y in 0..<image.height {
-                let row = y * image.width * 3
-                for x in 0..<width {
-                    var sums = (rounding, rounding, rounding)
-                    let start = c.starts[x]
-                    for k in 0..<c.counts[x] {
-                        let w = c.weights[x * c.kernelSize + k]
-                        let p = row + (start + k) * 3
-                        sums.0 &+= Int32(source[p]) &* w
-                        sums.1 &+= Int32(source[p + 1]) &* w
-                        sums.2 &+= Int32(source[p + 2]) &* w
+            c.weights.withUnsafeBufferPointer { weights in
+                out.withUnsafeMutableBufferPointer { target in
+                    let source = source.baseAddress!, weights = weights.baseAddress!, target = target.baseAddress!
+                    for y in 0..<image.height {
+                        let row = source + y * image.width * 3
+                        let outRow = target + y * width * 3
+                        // A pixel is read as four bytes (its RGB and the next byte, weighted but
+                        // unused), which the last row's last pixel does not have.
+                        let wide = y < image.height - 1
+                        for x in 0..<width {
+                            let pixel = row + c.starts[x] * 3, w = weights + x * c.kernelSize
+                            var sums = SIMD4<Int32>(repeating: rounding)
+                            if wide {
+                                for k in 0..<c.counts[x] {
+                                    let bytes = UnsafeRawPointer(pixel + 3 * k).loadUnaligned(as: SIMD4<UInt8>.self)
+                                    sums &+= SIMD4<Int32>(truncatingIfNeeded: bytes) &* SIMD4(repeating: w[k])
+                                }
+                            } else {
+                                for k in 0..<c.counts[x] {
+                                    sums &+= SIMD4(Int32(pixel[3 * k]), Int32(pixel[3 * k + 1]), Int32(pixel[3 * k + 2]), 0) &* SIMD4(repeating: w[k])
+                                }
+                            }
+                            outRow[3 * x] = clamp8(sums[0])
+                            outRow[3 * x + 1] = clamp8(sums[1])
+                            outRow[3 * x + 2] = clamp8(sums[2])
+                        }
                     }
-                    let o = (y * width + x) * 3
-                    out[o] = clamp8(sums.0)
-                    out[o + 1] = clamp8(sums.1)
-                    out[o + 2] = clamp8(sums.2)
                 }
             }
         }
@@ -115,15 +128,22 @@ enum Resampler {
         let rowLength = image.width * 3
         var out = [UInt8](repeating: 0, count: rowLength * height)
         let rounding = Int32(1) << Int32(precisionBits - 1)
+        // One output row at a time: each input row it needs is added whole, weighted, to a row of sums
+        // (a loop the compiler vectorises), then the sums are rounded to bytes.
+        var sums = [Int32](repeating: 0, count: rowLength)
         image.pixels.withUnsafeBufferPointer { source in
-            for y in 0..<height {
-                let start = c.starts[y]
-                for i in 0..<rowLength {
-                    var sum = rounding
-                    for k in 0..<c.counts[y] {
-                        sum &+= Int32(source[(start + k) * rowLength + i]) &* c.weights[y * c.kernelSize + k]
+            out.withUnsafeMutableBufferPointer { target in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    let source = source.baseAddress!, target = target.baseAddress!, sums = sums.baseAddress!
+                    for y in 0..<height {
+                        sums.update(repeating: rounding, count: rowLength)
+                        for k in 0..<c.counts[y] {
+                            let row = source + (c.starts[y] + k) * rowLength, w = c.weights[y * c.kernelSize + k]
+                            for i in 0..<rowLength { sums[i] &+= Int32(row[i]) &* w }
+                        }
+                        let outRow = target + y * rowLength
+                        for i in 0..<rowLength { outRow[i] = clamp8(sums[i]) }
                     }
-                    out[y * rowLength + i] = clamp8(sum)
                 }
             }
         }
