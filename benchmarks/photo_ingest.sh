@@ -11,6 +11,7 @@
 # overlap, weighs little). The photos are made here with ffmpeg (testsrc2 with grain, JPEG
 # quality 2: about 2.5 MB at 4032×3024) and kept in /tmp/loupe-bench/photos-*.
 set -euo pipefail
+precision=${PRECISION:-float32}  # PRECISION=int8 runs every side in the 8-bit mode
 cd "$(dirname "$0")/.."
 model=${1:?usage: benchmarks/photo_ingest.sh MODEL_FOLDER [COUNT]}
 count=${2:-128}
@@ -28,12 +29,12 @@ loupe=.build/release/loupe
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-bench=$($loupe bench --model "$model" --batch 32 --images 256 2>/dev/null)
+bench=$($loupe bench --model "$model" --precision "$precision" --batch 32 --images 256 2>/dev/null)
 # "rate peak_kB": the last progress line's img/s and the process's peak resident memory.
 ingest() {
   local name=$1 folder=$2
   shift 2
-  /usr/bin/time -f "peak %M" "$loupe" ingest "$folder" --collection photos --model "$model" --data "$work/$name" --batch 32 "$@" \
+  /usr/bin/time -f "peak %M" "$loupe" ingest "$folder" --collection photos --model "$model" --precision "$precision" --data "$work/$name" --batch 32 "$@" \
     >/dev/null 2>"$work/$name.log"
   echo "$(grep -o '[0-9.]* img/s' "$work/$name.log" | tail -1 | cut -d' ' -f1) $(grep -o 'peak [0-9]*' "$work/$name.log" | cut -d' ' -f2)"
 }
