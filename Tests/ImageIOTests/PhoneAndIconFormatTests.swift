@@ -131,8 +131,9 @@ import Testing
         #expect(Self.error(icon(count: 1, entries: [(Int(Int32.max), 22)], payload: [UInt8](repeating: 0, count: 40)))?.code == "CorruptImage")
         #expect(Self.error(icon(count: 1, entries: [(40, 2)], payload: [UInt8](repeating: 0, count: 40)))?.code == "CorruptImage")
         // The bitmap's header (after the 6-byte header and one 16-byte entry) claiming 20,000 pixels a
-        // side, none, or a negative height.
-        for (width, height, code) in [(20_000, 40_000, "InvalidImageDimension"), (0, 0, "InvalidImageDimension"), (16, -32, "CorruptImage")] {
+        // side, no width, no height, or a negative height.
+        for (width, height, code) in [(20_000, 40_000, "InvalidImageDimension"), (0, 32, "InvalidImageDimension"), (16, 0, "CorruptImage"),
+                                      (16, -32, "CorruptImage")] {
             var bytes = valid
             bytes.replaceSubrange(26..<34, with: le32(width) + le32(height))
             #expect(Self.error(bytes)?.code == code, "\(width)×\(height)")
