@@ -68,6 +68,25 @@ import Testing
         try Self.expectAllEqual("tokenizers Unigram", { tokenizer.ids($0) }, \.tokenizersUnigram)
     }
 
+    /// A BERT-style `tokenizer.json` (BertNormalizer, BertPreTokenizer, WordPiece, BertProcessing) trained by
+    /// `generate_wordpiece.py`: the library's ids for the same strings, plus two with words over the
+    /// 100-character limit.
+    @Test func tokenizerJSONWordPieceEqualsTheLibrary() throws {
+        struct Golden: Decodable {
+            struct Case: Decodable { let text: String; let ids: [Int] }
+            let cases: [Case]
+        }
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: Fixtures.root.appendingPathComponent("reference/wordpiece-tokens.json")))
+        let tokenizer = try HuggingFaceTokenizer(file: Fixtures.root.appendingPathComponent("tokenizers/wordpiece.json"),
+                                                 settings: TokenizerSettings(["pad_token": "[PAD]"]), contextLength: 64)
+        #expect(golden.cases.count >= 300)
+        let wrong = golden.cases.filter { tokenizer.ids($0.text) != $0.ids }
+        #expect(wrong.isEmpty, "\(wrong.count) of \(golden.cases.count) differ, first: \(wrong.prefix(3).map { ($0.text.prefix(40), tokenizer.ids($0.text), $0.ids) })")
+        // Padded and cut as the processors are: [CLS] … [SEP], then [PAD] to 64.
+        let padded = try tokenizer.encode("a blue house")
+        #expect(padded.count == 64 && padded.prefix(7) == golden.cases[0].ids[...] && padded.last == tokenizer.padToken)
+    }
+
     @Test func siglipTokenizerEqualsTheProcessor() throws {
         let tokenizer = try SiglipModel.tokenizer(folder: Fixtures.model("tiny-siglip"), contextLength: 64)
         #expect(tokenizer is SiglipTokenizer)
@@ -148,6 +167,8 @@ import Testing
             (original.replacingOccurrences(of: #""type": "Lowercase""#, with: #""type": "Precompiled""#), "Precompiled"),
             (original.replacingOccurrences(of: #""type": "TemplateProcessing""#, with: #""type": "RobertaProcessing""#), "RobertaProcessing"),
             (original.replacingOccurrences(of: #""<pad>""#, with: #""<nothing>""#), "pad token"),
+            (try String(contentsOf: Fixtures.root.appendingPathComponent("tokenizers/wordpiece.json"), encoding: .utf8)
+                .replacingOccurrences(of: #""unk_token": "[UNK]""#, with: #""unk_token": "[NOPE]""#), "unknown token [NOPE]"),
         ]
         for (text, expected) in cases {
             #expect(text != original)

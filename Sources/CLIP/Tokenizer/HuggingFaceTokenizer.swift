@@ -1,10 +1,11 @@
 import Foundation
 
 /// A Hugging Face `tokenizer.json` run as the `tokenizers` library runs it, for the parts real image–text
-/// checkpoints use (Gemma's, in SigLIP 2): added tokens split out of the raw text, the normalisers
-/// (Sequence, Lowercase, Replace, Prepend, Strip, NFC/NFD/NFKC/NFKD), the pre-tokenisers (Split on a string,
-/// Metaspace, Sequence), a BPE model with byte fallback and fused unknowns or a Unigram model, and a
-/// template post-processor.
+/// checkpoints use (Gemma's, in SigLIP 2; BERT's): added tokens split out of the raw text, the normalisers
+/// (Sequence, Lowercase, Replace, Prepend, Strip, NFC/NFD/NFKC/NFKD, BertNormalizer), the pre-tokenisers
+/// (Split on a string, Metaspace, BertPreTokenizer, WhitespaceSplit, Punctuation, Sequence), a BPE model
+/// with byte fallback and fused unknowns, a Unigram model or a WordPiece model, and a template, BERT or
+/// RoBERTa post-processor.
 /// `encode` gives what transformers' processor gives with `padding="max_length", truncation=True`: the
 /// text cut so that it fits with its special tokens, then padded on the tokenizer's side.
 public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
@@ -23,11 +24,13 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     enum Model {
         case bpe(BPEModel)
         case unigram(SentencePieceModel, vocabulary: [String: Int])
+        case wordPiece(WordPieceModel)
 
         func encode(_ word: String) -> [Int] {
             switch self {
             case .bpe(let model): model.encode(word)
             case .unigram(let model, _): model.encode(word)
+            case .wordPiece(let model): model.encode(word)
             }
         }
 
@@ -35,10 +38,15 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
             switch self {
             case .bpe(let model): model.vocabulary
             case .unigram(_, let vocabulary): vocabulary
+            case .wordPiece(let model): model.vocabulary
             }
         }
 
         init(_ object: [String: Any]) throws {
+            if object["type"] as? String == "WordPiece" {
+                self = .wordPiece(try WordPieceModel(object))
+                return
+            }
             guard object["type"] as? String == "Unigram" else {
                 self = .bpe(try BPEModel(object))
                 return
@@ -64,11 +72,18 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
         case prepend(String)
         case strip(left: Bool, right: Bool)
         case unicode(String)  // NFC, NFD, NFKC or NFKD
+        case bert(cleanText: Bool, spaceChineseCharacters: Bool, stripAccents: Bool, lowercase: Bool)
     }
 
     enum PreTokenizer {
         case split(String, behavior: String)
         case metaspace(replacement: String, prependScheme: String, split: Bool)
+        /// BERT's: split at white space (dropped) and around each punctuation character.
+        case bert
+        /// At white space, dropped.
+        case whitespaceSplit
+        /// Around punctuation characters, as `Split` treats its matches.
+        case punctuation(behavior: String)
     }
 
     /// Reads `tokenizer.json` and `tokenizer_config.json` (the class, pad token and padding side) from a folder.
@@ -148,8 +163,29 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
                 case "NFKC": text.precomposedStringWithCompatibilityMapping
                 default: text.decomposedStringWithCompatibilityMapping
                 }
+            case .bert(let clean, let chinese, let stripAccents, let lowercase):
+                Self.bertNormalize(text, clean: clean, chinese: chinese, stripAccents: stripAccents, lowercase: lowercase)
             }
         }
+    }
+
+    /// BertNormalizer, in the library's order: control characters dropped and white space made spaces;
+    /// CJK ideographs spaced apart; accents stripped (NFD, then non-spacing marks dropped); lowercase.
+    static func bertNormalize(_ text: String, clean: Bool, chinese: Bool, stripAccents: Bool, lowercase: Bool) -> String {
+        var scalars = Array(text.unicodeScalars)
+        if clean {
+            scalars = scalars.compactMap { scalar in
+                if scalar.value == 0 || scalar.value == 0xFFFD || (!["\t", "\n", "\r"].contains(scalar) && scalar.isOther) { return nil }
+                return scalar.isBertWhitespace ? " " : scalar
+            }
+        }
+        if chinese { scalars = scalars.flatMap { $0.isCJKIdeograph ? [" ", $0, " "] : [$0] } }
+        if stripAccents {
+            let decomposed = String(String.UnicodeScalarView(scalars)).decomposedStringWithCanonicalMapping
+            scalars = decomposed.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }
+        }
+        if lowercase { scalars = scalars.flatMap { $0.properties.lowercaseMapping.unicodeScalars } }
+        return String(String.UnicodeScalarView(scalars))
     }
 
     func preTokenize(_ text: String) -> [String] {
@@ -159,6 +195,11 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
                 case .split(let pattern, let behavior): Self.split(word, on: pattern, behavior: behavior)
                 case .metaspace(let replacement, let scheme, let split):
                     Self.metaspace(word, replacement: replacement, prependScheme: scheme, split: split)
+                case .bert: Self.split(word, where: \.isBertWhitespace, behavior: "Removed").flatMap {
+                    Self.split($0, where: \.isBertPunctuation, behavior: "Isolated")
+                }
+                case .whitespaceSplit: Self.split(word, where: \.isBertWhitespace, behavior: "Removed")
+                case .punctuation(let behavior): Self.split(word, where: \.isBertPunctuation, behavior: behavior)
                 }
             }
         }.filter { !$0.isEmpty }
@@ -167,7 +208,27 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     /// `Split` with a string pattern: the matches become separate pieces, are dropped, or join a neighbour.
     static func split(_ text: String, on pattern: String, behavior: String) -> [String] {
         guard !pattern.isEmpty else { return [text] }
-        let pieces = text.scalarPieces(around: pattern)
+        return arrange(text.scalarPieces(around: pattern), behavior: behavior)
+    }
+
+    /// A split at every character the predicate matches (each one a match of its own).
+    static func split(_ text: String, where matches: (Unicode.Scalar) -> Bool, behavior: String) -> [String] {
+        var pieces = [(String, isMatch: Bool)](), run = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            guard matches(scalar) else {
+                run.append(scalar)
+                continue
+            }
+            if !run.isEmpty { pieces.append((String(run), false)) }
+            run = String.UnicodeScalarView()
+            pieces.append((String(scalar), true))
+        }
+        if !run.isEmpty { pieces.append((String(run), false)) }
+        return arrange(pieces, behavior: behavior)
+    }
+
+    /// The pieces between matches and the matches, arranged as a `Split` behaviour says.
+    private static func arrange(_ pieces: [(String, isMatch: Bool)], behavior: String) -> [String] {
         switch behavior {
         case "Removed": return pieces.filter { !$0.isMatch }.map(\.0)
         case "MergedWithPrevious":
@@ -214,6 +275,10 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
         case "Prepend": return [.prepend(object["prepend"] as? String ?? "")]
         case "Strip": return [.strip(left: object["strip_left"] as? Bool ?? true, right: object["strip_right"] as? Bool ?? true)]
         case let form? where ["NFC", "NFD", "NFKC", "NFKD"].contains(form): return [.unicode(form)]
+        case "BertNormalizer":
+            let lowercase = object["lowercase"] as? Bool ?? true
+            return [.bert(cleanText: object["clean_text"] as? Bool ?? true, spaceChineseCharacters: object["handle_chinese_chars"] as? Bool ?? true,
+                          stripAccents: object["strip_accents"] as? Bool ?? lowercase, lowercase: lowercase)]
         case let type: throw CLIPError.invalidTokenizer("tokenizer.json: the normaliser \(type ?? "?") is not supported")
         }
     }
@@ -230,12 +295,22 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
         case "Metaspace":
             return [.metaspace(replacement: object["replacement"] as? String ?? "▁",
                                prependScheme: object["prepend_scheme"] as? String ?? "always", split: object["split"] as? Bool ?? true)]
+        case "BertPreTokenizer": return [.bert]
+        case "WhitespaceSplit": return [.whitespaceSplit]
+        case "Punctuation": return [.punctuation(behavior: object["behavior"] as? String ?? "Isolated")]
         case let type: throw CLIPError.invalidTokenizer("tokenizer.json: the pre-tokeniser \(type ?? "?") is not supported")
         }
     }
 
     private static func template(_ value: Any?, ids: [String: Int]) throws -> [Int?] {
         guard let object = value as? [String: Any] else { return [nil] }
+        // BERT's and RoBERTa's: the class token, the text, the separator, each as ["token", id].
+        if ["BertProcessing", "RobertaProcessing"].contains(object["type"] as? String) {
+            guard let cls = (object["cls"] as? [Any])?.last as? Int, let sep = (object["sep"] as? [Any])?.last as? Int else {
+                throw CLIPError.invalidTokenizer("tokenizer.json: \(object["type"] ?? "?") needs cls and sep tokens with ids")
+            }
+            return [cls, nil, sep]
+        }
         guard object["type"] as? String == "TemplateProcessing", let single = object["single"] as? [[String: Any]] else {
             throw CLIPError.invalidTokenizer("tokenizer.json: the post-processor \(object["type"] ?? "?") is not supported")
         }
@@ -351,6 +426,74 @@ struct BPEModel {
             consider(left)
         }
         return ids.indices.filter { alive[$0] }.map { ids[$0] }
+    }
+}
+
+/// WordPiece, as BERT's tokenizers run it: each word is cut greedily into the longest pieces of the
+/// vocabulary from its start (pieces after the first carry the `##` prefix); a word with a part no piece
+/// covers, or longer than `max_input_chars_per_word` characters, is the unknown token.
+struct WordPieceModel {
+    let vocabulary: [String: Int]
+    private let unknown: Int
+    private let prefix: String
+    private let maximumCharacters: Int
+
+    init(_ object: [String: Any]) throws {
+        guard let vocabulary = object["vocab"] as? [String: Int] else { throw CLIPError.invalidTokenizer("tokenizer.json: the WordPiece model has no vocabulary") }
+        let unknownText = object["unk_token"] as? String ?? "[UNK]"
+        guard let unknown = vocabulary[unknownText] else {
+            throw CLIPError.invalidTokenizer("tokenizer.json: the WordPiece unknown token \(unknownText) is not in the vocabulary")
+        }
+        self.vocabulary = vocabulary
+        self.unknown = unknown
+        prefix = object["continuing_subword_prefix"] as? String ?? "##"
+        maximumCharacters = object["max_input_chars_per_word"] as? Int ?? 100
+    }
+
+    func encode(_ word: String) -> [Int] {
+        let scalars = Array(word.unicodeScalars)
+        guard scalars.count <= maximumCharacters else { return [unknown] }
+        var ids = [Int](), start = 0
+        while start < scalars.count {
+            var end = scalars.count, found: Int?
+            while start < end {
+                let piece = (start > 0 ? prefix : "") + String(String.UnicodeScalarView(scalars[start..<end]))
+                if let id = vocabulary[piece] {
+                    found = id
+                    break
+                }
+                end -= 1
+            }
+            guard let found else { return [unknown] }
+            ids.append(found)
+            start = end
+        }
+        return ids
+    }
+}
+
+extension Unicode.Scalar {
+    /// White space as the tokenizers library's BERT parts count it (Rust's `char::is_whitespace`, which
+    /// includes tab, line feed and carriage return).
+    var isBertWhitespace: Bool { properties.isWhitespace }
+
+    /// Categories Cc, Cf and Co: what BertNormalizer's clean-up drops (tab, line feed and carriage return
+    /// aside). Its library's `is_other` leaves unassigned code points (Cn) in, whatever its comment says.
+    var isOther: Bool { [.control, .format, .privateUse].contains(properties.generalCategory) }
+
+    /// ASCII punctuation, or any character of a punctuation category (Pc, Pd, Ps, Pe, Pi, Pf, Po).
+    var isBertPunctuation: Bool {
+        if isASCII, (0x21...0x2F).contains(value) || (0x3A...0x40).contains(value) || (0x5B...0x60).contains(value) || (0x7B...0x7E).contains(value) {
+            return true
+        }
+        return [.connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation, .finalPunctuation,
+                .otherPunctuation].contains(properties.generalCategory)
+    }
+
+    /// The CJK ideograph blocks BertNormalizer puts spaces around.
+    var isCJKIdeograph: Bool {
+        [0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F, 0x2B920...0x2CEAF, 0xF900...0xFAFF,
+         0x2F800...0x2FA1F].contains { $0.contains(value) }
     }
 }
 
