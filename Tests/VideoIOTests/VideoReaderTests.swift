@@ -78,6 +78,11 @@ import Testing
         ("mpeg4.avi", ["-c:v", "mpeg4", "-q:v", "4"]),
         ("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "4"]),
         ("av1.mkv", ["-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "200k"]),
+        // What phones and cameras record: HEVC in 8 and 10 bits (tagged hvc1, as Apple's players want),
+        // and ProRes 422 (10-bit 4:2:2).
+        ("hevc.mp4", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1", "-pix_fmt", "yuv420p"]),
+        ("hevc-10bit.mov", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1", "-pix_fmt", "yuv420p10le"]),
+        ("prores.mov", ["-c:v", "prores_ks", "-profile:v", "2", "-pix_fmt", "yuv422p10le"]),
     ])
     func containersAndCodecsGiveTheSameSchedule(name: String, encoding: [String]) throws {
         let video = try TestVideos.make(at: try Self.folder().appendingPathComponent(name), encoding: encoding)
