@@ -9,8 +9,8 @@ struct BMPDecoder {
         self.check = check
     }
 
-    private func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
-    private func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
+    private func u16(_ at: Int) -> Int { bytes.littleEndian16(at: at) }
+    private func u32(_ at: Int) -> Int { bytes.littleEndian32(at: at) }
     private func corrupt(_ reason: String) -> ImageError { .corrupt(format: .bmp, reason: reason) }
 
     func decode() throws -> RasterImage {
@@ -101,4 +101,10 @@ struct BMPDecoder {
             ? [0x7C00, 0x03E0, 0x001F, 0].map(BitMask.init)
             : [0xFF0000, 0x00FF00, 0x0000FF, 0].map(BitMask.init)
     }
+}
+
+extension [UInt8] {
+    /// The unsigned little-endian numbers that Windows formats (BMP, ICO) store; the caller checks the range.
+    func littleEndian16(at offset: Int) -> Int { Int(self[offset]) | Int(self[offset + 1]) << 8 }
+    func littleEndian32(at offset: Int) -> Int { littleEndian16(at: offset) | littleEndian16(at: offset + 2) << 16 }
 }

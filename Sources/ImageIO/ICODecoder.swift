@@ -11,8 +11,8 @@ struct ICODecoder {
         let width: Int, height: Int, bitCount: Int, colorDepth: Int, size: Int, offset: Int
     }
 
-    private func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
-    private func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
+    private func u16(_ at: Int) -> Int { bytes.littleEndian16(at: at) }
+    private func u32(_ at: Int) -> Int { bytes.littleEndian32(at: at) }
     private func corrupt(_ reason: String) -> ImageError { .corrupt(format: .ico, reason: reason) }
 
     func decode() throws -> RasterImage {
@@ -44,9 +44,9 @@ struct ICODecoder {
     /// A bitmap entry: a BMP info header whose height counts the colour rows and the mask rows.
     private func bitmap(_ dib: [UInt8], bitCount entryBitCount: Int) throws -> RasterImage {
         guard dib.count >= 40 else { throw corrupt("bitmap ends inside its header") }
-        func u32(_ at: Int) -> Int { Int(dib[at]) | Int(dib[at + 1]) << 8 | Int(dib[at + 2]) << 16 | Int(dib[at + 3]) << 24 }
-        let headerSize = u32(0), width = Int(Int32(truncatingIfNeeded: u32(4))), doubledHeight = Int(Int32(truncatingIfNeeded: u32(8)))
-        let bitCount = Int(dib[14]) | Int(dib[15]) << 8, compression = u32(16), colorsUsed = u32(32)
+        let headerSize = dib.littleEndian32(at: 0), compression = dib.littleEndian32(at: 16), colorsUsed = dib.littleEndian32(at: 32)
+        let width = Int(Int32(truncatingIfNeeded: dib.littleEndian32(at: 4))), doubledHeight = Int(Int32(truncatingIfNeeded: dib.littleEndian32(at: 8)))
+        let bitCount = dib.littleEndian16(at: 14)
         guard headerSize >= 40, headerSize <= dib.count, doubledHeight > 0 else { throw corrupt("unreadable bitmap header") }
         let height = doubledHeight / 2
         try decoder.checkDimensions(width: width, height: height)
