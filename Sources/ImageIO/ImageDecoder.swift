@@ -2,7 +2,8 @@ import CImageCodecs
 import Foundation
 
 /// Decodes JPEG, PNG, WebP, GIF (first frame), BMP, TIFF, HEIC/HEIF and AVIF (primary image) and ICO
-/// (largest icon) into 8-bit pixels, upright (EXIF orientation applied; HEIF's own rotation and mirror). Sizes are checked from the header before any pixel is decoded.
+/// (largest icon) into 8-bit pixels, upright (EXIF orientation applied; HEIF's own rotation and mirror).
+/// Sizes are checked from the header before any pixel is decoded.
 public struct ImageDecoder: Sendable {
     public let limits: ImageLimits
     /// With a value, a JPEG is decoded reduced by libjpeg-turbo's DCT scaling and a WebP by libwebp's
@@ -61,7 +62,9 @@ public struct ImageDecoder: Sendable {
     /// `chunk` sees each piece as it arrives, while it is still in the cache: a caller hashes the file
     /// in the same pass.
     public func readFile(at path: String, chunk: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so that opening a named pipe returns at once (and is then refused as not a
+        // regular file); reads of a regular file are unaffected.
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw errno == ENOENT ? ImageError.fileNotFound(path) : ImageError.unreadable("\(path): \(String(cString: strerror(errno)))")
         }

@@ -41,10 +41,14 @@ public struct ItemWriter: Sendable {
         return (bytes, hex(hasher.finalize()))
     }
 
-    /// The same hash read from a file a few megabytes at a time (videos can be larger than memory).
+    /// The same hash read from a file a few megabytes at a time (videos can be larger than memory). Only
+    /// a regular file is read: the open does not wait, so a named pipe is refused at once.
     public static func contentHash(ofFileAt path: String) throws -> String {
-        guard let file = FileHandle(forReadingAtPath: path) else { throw CocoaError(.fileReadNoSuchFile) }
-        defer { try? file.close() }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { throw CocoaError(.fileReadNoSuchFile) }
+        let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { throw CocoaError(.fileReadUnknown) }
         var hasher = SHA256()
         while let chunk = try file.read(upToCount: 4 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
         return hex(hasher.finalize())

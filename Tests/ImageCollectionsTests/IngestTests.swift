@@ -177,6 +177,11 @@ struct ManifestFolder {
         #expect(hash == SHA256.hash(data: Data(bytes)).map { String(format: "%02x", $0) }.joined())
         #expect(throws: ImageError.unreadable("\(folder.root.path) is not a regular file")) { try ItemWriter.readAndHash(fileAt: folder.root.path) }
         #expect(throws: ImageError.fileNotFound(large.path + ".gone")) { try ItemWriter.readAndHash(fileAt: large.path + ".gone") }
+        // A video's hash (read a few megabytes at a time) is the same hash; a named pipe is refused, not waited on.
+        #expect(try ItemWriter.contentHash(ofFileAt: large.path) == hash)
+        let pipe = folder.root.appendingPathComponent("pipe.mp4").path
+        #expect(mkfifo(pipe, 0o600) == 0)
+        #expect(throws: CocoaError.self) { try ItemWriter.contentHash(ofFileAt: pipe) }
 
         let store = try CollectionStore.embedded(folder: folder.root.appendingPathComponent("data"))
         _ = try await Self.pipeline(store).run(try FolderSource(root: folder.images).items(), into: "c")

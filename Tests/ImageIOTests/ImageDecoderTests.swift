@@ -65,6 +65,14 @@ import Testing
         #expect(Self.error { try ImageDecoder().decode(fileAt: "/tmp") }?.code == "FileUnreadable")
     }
 
+    /// A named pipe (which a manifest may name) is refused at once, not waited on for a writer.
+    @Test(.timeLimit(.minutes(1))) func aNamedPipeIsRefusedWithoutWaiting() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-fifo-\(UUID()).jpg").path
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(Self.error { try ImageDecoder().decode(fileAt: path) } == .unreadable("\(path) is not a regular file"))
+    }
+
     @Test func emptyFile() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-empty-\(UUID()).png").path
         FileManager.default.createFile(atPath: path, contents: Data())
