@@ -2,7 +2,8 @@
 # Exact and HNSW search in Loupe next to numpy, hnswlib, FAISS and pgvector's HNSW, on the same clustered
 # 512-d vectors, on this machine, in one run. Usage: benchmarks/index_bench.sh [COUNT ...]   (default: 100000 1000000)
 # Results go to benchmarks/results/index-COUNT.json and, as tables, to standard output. INDEX_EF (a comma-separated
-# list, default 40,96,200) sets the ef_search values every side is measured at, e.g. INDEX_EF=40,96,200,400,800.
+# list, default 40,96,200) sets the ef_search values every side is measured at, e.g. INDEX_EF=40,96,200,400,800;
+# INDEX_M and INDEX_EF_CONSTRUCTION (default 16 and 64) the graph every side builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=("$@")
@@ -32,7 +33,8 @@ for count in "${counts[@]}"; do
   # Exact search reads every vector per query: fewer queries at 1M keep the run under an hour.
   queries=1000
   [ "$count" -le 100000 ] || queries=200
-  .build/release/index-bench "$count" "$data" "$queries" "${INDEX_EF:-40,96,200}" >"$data/loupe.json"
+  .build/release/index-bench "$count" "$data" "$queries" "${INDEX_EF:-40,96,200}" "${INDEX_M:-16}" "${INDEX_EF_CONSTRUCTION:-64}" \
+    >"$data/loupe.json"
   "$venv/bin/python" benchmarks/index_bench.py "$data" "$url" "$data/loupe.json" | tee "$data/report.txt"
   head -n 1 "$data/report.txt" >"benchmarks/results/index-$count.json"
   rm -rf "$data"
