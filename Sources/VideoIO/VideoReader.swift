@@ -35,10 +35,16 @@ public struct FrameSampling: Sendable, Equatable {
     public var interval: Double
     /// Mean absolute difference (0...1) of small RGB copies of consecutive frames counted as a cut.
     public var sceneThreshold: Double
+    /// Decode every frame the schedule and cut detection may need, even when the video has a keyframe
+    /// at least every interval. By default such a video has only its keyframes decoded: a sample then
+    /// comes at the first keyframe at or after its time, and a cut is seen at a keyframe (encoders put
+    /// one at each cut), for a fraction of the decoding.
+    public var decodesAllFrames: Bool
 
-    public init(interval: Double = 1, sceneThreshold: Double = 0.25) {
+    public init(interval: Double = 1, sceneThreshold: Double = 0.25, decodesAllFrames: Bool = false) {
         self.interval = interval
         self.sceneThreshold = sceneThreshold
+        self.decodesAllFrames = decodesAllFrames
     }
 }
 
@@ -57,6 +63,8 @@ public final class VideoReader {
     public let height: Int
     public let codec: String
     public let container: String
+    /// Whether only the video's keyframes are decoded (`FrameSampling.decodesAllFrames`).
+    public let decodesKeyframesOnly: Bool
     public let sampling: FrameSampling
     private let limits: VideoLimits
     private let handle: OpaquePointer
@@ -79,7 +87,8 @@ public final class VideoReader {
         }
         var info = loupe_video_info()
         var message = [CChar](repeating: 0, count: 512)
-        guard let handle = loupe_video_open(path, Int32(shorterSide), &info, &message, message.count) else {
+        guard let handle = loupe_video_open(path, Int32(shorterSide), sampling.interval, sampling.decodesAllFrames ? 1 : 0, &info, &message,
+                                            message.count) else {
             let reason = message.withUnsafeBytes(Self.text)
             throw VideoError(code: reason.contains("no video stream") ? "NoVideoStream" : "InvalidVideoFormat", reason)
         }
@@ -101,6 +110,7 @@ public final class VideoReader {
         self.outputHeight = Int(info.output_height)
         self.codec = withUnsafeBytes(of: info.codec, Self.text)
         self.container = withUnsafeBytes(of: info.container, Self.text)
+        self.decodesKeyframesOnly = info.keyframes_only != 0
         self.sampling = sampling
         self.limits = limits
     }
@@ -144,8 +154,9 @@ public final class VideoReader {
             throw VideoError(code: "CorruptVideo", "the video is damaged: \(damaged) of its \(read) packets could not be decoded")
         }
         // Frames that end well before the stated duration mean a cut-off file, unless the stop came
-        // from the length limit.
-        if let duration, duration <= limits.maximumSeconds, lastDecoded + 2 < duration * 0.9 {
+        // from the length limit. With keyframes only, the last one may come up to an interval early.
+        let lastSeen = lastDecoded + (decodesKeyframesOnly ? sampling.interval : 0)
+        if let duration, duration <= limits.maximumSeconds, lastSeen + 2 < duration * 0.9 {
             throw VideoError(code: "CorruptVideo",
                              "the video stops at \(Self.clock(lastDecoded)) of its \(Self.clock(duration)): the file is truncated or damaged")
         }

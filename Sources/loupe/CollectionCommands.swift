@@ -98,7 +98,9 @@ extension Loupe {
                 item's id is its relative path. A manifest has a header row; the file column is IMAGE_FILE unless \
                 --image-column says otherwise, and every column becomes metadata. A video becomes one item per sampled \
                 frame (every --frame-interval seconds and at each cut), named VIDEO@SECONDS, with metadata video, \
-                video_time and video_interval; its frames are stored together once all are embedded. Unchanged files \
+                video_time and video_interval; its frames are stored together once all are embedded. A video with a \
+                keyframe at least every interval has only its keyframes decoded (--decode-all-frames decodes the \
+                rest too, for samples exactly on the schedule and cuts between keyframes). Unchanged files \
                 are skipped by content hash, so a run can be stopped at any moment and started again. Items that fail \
                 are listed in DATA/<collection>-errors.tsv.
                 """)
@@ -113,6 +115,7 @@ extension Loupe {
         @Option(help: "The manifest column naming each image file.") var imageColumn: String?
         @Option(help: "The manifest column holding each item's id (default: the image column).") var idColumn: String?
         @Option(help: "Seconds between the video frames taken (cuts add frames of their own).") var frameInterval = 1.0
+        @Flag(help: "Decode every video frame sampling may need, even where keyframes alone would do.") var decodeAllFrames = false
         @Option(help: "Videos longer than this many seconds are refused.") var maxVideoSeconds = VideoLimits().maximumSeconds
         @Option(help: "Video files larger than this many megabytes are refused.") var maxVideoMegabytes = VideoLimits().maximumBytes >> 20
 
@@ -145,7 +148,7 @@ extension Loupe {
             defer { Embedders.close(embedder) }
             let store = try await store.open()
             let display = IngestDisplay(remote: embedder as? RemoteEmbedder)
-            let ingestOptions = IngestOptions(jobs: jobs, batch: batch, sampling: FrameSampling(interval: frameInterval),
+            let ingestOptions = IngestOptions(jobs: jobs, batch: batch, sampling: FrameSampling(interval: frameInterval, decodesAllFrames: decodeAllFrames),
                                         videoLimits: VideoLimits(maximumSeconds: maxVideoSeconds, maximumBytes: maxVideoMegabytes << 20))
             let summary: IngestSummary
             do {

@@ -14,8 +14,10 @@ import Testing
         return url
     }
 
-    static func frames(_ path: String, interval: Double = 1, shorterSide: Int = 224, limits: VideoLimits = VideoLimits()) throws -> [VideoFrame] {
-        let reader = try VideoReader(path: path, shorterSide: shorterSide, sampling: FrameSampling(interval: interval), limits: limits)
+    static func frames(_ path: String, interval: Double = 1, allFrames: Bool = false, shorterSide: Int = 224,
+                       limits: VideoLimits = VideoLimits()) throws -> [VideoFrame] {
+        let reader = try VideoReader(path: path, shorterSide: shorterSide, sampling: FrameSampling(interval: interval, decodesAllFrames: allFrames),
+                                     limits: limits)
         var frames = [VideoFrame]()
         while let frame = try reader.next() { frames.append(frame) }
         return frames
@@ -86,13 +88,66 @@ import Testing
     ])
     func containersAndCodecsGiveTheSameSchedule(name: String, encoding: [String]) throws {
         let video = try TestVideos.make(at: try Self.folder().appendingPathComponent(name), encoding: encoding)
-        let frames = try Self.frames(video.path)
+        // Every frame the schedule needs is decoded; MPEG-4's keyframes (every 12 frames) would otherwise
+        // let the reader decode keyframes only (the next test).
+        let frames = try Self.frames(video.path, allFrames: true)
         #expect(Self.onSchedule(frames, [0, 1, 2, 3, 4, 4.52, 5, 6]), "\(name): \(frames.map(\.time))")
+    }
+
+    /// Videos with a keyframe every second (25 frames) or more often: only keyframes are decoded, each
+    /// sample is the first keyframe at or after its time, the cut to green at 4.52 s is seen at the first
+    /// keyframe after it, and every frame taken has the pixels a full decode gives at that time.
+    @Test(arguments: [
+        ("h264.mp4", ["-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p"], 1.0),
+        ("hevc.mov", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=25", "-tag:v", "hvc1", "-pix_fmt", "yuv420p"], 1.0),
+        ("mpeg4.avi", ["-c:v", "mpeg4", "-q:v", "4"], 0.48),
+        ("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "4"], 0.04),
+    ])
+    func keyframesAloneGiveTheFramesOfAFullDecode(name: String, encoding: [String], keyframeGap: Double) throws {
+        let video = try TestVideos.make(at: try Self.folder().appendingPathComponent(name), encoding: encoding)
+        let reader = try VideoReader(path: video.path, shorterSide: 224)
+        #expect(reader.decodesKeyframesOnly, "\(name)")
+        var frames = [VideoFrame]()
+        while let frame = try reader.next() { frames.append(frame) }
+        let times = frames.map(\.time)
+        #expect(times.first == 0, "\(name): \(times)")
+        // Each sample at the first keyframe at or after its time; the last within an interval and a
+        // keyframe of the end (6 s).
+        var tick = 1.0
+        for frame in frames.dropFirst() where !frame.isSceneChange {
+            #expect(frame.time >= tick - 0.001 && frame.time <= tick + keyframeGap + 0.001, "\(name): \(times)")
+            tick = (frame.time + 0.001).rounded(.down) + 1
+        }
+        #expect(times.last.map { $0 >= 6 - 1 - keyframeGap - 0.001 } == true, "\(name): \(times)")
+        let green = try #require(frames.first { $0.time >= 4.52 - 0.001 }, "\(name): \(times)")
+        #expect(green.time <= 4.52 + keyframeGap + 0.001 && Self.corner(green).1 > 100, "\(name): \(times)")
+        // Every decoded frame, for comparison: each one at or after each 0.04 s with everything decoded.
+        let everything = try Self.frames(video.path, interval: 0.04, allFrames: true)
+        for frame in frames {
+            let same = everything.first { abs($0.time - frame.time) < 0.001 }
+            #expect(same != nil && same?.image.pixels == frame.image.pixels,
+                    "\(name): the frame at \(frame.time) s is not a full decode's (\(everything.map(\.time)))")
+        }
+        // Asked to, the reader decodes everything.
+        let full = try VideoReader(path: video.path, shorterSide: 224, sampling: FrameSampling(decodesAllFrames: true))
+        #expect(!full.decodesKeyframesOnly)
+    }
+
+    @Test func keyframesFartherApartThanTheIntervalMeanAFullDecode() throws {
+        // x264's default here: one keyframe, at the start of the 6-second video.
+        let video = try TestVideos.make(at: try Self.folder().appendingPathComponent("scenes.mp4"))
+        #expect(try !VideoReader(path: video.path, shorterSide: 224).decodesKeyframesOnly)
+        #expect(try !VideoReader(path: video.path, shorterSide: 224, sampling: FrameSampling(interval: 5)).decodesKeyframesOnly)
+        #expect(try VideoReader(path: video.path, shorterSide: 224, sampling: FrameSampling(interval: 7)).decodesKeyframesOnly)
+        // WebM written by FFmpeg lists one cue per cluster (about every 5 s), not every keyframe: a full decode.
+        let webm = try TestVideos.make(at: try Self.folder().appendingPathComponent("g25.webm"),
+                                       encoding: ["-c:v", "libvpx-vp9", "-g", "25", "-b:v", "200k", "-deadline", "realtime"])
+        #expect(try !VideoReader(path: webm.path, shorterSide: 224).decodesKeyframesOnly)
     }
 
     @Test func aLongerIntervalTakesFewerFramesButStillEveryCut() throws {
         let video = try TestVideos.make(at: try Self.folder().appendingPathComponent("scenes.mp4"))
-        let frames = try Self.frames(video.path, interval: 3)
+        let frames = try Self.frames(video.path, interval: 3, allFrames: true)
         #expect(Self.onSchedule(frames, [0, 2, 3, 4.52, 6]), "\(frames.map(\.time))")
         #expect(frames.map(\.isSceneChange) == [false, true, false, true, false])
     }

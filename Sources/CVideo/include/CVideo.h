@@ -15,6 +15,8 @@ typedef struct {
     int32_t output_width, output_height;
     char codec[32];
     char container[32];
+    /// 1 when only keyframes are decoded (see loupe_video_open).
+    int32_t keyframes_only;
 } loupe_video_info;
 
 typedef struct {
@@ -25,11 +27,14 @@ typedef struct {
 } loupe_video_frame;
 
 /// Opens `path` (local files only, in the containers Loupe accepts) and prepares frames scaled so that
-/// their shorter side is `shorter_side` pixels (never enlarged). NULL with a message on failure.
-loupe_video *loupe_video_open(const char *path, int32_t shorter_side, loupe_video_info *info, char *message, size_t message_size);
+/// their shorter side is `shorter_side` pixels (never enlarged). Unless `all_frames` is set, only
+/// keyframes are decoded when the container's index shows one at least every `interval` seconds.
+/// NULL with a message on failure.
+loupe_video *loupe_video_open(const char *path, int32_t shorter_side, double interval, int32_t all_frames, loupe_video_info *info,
+                              char *message, size_t message_size);
 
 /// Decodes up to the next sampled frame (frames no other frame refers to are skipped, so a sample may
-/// come a few frames late; its time is its own): the first frame, the first at or after each multiple of
+/// come a few frames late, or up to a keyframe late when only keyframes are decoded; its time is its own): the first frame, the first at or after each multiple of
 /// `interval` seconds, and any frame whose picture differs from the previous frame's by more than
 /// `scene_threshold` (mean absolute difference of small RGB copies, 0...1), at least `interval / 4`
 /// after the last frame taken. Writes RGB (output_width × output_height × 3) into `rgb`.
