@@ -30,7 +30,7 @@ public enum GroupedHit: Sendable, Equatable {
     }
 }
 
-/// What video frames record in their metadata (`VideoIngest` writes them).
+/// What video frames record in their metadata (`BatchFeed` gives them).
 public enum FrameMetadata {
     public static let video = "video"
     public static let time = "video_time"

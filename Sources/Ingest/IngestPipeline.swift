@@ -49,7 +49,9 @@ public struct IngestSummary: Sendable {
 /// (`ItemWriter`, the path the server's add-item route takes too). An item whose stored hash equals its
 /// file's hash is skipped, so a run killed at any moment and started again ends with every item exactly
 /// once; a changed file is embedded again and replaces its item. An input the embedder refuses is
-/// reported with its error, never stored. Videos follow the images, one at a time (`VideoIngest`).
+/// reported with its error, never stored. A video's sampled frames share batches with the images and
+/// videos around it (`BatchFeed`); they are stored together, in one transaction of their own, once the
+/// last of them is embedded.
 public struct IngestPipeline: Sendable {
     public let embedder: any Embedder
     public let store: CollectionStore
@@ -59,10 +61,16 @@ public struct IngestPipeline: Sendable {
         self.store = store
     }
 
-    private struct Prepared: Sendable {
-        var ready: [(entry: ItemWriter.Prepared, isNew: Bool)] = []
+    /// What a batch's write settles, counted once the write has landed.
+    private struct Settled {
+        var added = 0
+        var updated = 0
         var skipped = 0
         var problems: [SourceProblem] = []
+
+        mutating func count(isNew: Bool) {
+            if isNew { added += 1 } else { updated += 1 }
+        }
     }
 
     public func run(
@@ -77,120 +85,91 @@ public struct IngestPipeline: Sendable {
         report(progress)
 
         let writer = ItemWriter(embedder: embedder, store: store, decodes: DecodeGate(slots: options.jobs, budgetBytes: options.decodeBudgetBytes))
-        let images = items.filter { !$0.isVideo }
-        try await ingestImages(images, stored: stored, into: collection, options: options, writer: writer, progress: &progress, problems: &problems,
-                               report: report)
-        // Videos one at a time, each decoded one batch ahead of the model.
-        let videos = VideoIngest(writer: writer, options: options)
-        for video in items where video.isVideo {
-            let outcome = try await videos.ingest(video, stored: stored, into: collection) { frames in
-                progress.frames += frames
-                report(progress)
-            }
-            switch outcome {
-            case .success(.stored(_, let isNew)): if isNew { progress.added += 1 } else { progress.updated += 1 }
-            case .success(.unchanged): progress.skipped += 1
-            case .failure(let problem):
-                progress.failed += 1
-                problems.append(problem)
-            }
+        let feed = BatchFeed(items: items, stored: stored, options: options, writer: writer)
+        // Embedded frames of videos not yet finished, and videos refused part-way (their frames are dropped).
+        var pendingFrames = [String: [Item]]()
+        var refusedVideos = Set<String>()
+        var writing: (write: Task<Void, Error>, settled: Settled)?
+        func account(_ settled: Settled) {
+            progress.added += settled.added
+            progress.updated += settled.updated
+            progress.skipped += settled.skipped
+            progress.failed += settled.problems.count
+            problems += settled.problems
             report(progress)
         }
-        return IngestSummary(progress: progress, problems: problems)
-    }
 
-    private func ingestImages(
-        _ items: [SourceItem], stored: [String: String], into collection: String, options: IngestOptions, writer: ItemWriter,
-        progress: inout IngestProgress, problems: inout [SourceProblem], report: (IngestProgress) -> Void
-    ) async throws {
-        let batches = stride(from: 0, to: items.count, by: options.batch).map { Array(items[$0..<min($0 + options.batch, items.count)]) }
-        guard !batches.isEmpty else { return }
-        var current = await prepare(batches[0], stored: stored, jobs: options.jobs, writer: writer)
-        // A batch counts once its write has landed.
-        func account(_ batch: Prepared) {
-            progress.added += batch.ready.filter(\.isNew).count
-            progress.updated += batch.ready.filter { !$0.isNew }.count
-            progress.skipped += batch.skipped
-            progress.failed += batch.problems.count
-            problems += batch.problems
-            report(progress)
-        }
-        var writing: (write: Task<Void, Error>, batch: Prepared)?
-        for index in batches.indices {
-            // The next batch is prepared while this one is embedded, and the previous one is written.
-            let upcoming = index + 1 < batches.count ? batches[index + 1] : []
-            async let next = prepare(upcoming, stored: stored, jobs: options.jobs, writer: writer)
-            var batch = current
-            let (records, failed) = await writer.embed(batch.ready.map(\.entry))
+        var batch = await feed.nextBatch()
+        while !batch.isEmpty {
+            // The next batch is gathered while this one is embedded, and the previous one is written.
+            async let upcoming = feed.nextBatch()
+            var settled = Settled(skipped: batch.unchanged, problems: batch.problems)
+            refusedVideos.formUnion(batch.failedVideos)
+            let entries = batch.entries.filter { entry in
+                if case .frame(let video) = entry.origin { !refusedVideos.contains(video) } else { true }
+            }
+            let origins = Dictionary(entries.map { ($0.entry.id, $0.origin) }, uniquingKeysWith: { first, _ in first })
+            let (records, failed) = await writer.embed(entries.map(\.entry))
             // A provider that refuses the requests themselves (a wrong key or endpoint) would refuse every
-            // item alike: what was embedded is stored, and the run stops with its answer.
+            // item alike: the images embedded are stored, and the run stops with its answer.
             if let refusal = failed.first(where: { $0.1.kind == .rejected })?.1 {
                 if let writing { try await writing.write.value }
-                try await writer.upsert(records, into: collection)
+                try await writer.upsert(records.filter { if case .image = origins[$0.id] { true } else { false } }, into: collection)
                 throw refusal
             }
-            let failedIDs = Set(failed.map(\.0.id))
-            batch.ready.removeAll { failedIDs.contains($0.entry.id) }
-            batch.problems += failed.map { entry, error in
-                SourceProblem(id: entry.id, path: entry.source, code: error.code, message: error.message)
+            for (entry, error) in failed {
+                switch origins[entry.id] {
+                case .frame(let video)?:
+                    // One frame refused refuses its video: nothing of it is stored, and it is read no further.
+                    guard refusedVideos.insert(video).inserted else { continue }
+                    feed.abandon(video)
+                    let time = VideoReader.clock(Double(entry.metadata[FrameMetadata.time] ?? "") ?? 0)
+                    settled.problems.append(SourceProblem(id: video, path: entry.source, code: error.code, message: "frame at \(time): \(error.message)"))
+                default:
+                    settled.problems.append(SourceProblem(id: entry.id, path: entry.source, code: error.code, message: error.message))
+                }
             }
-            // One write in flight at a time, in order: each is one transaction, so a crash loses at most
-            // whole batches, which the next run embeds again.
+            var images = [Item]()
+            for record in records {
+                switch origins[record.id] {
+                case .frame(let video)?:
+                    guard !refusedVideos.contains(video) else { continue }
+                    pendingFrames[video, default: []].append(record)
+                    progress.frames += 1
+                case .image(let isNew)?:
+                    images.append(record)
+                    settled.count(isNew: isNew)
+                case nil:
+                    continue
+                }
+            }
+            for video in refusedVideos { pendingFrames[video] = nil }
+            var videos = [(video: FinishedVideo, frames: [Item])]()
+            for video in batch.finishedVideos where !refusedVideos.contains(video.id) {
+                videos.append((video, pendingFrames.removeValue(forKey: video.id) ?? []))
+                settled.count(isNew: video.isNew)
+            }
+            report(progress)
+            // One write in flight at a time, in order: images in one transaction per batch, each video in
+            // one of its own, so a crash loses at most whole batches and whole videos, which the next run
+            // embeds again.
             if let writing {
                 try await writing.write.value
-                account(writing.batch)
+                account(writing.settled)
             }
-            writing = (Task { try await writer.upsert(records, into: collection) }, batch)
-            current = await next
+            writing = (Task {
+                try await writer.upsert(images, into: collection)
+                for (video, frames) in videos {
+                    let kept = Set(frames.map(\.id))
+                    try await writer.upsert(frames, into: collection, removing: video.previousFrames.filter { !kept.contains($0) })
+                }
+            }, settled)
+            batch = await upcoming
         }
         if let writing {
             try await writing.write.value
-            account(writing.batch)
+            account(writing.settled)
         }
-    }
-
-    private func prepare(_ batch: [SourceItem], stored: [String: String], jobs: Int, writer: ItemWriter) async -> Prepared {
-        guard !batch.isEmpty else { return Prepared() }
-        let results = await withTaskGroup(of: (Int, Result<ItemWriter.Prepared?, SourceProblem>).self) { group in
-            var results = [(Int, Result<ItemWriter.Prepared?, SourceProblem>)]()
-            var next = 0
-            func submit() {
-                guard next < batch.count else { return }
-                let index = next
-                let item = batch[index]
-                next += 1
-                group.addTask { (index, await self.load(item, storedHash: stored[item.id], writer: writer)) }
-            }
-            for _ in 0..<min(jobs, batch.count) { submit() }
-            for await result in group {
-                results.append(result)
-                submit()
-            }
-            return results.sorted { $0.0 < $1.0 }
-        }
-        var prepared = Prepared()
-        for (index, result) in results {
-            switch result {
-            case .success(let entry?): prepared.ready.append((entry, stored[batch[index].id] == nil))
-            case .success(nil): prepared.skipped += 1
-            case .failure(let problem): prepared.problems.append(problem)
-            }
-        }
-        return prepared
-    }
-
-    /// The file prepared for embedding, or nil when its stored hash shows it unchanged.
-    private func load(_ item: SourceItem, storedHash: String?, writer: ItemWriter) async -> Result<ItemWriter.Prepared?, SourceProblem> {
-        do {
-            let (data, hash) = try ItemWriter.readAndHash(fileAt: item.path)
-            if hash == storedHash { return .success(nil) }
-            return .success(try await writer.prepare(id: item.id, source: item.path, metadata: item.metadata, bytes: data, contentHash: hash))
-        } catch let error as ImageError {
-            return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.description))
-        } catch let error as EmbeddingError {
-            return .failure(SourceProblem(id: item.id, path: item.path, code: error.code, message: error.message))
-        } catch {
-            return .failure(SourceProblem(id: item.id, path: item.path, code: "Unreadable", message: "\(error)"))
-        }
+        return IngestSummary(progress: progress, problems: problems)
     }
 }

@@ -89,6 +89,58 @@ import Testing
         #expect(Set(try await store.contentHashes(in: "c").keys.map { $0.components(separatedBy: "@")[0] }) == ["good.avi"])
     }
 
+    /// The model embedding a pipeline's batches, recording how many inputs each batch holds.
+    final class BatchRecorder: Embedder, @unchecked Sendable {
+        let model: any Embedder
+        private let lock = NSLock()
+        private var sizes = [Int]()
+        var batchSizes: [Int] { lock.withLock { sizes } }
+
+        init(_ model: any Embedder) { self.model = model }
+        var identity: ModelIdentity { model.identity }
+        var scoring: LabelScoring? { model.scoring }
+        var frameSide: Int { model.frameSide }
+        func prepare(image bytes: [UInt8], decodes: DecodeGate, thumbnail: Bool) async throws(EmbeddingError) -> PreparedImage {
+            try await model.prepare(image: bytes, decodes: decodes, thumbnail: thumbnail)
+        }
+        func prepare(frame: RGBImage, thumbnail: Bool) throws(EmbeddingError) -> PreparedImage { try model.prepare(frame: frame, thumbnail: thumbnail) }
+        func embed(_ inputs: [EmbeddingInput]) async -> [Result<[Float], EmbeddingError>] {
+            lock.withLock { sizes.append(inputs.count) }
+            return await model.embed(inputs)
+        }
+    }
+
+    /// Short clips fill batches with the photos around them, and each is stored whole.
+    @Test func framesShareBatchesWithImagesAndOtherVideos() async throws {
+        let root = try await Self.folder()
+        let media = root.appendingPathComponent("media")
+        try TestVideos.make(at: media.appendingPathComponent("a-clip.mp4"), scenes: [.init("red", 2.5)])
+        try FileManager.default.copyItem(at: ManifestFolder.fixtures.appendingPathComponent("images/cmyk_360x240.jpg"),
+                                         to: media.appendingPathComponent("b-photo.jpg"))
+        try TestVideos.make(at: media.appendingPathComponent("c-clip.mkv"), scenes: [.init("navy", 2.5)])
+        try FileManager.default.copyItem(at: ManifestFolder.fixtures.appendingPathComponent("images/gray_l_257x199.png"),
+                                         to: media.appendingPathComponent("d-photo.png"))
+        let store = try CollectionStore.embedded(folder: root.appendingPathComponent("data"))
+        let recorder = BatchRecorder(try IngestPipelineTests.pipeline(store).embedder)
+        let pipeline = IngestPipeline(embedder: recorder, store: store)
+        let items = try FolderSource(root: media).items()
+        #expect(items.map(\.id) == ["a-clip.mp4", "b-photo.jpg", "c-clip.mkv", "d-photo.png"])
+        // Three frames a clip (0, 1 and 2 s) and two photos: one batch of 8, then nothing.
+        let summary = try await pipeline.run(items, into: "c", options: IngestOptions(batch: 8))
+        #expect(summary.problems.isEmpty && summary.progress.added == 4 && summary.progress.frames == 6)
+        #expect(recorder.batchSizes == [8])
+        for clip in ["a-clip.mp4", "c-clip.mkv"] {
+            let times = try await Self.frameIDs(store, video: clip).compactMap { Double($0.dropFirst(clip.count + 1)) }
+            #expect(times.count == 3 && zip(times, [0, 1, 2]).allSatisfy { $0 >= $1 && $0 <= $1 + 0.121 }, "\(clip): \(times)")
+        }
+        #expect(try await store.collection("c")?.itemCount == 8)
+        // Batches of 4: the first clip's frames and a photo, then the second clip's frames and a photo.
+        let again = IngestPipeline(embedder: BatchRecorder(recorder.model), store: try CollectionStore.embedded(folder: root.appendingPathComponent("data-4")))
+        let four = try await again.run(items, into: "c", options: IngestOptions(batch: 4))
+        #expect(four.problems.isEmpty && four.progress.added == 4)
+        #expect((again.embedder as? BatchRecorder)?.batchSizes == [4, 4])
+    }
+
     /// A manifest may list videos beside images: each frame keeps the row's columns.
     @Test func manifestRowsNamingVideosGiveFramesWithTheRowsMetadata() async throws {
         let folder = try ManifestFolder(copying: ["cmyk_360x240.jpg"])
