@@ -107,9 +107,9 @@ loupe_video *loupe_video_open(const char *path, int32_t shorter_side, double int
     // One thread: the model has the cores. Frames no other frame refers to (most B-frames) are not
     // decoded: sampling and cut detection look at the others, a few hundredths of a second apart, and
     // decoding costs half as much (a 720p H.264 file: 0.28 s instead of 0.6 s for 10 seconds). When
-    // the index shows a keyframe at least every interval (phones and cameras often record one a second,
-    // and encoders put one at each cut), only keyframes are decoded: each decodes on its own, so the
-    // frames taken are the same pixels a full decode gives, for a fraction of the work.
+    // the index shows a keyframe at least every interval (Android's recorder asks for one a second by
+    // default), only keyframes are decoded: each decodes on its own, so the frames taken are the pixels
+    // a full decode gives, for a fraction of the work; a cut between keyframes shows at the next one.
     video->codec->thread_count = 1;
     video->keyframes_only = !all_frames && keyframes_every(stream, video->time_base, video->start, info->duration, interval);
     // The decoder skips the other frames; the demuxer still hands them over, because H.264's decoder
